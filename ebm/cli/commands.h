@@ -1,0 +1,17 @@
+// Subcommands of the `ebm` command. Each adds itself to the CLI11 app and, when chosen on the
+// command line, its callback sets `action`, which main() runs inside one error handler.
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace ebm::cli {
+
+using Action = std::function<int()>;
+
+void add_smoke(CLI::App& app, Action& action);
+
+}  // namespace ebm::cli

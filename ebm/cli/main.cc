@@ -1,0 +1,29 @@
+// The `ebm` command: the only place that wires the libraries together.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <exception>
+
+#include "ebm/build_info.h"
+#include "ebm/cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ebm: energy-based models for images and MuJoCo trajectories", "ebm"};
+  app.set_version_flag("--version", std::string("ebm ") + ebm::build::kVersion + " (LibTorch " +
+                                        ebm::build::kTorchVersion + ", MuJoCo " +
+                                        ebm::build::kMujocoVersion + ")");
+  app.require_subcommand(1);
+  ebm::cli::Action action;
+  ebm::cli::add_smoke(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return action ? action() : 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "ebm: error: {}\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,35 @@
+// The energy-model interface shared by every domain, and weighted sums of energies.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace ebm {
+
+// An energy model assigns one scalar energy to each sample of a batch; low energy = likely.
+// `condition` is optional (undefined tensor when absent): a class label, a history window, ...
+class EnergyModel : public torch::nn::Module {
+ public:
+  ~EnergyModel() override = default;
+  // x: [N, ...] -> energies [N].
+  virtual torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition = {}) = 0;
+};
+
+// A weighted sum of energy models is itself an energy model (a product of experts):
+// E(x | c) = sum_i w_i * E_i(x | c).
+class WeightedSumEnergy : public EnergyModel {
+ public:
+  WeightedSumEnergy() = default;
+  WeightedSumEnergy& add(std::shared_ptr<EnergyModel> model, double weight = 1.0);
+  torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition = {}) override;
+  size_t size() const { return terms_.size(); }
+
+ private:
+  std::vector<std::pair<std::shared_ptr<EnergyModel>, double>> terms_;
+};
+
+}  // namespace ebm

@@ -1,0 +1,105 @@
+#include "ebm/core/langevin.h"
+
+#include <torch/autograd.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace ebm {
+
+LangevinSampler::LangevinSampler(LangevinOptions options) : options_(std::move(options)) {
+  const auto& o = options_;
+  if (o.steps() < 0) throw std::invalid_argument("langevin.steps must be >= 0, got " +
+                                                 std::to_string(o.steps()));
+  if (!(o.step_size() >= 0)) throw std::invalid_argument("langevin.step_size must be >= 0");
+  if (!(o.noise_std() >= 0)) throw std::invalid_argument("langevin.noise_std must be >= 0");
+  if (o.clip_mode() != GradClip::kNone && !(o.grad_clip() > 0))
+    throw std::invalid_argument("langevin.grad_clip must be > 0 when clipping is on");
+  if (o.clamp_min() && o.clamp_max() && *o.clamp_min() > *o.clamp_max())
+    throw std::invalid_argument("langevin clamp range is empty (min > max)");
+  if (!(o.final_step_ratio() >= 0))
+    throw std::invalid_argument("langevin.final_step_ratio must be >= 0");
+}
+
+double LangevinSampler::step_size_at(int64_t step) const {
+  const auto& o = options_;
+  if (o.schedule() == StepSchedule::kConstant || o.steps() <= 1) return o.step_size();
+  const double t = static_cast<double>(step) / static_cast<double>(o.steps() - 1);
+  const double r = o.final_step_ratio();
+  double factor = 1.0;
+  if (o.schedule() == StepSchedule::kLinear) factor = 1.0 + (r - 1.0) * t;
+  if (o.schedule() == StepSchedule::kCosine) factor = r + (1.0 - r) * 0.5 * (1.0 + std::cos(M_PI * t));
+  return o.step_size() * factor;
+}
+
+torch::Tensor LangevinSampler::sample(EnergyModel& model, const torch::Tensor& x0,
+                                      const torch::Tensor& condition, const torch::Tensor& mask,
+                                      const LangevinCallback& callback,
+                                      std::optional<at::Generator> generator) const {
+  const auto& o = options_;
+  if (!x0.defined() || x0.dim() < 1) throw std::invalid_argument("Langevin: x0 must be [N, ...]");
+  if (!x0.is_floating_point()) throw std::invalid_argument("Langevin: x0 must be floating point");
+  torch::Tensor keep;  // true where entries must not change
+  if (mask.defined()) {
+    keep = mask.to(x0.device()).to(torch::kBool).logical_not();
+    try {
+      keep = keep.expand_as(x0);
+    } catch (const c10::Error&) {
+      throw std::invalid_argument("Langevin: mask shape " + c10::str(mask.sizes()) +
+                                  " does not broadcast to x shape " + c10::str(x0.sizes()));
+    }
+  }
+  torch::Tensor x = x0.detach().clone();
+  const int64_t n = x.size(0);
+  for (int64_t step = 0; step < o.steps(); ++step) {
+    const double eta = step_size_at(step);
+    torch::Tensor x_in;
+    {
+      torch::NoGradGuard no_grad;
+      if (o.noise_std() > 0) {
+        x.add_(at::randn(x.sizes(), generator, x.options()) * o.noise_std());
+      }
+      if (keep.defined()) x = torch::where(keep, x0, x);
+      x_in = x.detach();
+    }
+    x_in.requires_grad_(true);
+    torch::Tensor e;
+    torch::Tensor g;
+    {
+      torch::AutoGradMode enable(true);
+      e = model.energy(x_in, condition);
+      if (e.dim() != 1 || e.size(0) != n) {
+        throw std::runtime_error("Langevin: the energy must return [N] = [" + std::to_string(n) +
+                                 "], got " + c10::str(e.sizes()));
+      }
+      g = torch::autograd::grad({(e * o.temperature()).sum()}, {x_in},
+                                /*grad_outputs=*/{}, /*retain_graph=*/false,
+                                /*create_graph=*/false)[0];
+    }
+    torch::NoGradGuard no_grad;
+    LangevinStepStats stats;
+    if (callback) {
+      stats.step = step;
+      stats.step_size = eta;
+      stats.mean_energy = e.detach().mean().item<double>();
+      stats.grad_norm = g.reshape({n, -1}).norm(2, 1).mean().item<double>();
+    }
+    if (o.clip_mode() == GradClip::kElementwise) {
+      g = g.clamp(-o.grad_clip(), o.grad_clip());
+    } else if (o.clip_mode() == GradClip::kL2) {
+      auto norms = g.reshape({n, -1}).norm(2, 1).clamp_min(1e-12);
+      auto scale = (o.grad_clip() / norms).clamp_max(1.0);
+      std::vector<int64_t> shape(g.dim(), 1);
+      shape[0] = n;
+      g = g * scale.reshape(shape);
+    }
+    x = x_in.detach() - eta * g;
+    if (o.clamp_min() || o.clamp_max()) x = x.clamp(o.clamp_min(), o.clamp_max());
+    if (keep.defined()) x = torch::where(keep, x0, x);
+    if (callback) callback(stats);
+  }
+  return x.detach();
+}
+
+}  // namespace ebm

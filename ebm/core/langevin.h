@@ -1,0 +1,70 @@
+// The one Langevin sampler of the project. Every domain (images, trajectories, composition,
+// completion, purification) samples through it; variations are options, not new loops.
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/types.h>
+
+#include <functional>
+#include <optional>
+
+#include "ebm/core/energy.h"
+
+namespace ebm {
+
+enum class GradClip { kNone, kElementwise, kL2 };
+enum class StepSchedule { kConstant, kLinear, kCosine };
+
+// Statistics of one Langevin step, handed to the per-step callback.
+struct LangevinStepStats {
+  int64_t step = 0;          // 0-based
+  double step_size = 0;      // after the schedule
+  double mean_energy = 0;    // mean E over the batch, before the update
+  double grad_norm = 0;      // mean over samples of the L2 norm of the (unclipped) gradient
+};
+using LangevinCallback = std::function<void(const LangevinStepStats&)>;
+
+struct LangevinOptions {
+  // Number of Langevin steps.
+  TORCH_ARG(int64_t, steps) = 60;
+  // Gradient step: x <- x - step_size * clip(grad E(x)).
+  TORCH_ARG(double, step_size) = 10.0;
+  // Std of the Gaussian noise added before each gradient evaluation (the original's order).
+  TORCH_ARG(double, noise_std) = 0.005;
+  // Gradient clipping: element-wise to +-grad_clip, or per-sample L2 norm <= grad_clip.
+  TORCH_ARG(GradClip, clip_mode) = GradClip::kElementwise;
+  TORCH_ARG(double, grad_clip) = 0.01;
+  // Optional box constraint applied after every step (images: [0, 1]).
+  TORCH_ARG(std::optional<double>, clamp_min) = 0.0;
+  TORCH_ARG(std::optional<double>, clamp_max) = 1.0;
+  // The gradient is taken of temperature * E.
+  TORCH_ARG(double, temperature) = 1.0;
+  // Step-size schedule from step_size down to step_size * final_step_ratio.
+  TORCH_ARG(StepSchedule, schedule) = StepSchedule::kConstant;
+  TORCH_ARG(double, final_step_ratio) = 1.0;
+};
+
+class LangevinSampler {
+ public:
+  explicit LangevinSampler(LangevinOptions options = {});
+
+  // Runs the chain from x0 and returns the final samples (detached, same shape as x0).
+  //  condition: passed to the energy (undefined when none).
+  //  mask: bool or 0/1 tensor broadcastable to x0; only entries where it is true change,
+  //        the others keep their x0 values bit for bit.
+  //  callback: called after every step with its statistics (costs one host sync per step).
+  //  generator: the noise's random generator (default: the global one).
+  // The energy's graph is freed after each step: memory does not grow with the number of steps.
+  torch::Tensor sample(EnergyModel& model, const torch::Tensor& x0,
+                       const torch::Tensor& condition = {}, const torch::Tensor& mask = {},
+                       const LangevinCallback& callback = nullptr,
+                       std::optional<at::Generator> generator = std::nullopt) const;
+
+  double step_size_at(int64_t step) const;
+  const LangevinOptions& options() const { return options_; }
+
+ private:
+  LangevinOptions options_;
+};
+
+}  // namespace ebm
