@@ -1,0 +1,83 @@
+// Replay buffer of Langevin chain states (the IGEBM "persistent" chains).
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
+
+namespace ebm {
+
+enum class BufferPolicy { kFifo, kReservoir };
+enum class BufferInit { kUniform, kGaussian, kData };
+// kUint8: values in [0, 1] kept as floor(x * 256) clipped to 255 and re-dequantised with
+// U(0, 1/256) when drawn (the original's compact image buffer). kFloat32: kept exactly.
+enum class BufferStorage { kFloat32, kUint8 };
+
+struct ReplayBufferOptions {
+  TORCH_ARG(int64_t, capacity) = 10000;
+  // Probability that a drawn chain start is a fresh sample of the init distribution.
+  TORCH_ARG(double, reinit_prob) = 0.05;
+  TORCH_ARG(BufferPolicy, policy) = BufferPolicy::kFifo;
+  TORCH_ARG(BufferInit, init) = BufferInit::kUniform;
+  // kUniform: U(init_low, init_high); kGaussian: N(init_mean, init_std); kData: rows of the
+  // data batch handed to draw() (plus N(0, init_std) noise when init_std > 0).
+  TORCH_ARG(double, init_low) = 0.0;
+  TORCH_ARG(double, init_high) = 1.0;
+  TORCH_ARG(double, init_mean) = 0.0;
+  TORCH_ARG(double, init_std) = 1.0;
+  TORCH_ARG(BufferStorage, storage) = BufferStorage::kFloat32;
+};
+
+// A draw of chain starts: states, their conditions (undefined for unconditional models) and which
+// rows came from the buffer.
+struct BufferDraw {
+  torch::Tensor x;
+  torch::Tensor condition;
+  torch::Tensor from_buffer;  // bool [N]
+};
+
+class ReplayBuffer {
+ public:
+  // sample_shape: shape of one state (e.g. {1, 28, 28}); states live on the CPU.
+  ReplayBuffer(std::vector<int64_t> sample_shape, ReplayBufferOptions options = {});
+
+  // n chain starts on `device`. Until the buffer holds more than n states every row is fresh;
+  // then each row is fresh with probability reinit_prob. Fresh rows take their condition from
+  // fresh_condition (rows of it, [n, ...]) and, for kData, their state from `data` ([>=1, ...]).
+  BufferDraw draw(int64_t n, torch::Device device, const torch::Tensor& fresh_condition = {},
+                  const torch::Tensor& data = {});
+  // Stores final chain states (and their conditions, if the buffer keeps any).
+  void push(const torch::Tensor& x, const torch::Tensor& condition = {});
+
+  int64_t size() const { return size_; }
+  int64_t capacity() const { return options_.capacity(); }
+  const ReplayBufferOptions& options() const { return options_; }
+  // The stored states as floats (dequantised deterministically at bin centres for kUint8).
+  torch::Tensor states() const;
+
+  void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
+  void load(torch::serialize::InputArchive& archive, const std::string& prefix);
+
+ private:
+  torch::Tensor fresh(int64_t n, const torch::Tensor& data) const;
+  torch::Tensor encode(const torch::Tensor& x) const;
+  torch::Tensor decode(const torch::Tensor& stored, bool dequantize) const;
+  std::vector<int64_t> slots_for(int64_t n);
+
+  std::vector<int64_t> shape_;
+  ReplayBufferOptions options_;
+  torch::Tensor data_;        // [capacity, ...] uint8 or float32, CPU
+  torch::Tensor conditions_;  // [capacity, ...] or undefined
+  int64_t size_ = 0;
+  int64_t head_ = 0;          // FIFO: next slot to overwrite
+  int64_t seen_ = 0;          // reservoir: states offered so far
+};
+
+}  // namespace ebm

@@ -1,0 +1,137 @@
+// Contrastive-divergence training of an energy model (IGEBM, Du & Mordatch 2019): positives from
+// the data, negatives from the one Langevin sampler started in the replay buffer; loss
+// objective(E+, E-) + alpha (E+^2 + E-^2); Adam; a guard against non-finite steps.
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ebm/core/adam.h"
+#include "ebm/core/energy.h"
+#include "ebm/core/langevin.h"
+#include "ebm/core/replay_buffer.h"
+
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
+
+namespace ebm {
+
+enum class Objective { kCD, kLogSumExp, kSoftplus };
+
+struct TrainerOptions {
+  // cd: E+ - E-; logsumexp: E+ - sum softmax(-E-) E-; softplus: softplus(2 (E+ - E-)).
+  TORCH_ARG(Objective, objective) = Objective::kCD;
+  // alpha of the L2 term alpha * mean(E+^2 + E-^2).
+  TORCH_ARG(double, l2_coeff) = 1.0;
+  // Positives become x * 255/256 + U(0, 1/256) (8-bit images); off for continuous data.
+  TORCH_ARG(bool, dequantize) = true;
+  TORCH_ARG(AdamOptions, adam) = AdamOptions();
+  // Linear learning-rate warm-up over this many steps (0: none).
+  TORCH_ARG(int64_t, warmup_steps) = 0;
+  // Exponential moving average of the weights (0: off), e.g. 0.999.
+  TORCH_ARG(double, ema_decay) = 0.0;
+  // Start chains in the replay buffer; otherwise always from the buffer's init distribution.
+  TORCH_ARG(bool, use_buffer) = true;
+  TORCH_ARG(ReplayBufferOptions, buffer) = ReplayBufferOptions();
+  TORCH_ARG(LangevinOptions, langevin) = LangevinOptions();
+  // Non-finite guard: a step with a NaN/Inf loss or gradient is skipped; after max_bad_steps in a
+  // row the last good snapshot (taken every snapshot_every good steps) is restored and the
+  // Langevin step size halved; after max_restores restorations training stops (TrainingDiverged).
+  TORCH_ARG(int64_t, max_bad_steps) = 5;
+  TORCH_ARG(int64_t, max_restores) = 3;
+  TORCH_ARG(int64_t, snapshot_every) = 100;
+  // Process rank and count, for data-parallel training (only rank 0 reports warnings).
+  TORCH_ARG(int64_t, rank) = 0;
+  TORCH_ARG(int64_t, world_size) = 1;
+};
+
+struct TrainStepResult {
+  int64_t step = 0;       // steps taken so far (after this one)
+  double loss = 0;
+  double e_pos = 0;       // mean energy of the data
+  double e_neg = 0;       // mean energy of the samples
+  double ml_loss = 0;     // the objective's part
+  double l2_loss = 0;
+  double lr = 0;
+  double langevin_step_size = 0;
+  bool skipped = false;   // non-finite: no update
+  bool restored = false;  // the guard restored the last good snapshot
+};
+
+class TrainingDiverged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class ContrastiveDivergenceTrainer {
+ public:
+  // sample_shape: shape of one sample (e.g. {1, 28, 28}); the model is moved to `device`.
+  ContrastiveDivergenceTrainer(std::shared_ptr<EnergyModel> model,
+                               std::vector<int64_t> sample_shape, TrainerOptions options,
+                               torch::Device device = torch::kCPU);
+
+  // One iteration on a batch of positives [B, ...] (and their labels for a conditional model:
+  // the negatives are sampled under the same labels).
+  TrainStepResult step(const torch::Tensor& x_pos, const torch::Tensor& labels = {});
+
+  // Samples n states with the trainer's sampler from its buffer's init distribution (or the
+  // buffer itself when from_buffer), under `labels` if the model is conditional.
+  torch::Tensor sample(int64_t n, const torch::Tensor& labels = {}, bool from_buffer = false,
+                       const LangevinCallback& callback = nullptr);
+
+  // Data-parallel hook: called with the gradients after backward, before the guard and the
+  // update (e.g. an all-reduce averaging them across processes).
+  void set_grad_sync(std::function<void(std::vector<torch::Tensor>&)> fn) { grad_sync_ = std::move(fn); }
+  // Receives the guard's warnings (default: stderr on rank 0).
+  void set_warning_sink(std::function<void(const std::string&)> fn) { warn_ = std::move(fn); }
+
+  // Swaps the model's weights with their EMA (call again to swap back). No-op without EMA.
+  void swap_ema();
+  bool has_ema() const { return !ema_.empty(); }
+
+  // Everything needed to resume bit-identically: model, optimizer, buffer, EMA, RNG states,
+  // step, current Langevin step size, guard counters.
+  void save(torch::serialize::OutputArchive& archive) const;
+  void load(torch::serialize::InputArchive& archive);
+
+  EnergyModel& model() { return *model_; }
+  std::shared_ptr<EnergyModel> model_ptr() { return model_; }
+  ReplayBuffer& buffer() { return buffer_; }
+  const LangevinSampler& sampler() const { return sampler_; }
+  const TrainerOptions& options() const { return options_; }
+  int64_t steps() const { return step_; }
+  torch::Device device() const { return device_; }
+
+ private:
+  std::vector<torch::Tensor> parameters() const;
+  void save_weights(torch::serialize::OutputArchive& archive) const;
+  void load_weights(torch::serialize::InputArchive& archive);
+  void take_snapshot();
+  void restore_snapshot();
+  double lr_at(int64_t step) const;
+
+  std::shared_ptr<EnergyModel> model_;
+  std::vector<int64_t> shape_;
+  TrainerOptions options_;
+  torch::Device device_;
+  ReplayBuffer buffer_;
+  LangevinSampler sampler_;
+  std::unique_ptr<Adam> adam_;
+  std::vector<torch::Tensor> ema_;
+  std::function<void(std::vector<torch::Tensor>&)> grad_sync_;
+  std::function<void(const std::string&)> warn_;
+  int64_t step_ = 0;
+  int64_t bad_in_a_row_ = 0;
+  int64_t restores_ = 0;
+  int64_t good_since_snapshot_ = 0;
+  std::string snapshot_;  // serialized model + optimizer + EMA of the last good state
+};
+
+}  // namespace ebm
