@@ -21,6 +21,13 @@ SpectralNormState::SpectralNormState(torch::nn::Module& owner, const torch::Tens
   v_ = owner.register_buffer("sn_v", torch::nn::functional::normalize(
                                          torch::randn({w.size(1)}, w.options()),
                                          torch::nn::functional::NormalizeFuncOptions().dim(0)));
+  // Converge u, v at construction (as PyTorch's parametrization does), so that an eval-mode
+  // forward before any training step divides by a sensible sigma, not by u0^T W v0 of random
+  // vectors, which can be arbitrarily small.
+  const auto per_forward = options_.n_power_iterations();
+  options_.n_power_iterations(15);
+  normalize(weight, /*update=*/true);
+  options_.n_power_iterations(per_forward);
 }
 
 torch::Tensor SpectralNormState::normalize(const torch::Tensor& weight, bool update) {
