@@ -81,6 +81,11 @@ add_library(ebm::torch ALIAS ebm_torch)
 target_link_libraries(ebm_torch INTERFACE ${TORCH_LIBRARIES})
 separate_arguments(_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 target_compile_options(ebm_torch INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${_torch_flags}>)
+# libtorch.so exports its own (statically linked, newer) copy of std::filesystem, and it comes
+# before libstdc++ in the dynamic linker's search order, so our std::filesystem calls would bind to
+# it; its remove_all jumps through a null pointer. Making libstdc++ the first NEEDED library binds
+# every std:: symbol to the system's libstdc++ instead.
+target_link_options(ebm_torch INTERFACE "LINKER:--push-state,--no-as-needed,-lstdc++,--pop-state")
 if(EBM_TORCH_CUDA)
   # libtorch_cuda registers the CUDA backend from static initialisers; nothing references it
   # directly, so an --as-needed linker would drop it and torch::cuda::is_available() would lie.

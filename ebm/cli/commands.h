@@ -13,5 +13,7 @@ namespace ebm::cli {
 using Action = std::function<int()>;
 
 void add_smoke(CLI::App& app, Action& action);
+void add_train(CLI::App& app, Action& action);
+void add_sample(CLI::App& app, Action& action);
 
 }  // namespace ebm::cli

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   ebm::cli::Action action;
   ebm::cli::add_smoke(app, action);
+  ebm::cli::add_train(app, action);
+  ebm::cli::add_sample(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,7 @@
 #include "ebm/core/trainer.h"
 
 #include <torch/serialize/archive.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -23,6 +24,25 @@ void set_rng_state(torch::Device device, const torch::Tensor& state) {
   gen.set_state(state);
 }
 
+// bf16 autocast for the scope (CUDA only), restoring the previous state on exit.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool on) : on_(on) {
+    if (!on_) return;
+    was_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  }
+  ~AutocastScope() {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, was_);
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool on_, was_ = false;
+};
+
 }  // namespace
 
 ContrastiveDivergenceTrainer::ContrastiveDivergenceTrainer(std::shared_ptr<EnergyModel> model,
@@ -40,6 +60,9 @@ ContrastiveDivergenceTrainer::ContrastiveDivergenceTrainer(std::shared_ptr<Energ
   if (options_.ema_decay() < 0 || options_.ema_decay() >= 1)
     throw std::invalid_argument("trainer.ema_decay must be in [0, 1)");
   if (options_.max_bad_steps() < 1) throw std::invalid_argument("trainer.max_bad_steps must be >= 1");
+  if (options_.autocast_bf16() && !device_.is_cuda())
+    throw std::invalid_argument("trainer.autocast_bf16 needs a CUDA device, the device is " +
+                                device_.str());
   model_->to(device_);
   adam_ = std::make_unique<Adam>(parameters(), options_.adam());
   if (options_.ema_decay() > 0) {
@@ -76,6 +99,7 @@ torch::Tensor ContrastiveDivergenceTrainer::sample(int64_t n, const torch::Tenso
   }
   const bool was_training = model_->is_training();
   model_->eval();
+  AutocastScope autocast(options_.autocast_bf16());
   auto x = sampler_.sample(*model_, x0, cond, {}, callback);
   model_->train(was_training);
   return x;
@@ -93,6 +117,7 @@ TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in
   }
   torch::Tensor cond = labels.defined() ? labels.to(device_) : labels;
 
+  AutocastScope autocast(options_.autocast_bf16());
   // Negatives: chains from the buffer (or fresh), sampled without touching model statistics.
   auto draw = buffer_.draw(b, device_, labels,
                            options_.buffer().init() == BufferInit::kData ? x_pos : torch::Tensor());
@@ -105,7 +130,7 @@ TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in
   auto both = torch::cat({x_pos, x_neg}, 0);
   torch::Tensor both_cond;
   if (cond.defined()) both_cond = torch::cat({cond, draw.condition.to(device_)}, 0);
-  auto energies = model_->energy(both, both_cond);
+  auto energies = model_->energy(both, both_cond).to(torch::kFloat32);
   auto e_pos = energies.narrow(0, 0, b), e_neg = energies.narrow(0, b, b);
   torch::Tensor ml;
   switch (options_.objective()) {

@@ -47,6 +47,8 @@ struct TrainerOptions {
   TORCH_ARG(int64_t, max_bad_steps) = 5;
   TORCH_ARG(int64_t, max_restores) = 3;
   TORCH_ARG(int64_t, snapshot_every) = 100;
+  // bf16 autocast of the energy (forward and Langevin) on CUDA; an error on the CPU.
+  TORCH_ARG(bool, autocast_bf16) = false;
   // Process rank and count, for data-parallel training (only rank 0 reports warnings).
   TORCH_ARG(int64_t, rank) = 0;
   TORCH_ARG(int64_t, world_size) = 1;

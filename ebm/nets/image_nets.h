@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "ebm/core/config.h"
 #include "ebm/core/energy.h"
 #include "ebm/core/spectral_norm.h"
 
@@ -39,6 +40,10 @@ struct ImageEnergyOptions {
 // "small_cnn" (28x28 grey images). Throws std::invalid_argument naming the known ones.
 ImageEnergyOptions image_net_preset(const std::string& name, int64_t in_channels,
                                     int64_t num_classes);
+
+// Section `model`: net (preset name), conditional, num_classes, activation, spectral_norm,
+// dropout, and optionally stem_filters, stage_filters, blocks_per_stage to override the preset.
+ImageEnergyOptions image_net_options(const ConfigSection& model, int64_t in_channels);
 
 class CondResBlockImpl : public torch::nn::Module {
  public:

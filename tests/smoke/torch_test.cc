@@ -2,6 +2,10 @@
 // analytic derivative and against finite differences.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 TEST(TorchSmoke, MatmulMatchesHandLoop) {
   torch::manual_seed(1);
@@ -33,6 +37,16 @@ TEST(TorchSmoke, AutogradMatchesAnalyticAndFiniteDifferences) {
     double fd = (f(xp).item<double>() - f(xm).item<double>()) / (2 * h);
     EXPECT_NEAR(g[i].item<double>(), fd, 1e-6);
   }
+}
+
+TEST(TorchSmoke, StdFilesystemBindsToLibstdcxxNotToLibTorchsCopy) {
+  // libtorch.so exports a copy of std::filesystem whose remove_all crashes when our calls bind to
+  // it; cmake/EbmTorch.cmake puts libstdc++ first in the search order. This would segfault.
+  const auto dir = std::filesystem::temp_directory_path() / ("ebm_fs_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "a" / "b");
+  std::ofstream(dir / "a" / "b" / "f.txt") << "x";
+  EXPECT_EQ(std::filesystem::remove_all(dir), 4u);
+  EXPECT_FALSE(std::filesystem::exists(dir));
 }
 
 TEST(TorchSmoke, CudaAvailabilityIsConsistent) {

@@ -1,0 +1,246 @@
+#include "datasets/image/image_dataset.h"
+
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+namespace ebm::data {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw DatasetError(path + ": " + what);
+}
+
+uint32_t be32(const std::string& bytes, size_t at) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + at);
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+std::string hex(uint32_t v) {
+  std::ostringstream s;
+  s << "0x" << std::hex << std::setw(8) << std::setfill('0') << v;
+  return s.str();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot open (" + std::string(std::strerror(errno)) + ")");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser", "Pullover", "Dress",
+                                                "Coat",        "Sandal",  "Shirt",    "Sneaker",
+                                                "Bag",         "Ankle boot"};
+
+// The first existing path among `base` and `base.gz`.
+std::string with_optional_gz(const std::string& base) {
+  if (fs::exists(base)) return base;
+  if (fs::exists(base + ".gz")) return base + ".gz";
+  throw DatasetError(base + "[.gz]: not found");
+}
+
+}  // namespace
+
+std::string read_maybe_gzipped(const std::string& path) {
+  std::string raw = read_file(path);
+  if (raw.size() < 2 || static_cast<unsigned char>(raw[0]) != 0x1f ||
+      static_cast<unsigned char>(raw[1]) != 0x8b) {
+    return raw;
+  }
+  z_stream zs{};
+  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) fail(path, "zlib init failed");
+  zs.next_in = reinterpret_cast<Bytef*>(raw.data());
+  zs.avail_in = static_cast<uInt>(raw.size());
+  std::string out;
+  std::array<char, 1 << 16> chunk;
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END) {
+    zs.next_out = reinterpret_cast<Bytef*>(chunk.data());
+    zs.avail_out = static_cast<uInt>(chunk.size());
+    rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) {
+      const std::string msg = zs.msg ? zs.msg : "error " + std::to_string(rc);
+      inflateEnd(&zs);
+      if (rc == Z_BUF_ERROR) fail(path, "truncated gzip stream after " + std::to_string(out.size()) + " bytes");
+      fail(path, "corrupt gzip stream (" + msg + ")");
+    }
+    out.append(chunk.data(), chunk.size() - zs.avail_out);
+    if (rc != Z_STREAM_END && zs.avail_in == 0 && zs.avail_out != 0) {
+      inflateEnd(&zs);
+      fail(path, "truncated gzip stream after " + std::to_string(out.size()) + " bytes");
+    }
+  }
+  inflateEnd(&zs);
+  return out;
+}
+
+ImageDataset load_idx(const std::string& images_path, const std::string& labels_path,
+                      std::vector<std::string> class_names) {
+  const std::string img = read_maybe_gzipped(images_path);
+  const std::string lab = read_maybe_gzipped(labels_path);
+  if (img.size() < 16) fail(images_path, "IDX header needs 16 bytes, file has " + std::to_string(img.size()));
+  if (be32(img, 0) != 0x00000803)
+    fail(images_path, "IDX images need magic 0x00000803 (uint8, 3 dims), found " + hex(be32(img, 0)));
+  const uint64_t n = be32(img, 4), h = be32(img, 8), w = be32(img, 12);
+  if (h == 0 || w == 0 || h > 4096 || w > 4096)
+    fail(images_path, "implausible image size " + std::to_string(h) + "x" + std::to_string(w));
+  if (img.size() - 16 != n * h * w)
+    fail(images_path, "header says " + std::to_string(n) + " images of " + std::to_string(h) + "x" +
+                          std::to_string(w) + " = " + std::to_string(n * h * w) +
+                          " bytes, file holds " + std::to_string(img.size() - 16));
+  if (lab.size() < 8) fail(labels_path, "IDX header needs 8 bytes, file has " + std::to_string(lab.size()));
+  if (be32(lab, 0) != 0x00000801)
+    fail(labels_path, "IDX labels need magic 0x00000801 (uint8, 1 dim), found " + hex(be32(lab, 0)));
+  const uint64_t nl = be32(lab, 4);
+  if (nl != n) fail(labels_path, std::to_string(nl) + " labels for " + std::to_string(n) + " images");
+  if (lab.size() - 8 != nl)
+    fail(labels_path, "header says " + std::to_string(nl) + " labels, file holds " + std::to_string(lab.size() - 8));
+  ImageDataset ds;
+  ds.images = torch::empty({static_cast<int64_t>(n), 1, static_cast<int64_t>(h), static_cast<int64_t>(w)}, torch::kUInt8);
+  std::memcpy(ds.images.data_ptr<uint8_t>(), img.data() + 16, n * h * w);
+  ds.labels = torch::empty({static_cast<int64_t>(n)}, torch::kLong);
+  auto* lp = ds.labels.data_ptr<int64_t>();
+  const int64_t k = class_names.empty() ? 256 : static_cast<int64_t>(class_names.size());
+  for (uint64_t i = 0; i < n; ++i) {
+    lp[i] = static_cast<unsigned char>(lab[8 + i]);
+    if (lp[i] >= k)
+      fail(labels_path, "label " + std::to_string(lp[i]) + " of item " + std::to_string(i) +
+                            " is out of range [0, " + std::to_string(k) + ")");
+  }
+  if (class_names.empty()) {
+    const int64_t max_label = n ? ds.labels.max().item<int64_t>() : -1;
+    for (int64_t c = 0; c <= max_label; ++c) class_names.push_back(std::to_string(c));
+  }
+  ds.class_names = std::move(class_names);
+  ds.source = images_path;
+  return ds;
+}
+
+ImageDataset load_mnist_folder(const std::string& dir, const std::string& split,
+                               const std::string& class_set) {
+  std::string prefix;
+  if (split == "train") prefix = "train";
+  else if (split == "test") prefix = "t10k";
+  else throw DatasetError(dir + ": split must be 'train' or 'test', got '" + split + "'");
+  std::vector<std::string> names;
+  if (class_set == "fashion_mnist") names = kFashionNames;
+  else if (class_set == "mnist") names = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  auto ds = load_idx(with_optional_gz(dir + "/" + prefix + "-images-idx3-ubyte"),
+                     with_optional_gz(dir + "/" + prefix + "-labels-idx1-ubyte"), names);
+  ds.split = split;
+  return ds;
+}
+
+namespace {
+
+ImageDataset load_cifar_records(const std::vector<std::string>& files, int label_bytes,
+                                int label_index, int64_t num_classes) {
+  constexpr int64_t kPixels = 3 * 32 * 32;
+  const int64_t record = label_bytes + kPixels;
+  std::vector<std::string> contents;
+  int64_t total = 0;
+  for (const auto& f : files) {
+    contents.push_back(read_file(f));
+    const auto& c = contents.back();
+    if (c.empty() || c.size() % record != 0)
+      fail(f, "CIFAR records are " + std::to_string(record) + " bytes; file size " +
+                  std::to_string(c.size()) + " is not a positive multiple (truncated?)");
+    total += static_cast<int64_t>(c.size()) / record;
+  }
+  ImageDataset ds;
+  ds.images = torch::empty({total, 3, 32, 32}, torch::kUInt8);
+  ds.labels = torch::empty({total}, torch::kLong);
+  auto* ip = ds.images.data_ptr<uint8_t>();
+  auto* lp = ds.labels.data_ptr<int64_t>();
+  int64_t i = 0;
+  for (size_t fi = 0; fi < files.size(); ++fi) {
+    const auto& c = contents[fi];
+    const int64_t count = static_cast<int64_t>(c.size()) / record;
+    for (int64_t r = 0; r < count; ++r, ++i) {
+      const char* rec = c.data() + r * record;
+      const int64_t label = static_cast<unsigned char>(rec[label_index]);
+      if (label >= num_classes)
+        fail(files[fi], "record " + std::to_string(r) + " (offset " + std::to_string(r * record) +
+                            ") has label " + std::to_string(label) + ", expected < " +
+                            std::to_string(num_classes));
+      lp[i] = label;
+      std::memcpy(ip + i * kPixels, rec + label_bytes, kPixels);  // R, G, B planes = CHW
+    }
+  }
+  ds.source = files.front();
+  return ds;
+}
+
+std::vector<std::string> read_names(const std::string& path, size_t expected) {
+  std::vector<std::string> names;
+  std::ifstream in(path);
+  std::string line;
+  while (in && std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) names.push_back(line);
+  }
+  if (names.size() != expected) {
+    names.clear();
+    for (size_t c = 0; c < expected; ++c) names.push_back(std::to_string(c));
+  }
+  return names;
+}
+
+}  // namespace
+
+ImageDataset load_cifar10(const std::string& dir, const std::string& split) {
+  std::vector<std::string> files;
+  if (split == "train") {
+    for (int b = 1; b <= 5; ++b) files.push_back(dir + "/data_batch_" + std::to_string(b) + ".bin");
+  } else if (split == "test") {
+    files.push_back(dir + "/test_batch.bin");
+  } else {
+    throw DatasetError(dir + ": split must be 'train' or 'test', got '" + split + "'");
+  }
+  auto ds = load_cifar_records(files, 1, 0, 10);
+  ds.class_names = read_names(dir + "/batches.meta.txt", 10);
+  ds.split = split;
+  return ds;
+}
+
+ImageDataset load_cifar100(const std::string& dir, const std::string& split,
+                           const std::string& label_kind) {
+  if (split != "train" && split != "test")
+    throw DatasetError(dir + ": split must be 'train' or 'test', got '" + split + "'");
+  if (label_kind != "fine" && label_kind != "coarse")
+    throw DatasetError(dir + ": CIFAR-100 labels are 'fine' or 'coarse', got '" + label_kind + "'");
+  const bool fine = label_kind == "fine";
+  auto ds = load_cifar_records({dir + "/" + split + ".bin"}, 2, fine ? 1 : 0, fine ? 100 : 20);
+  ds.class_names = read_names(dir + (fine ? "/fine_label_names.txt" : "/coarse_label_names.txt"),
+                              fine ? 100 : 20);
+  ds.split = split;
+  return ds;
+}
+
+ImageDataset load_image_dataset(const std::string& format, const std::string& path,
+                                const std::string& split) {
+  if (format == "fashion_mnist" || format == "mnist") return load_mnist_folder(path, split, format);
+  if (format == "idx") return load_mnist_folder(path, split, "");
+  if (format == "cifar10") return load_cifar10(path, split);
+  if (format == "cifar100") return load_cifar100(path, split);
+  throw DatasetError("unknown dataset format '" + format +
+                     "' (known: fashion_mnist, mnist, idx, cifar10, cifar100)");
+}
+
+torch::Tensor to_float(const torch::Tensor& images) {
+  return images.to(torch::kFloat32).div_(255.0);
+}
+
+}  // namespace ebm::data

@@ -1,0 +1,92 @@
+#include "ebm/core/checkpoint.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "ebm/util/files.h"
+
+namespace ebm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string ckpt_name(int64_t step) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "ckpt-%010ld.pt", static_cast<long>(step));
+  return buf;
+}
+
+}  // namespace
+
+CheckpointManager::CheckpointManager(std::string dir, int64_t keep_last)
+    : dir_(std::move(dir)), keep_last_(keep_last) {
+  if (keep_last_ < 1) throw std::invalid_argument("checkpoint keep_last must be >= 1");
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) throw std::runtime_error("cannot create " + dir_ + ": " + ec.message());
+  const std::string best_file = dir_ + "/best.json";
+  if (fs::exists(best_file)) {
+    std::ifstream in(best_file);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find("\"metric\":");
+    if (at != std::string::npos) best_ = std::stod(text.substr(at + 9));
+  }
+}
+
+std::vector<std::string> CheckpointManager::list() const {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    const auto name = e.path().filename().string();
+    if (name.rfind("ckpt-", 0) == 0 && e.path().extension() == ".pt") out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::optional<std::string> CheckpointManager::latest() const {
+  auto all = list();
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
+std::string CheckpointManager::save(
+    int64_t step, const std::function<void(torch::serialize::OutputArchive&)>& fill,
+    std::optional<double> metric) {
+  torch::serialize::OutputArchive archive;
+  fill(archive);
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  const std::string data = bytes.str();
+  const std::string path = dir_ + "/" + ckpt_name(step);
+  util::write_file_atomic(path, data);
+  if (metric && (!best_ || *metric < *best_)) {
+    util::write_file_atomic(dir_ + "/best.pt", data);
+    util::write_file_atomic(dir_ + "/best.json", "{\"step\": " + std::to_string(step) +
+                                                     ", \"metric\": " + util::json_number(*metric) + "}\n");
+    best_ = metric;
+  }
+  auto all = list();
+  while (static_cast<int64_t>(all.size()) > keep_last_) {
+    fs::remove(all.front());
+    all.erase(all.begin());
+  }
+  return path;
+}
+
+void CheckpointManager::load(const std::string& path, torch::serialize::InputArchive& archive,
+                             torch::Device device) {
+  if (!fs::exists(path)) throw std::runtime_error(path + ": checkpoint not found");
+  try {
+    archive.load_from(path, device);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(path + ": not a readable checkpoint (" +
+                             std::string(e.what_without_backtrace()) + ")");
+  }
+}
+
+}  // namespace ebm

@@ -1,0 +1,250 @@
+#include "ebm/core/config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace ebm {
+
+namespace {
+
+std::string join(const std::string& prefix, const std::string& key) {
+  return prefix.empty() ? key : prefix + "." + key;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t prev = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
+template <typename T>
+const char* type_name();
+template <> const char* type_name<double>() { return "a number"; }
+template <> const char* type_name<int64_t>() { return "an integer"; }
+template <> const char* type_name<bool>() { return "true or false"; }
+template <> const char* type_name<std::string>() { return "a string"; }
+template <> const char* type_name<std::vector<double>>() { return "a list of numbers"; }
+template <> const char* type_name<std::vector<int64_t>>() { return "a list of integers"; }
+template <> const char* type_name<std::vector<std::string>>() { return "a list of strings"; }
+
+std::string show(const YAML::Node& n) {
+  if (n.IsScalar()) return "'" + n.Scalar() + "'";
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a mapping";
+  return "nothing";
+}
+
+}  // namespace
+
+std::shared_ptr<Config> Config::load_file(const std::string& path,
+                                          const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open config file");
+  std::stringstream s;
+  s << in.rdbuf();
+  return load_string(s.str(), path, overrides);
+}
+
+std::shared_ptr<Config> Config::load_string(const std::string& text, const std::string& name,
+                                            const std::vector<std::string>& overrides) {
+  std::shared_ptr<Config> c(new Config());
+  c->name_ = name;
+  try {
+    c->root_ = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(name + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+  }
+  if (c->root_.IsNull()) c->root_ = YAML::Node(YAML::NodeType::Map);
+  if (!c->root_.IsMap()) throw ConfigError(name + ":1: a config must be a mapping of keys");
+  for (const auto& o : overrides) c->apply_override(o);
+  return c;
+}
+
+void Config::apply_override(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set " + assignment + ": expected key.path=value");
+  const std::string path = assignment.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("--set " + assignment + ": value is not valid YAML: " + e.msg);
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  std::string part;
+  while (std::getline(ss, part, '.')) {
+    if (part.empty()) throw ConfigError("--set " + assignment + ": empty key in '" + path + "'");
+    parts.push_back(part);
+  }
+  // Walk with explicit node copies (yaml-cpp nodes are handles into the same tree).
+  std::vector<YAML::Node> chain{root_};
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node next = chain.back()[parts[i]];
+    if (!next.IsDefined() || next.IsNull()) {
+      chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      next = chain.back()[parts[i]];
+    } else if (!next.IsMap()) {
+      throw ConfigError("--set " + assignment + ": '" +
+                        path.substr(0, path.find(parts[i]) + parts[i].size()) +
+                        "' is not a mapping");
+    }
+    chain.push_back(next);
+  }
+  chain.back()[parts.back()] = value;
+  overridden_.insert(path);
+}
+
+std::string Config::location(const YAML::Node& node, const std::string& path) const {
+  const auto mark = node.Mark();
+  for (const auto& o : overridden_) {
+    if (path == o || path.rfind(o + ".", 0) == 0) return "--set " + o;
+    // A mapping that only exists because an override created it.
+    if (mark.line < 0 && o.rfind(path + ".", 0) == 0) return "--set " + o;
+  }
+  if (mark.line < 0) return name_;
+  return name_ + ":" + std::to_string(mark.line + 1);
+}
+
+void Config::check_all_used() const {
+  struct Walker {
+    const Config* c;
+    void walk(const YAML::Node& map, const std::string& prefix, std::vector<std::string>& known) {
+      for (auto it = map.begin(); it != map.end(); ++it) {
+        const std::string key = it->first.Scalar();
+        const std::string path = join(prefix, key);
+        if (!c->used_.count(path)) {
+          std::string best;
+          size_t best_d = 4;
+          for (const auto& k : c->used_) {
+            const size_t d = edit_distance(path, k);
+            if (d < best_d) best_d = d, best = k;
+          }
+          std::string msg = c->location(it->first, path) + ": unknown key '" + path + "'";
+          if (!best.empty()) msg += " (did you mean '" + best + "'?)";
+          throw ConfigError(msg);
+        }
+        if (it->second.IsMap()) walk(it->second, path, known);
+      }
+    }
+  };
+  std::vector<std::string> known;
+  Walker{this}.walk(root_, "", known);
+}
+
+std::string Config::dump() const {
+  YAML::Emitter out;
+  out << root_;
+  return std::string(out.c_str()) + "\n";
+}
+
+YAML::Node ConfigSection::child(const std::string& key) const {
+  if (!node_.IsDefined() || !node_.IsMap()) return YAML::Node();
+  // const access does not insert keys.
+  const YAML::Node& cnode = node_;
+  return cnode[key];
+}
+
+bool ConfigSection::has(const std::string& key) const {
+  auto n = child(key);
+  return n.IsDefined() && !n.IsNull();
+}
+
+bool ConfigSection::is_null(const std::string& key) const {
+  config_->mark_used(path(key));
+  auto n = child(key);
+  return n.IsDefined() && n.IsNull();
+}
+
+std::string ConfigSection::path(const std::string& key) const { return join(prefix_, key); }
+
+std::string ConfigSection::where(const std::string& key) const {
+  if (key.empty()) return config_->location(node_, prefix_);
+  auto n = child(key);
+  return config_->location(n.IsDefined() ? n : node_, path(key));
+}
+
+void ConfigSection::check(bool ok, const std::string& key, const std::string& requirement) const {
+  if (ok) return;
+  auto n = child(key);
+  throw ConfigError(where(key) + ": " + path(key) + " must be " + requirement + ", got " +
+                    (n.IsDefined() ? show(n) : "its default"));
+}
+
+ConfigSection ConfigSection::section(const std::string& key) const {
+  config_->mark_used(path(key));
+  auto n = child(key);
+  if (n.IsDefined() && !n.IsNull() && !n.IsMap())
+    throw ConfigError(where(key) + ": " + path(key) + ": expected a mapping, found " + show(n));
+  return ConfigSection(config_, n.IsDefined() && !n.IsNull() ? n : YAML::Node(), path(key));
+}
+
+template <typename T>
+T ConfigSection::get(const std::string& key, const T& fallback) const {
+  config_->mark_used(path(key));
+  auto n = child(key);
+  if (!n.IsDefined() || n.IsNull()) return fallback;
+  try {
+    if constexpr (std::is_same_v<T, int64_t>) {
+      // Reject 1.5 for an integer (yaml-cpp would truncate).
+      const double d = n.as<double>();
+      if (std::floor(d) != d) throw YAML::BadConversion(n.Mark());
+      return static_cast<int64_t>(d);
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (!n.IsScalar()) throw YAML::BadConversion(n.Mark());
+      return n.Scalar();
+    } else {
+      return n.as<T>();
+    }
+  } catch (const YAML::Exception&) {
+    throw ConfigError(where(key) + ": " + path(key) + ": expected " + type_name<T>() +
+                      ", found " + show(n));
+  }
+}
+
+template <typename T>
+T ConfigSection::require(const std::string& key) const {
+  if (!has(key)) {
+    config_->mark_used(path(key));
+    throw ConfigError(where() + ": missing required key '" + path(key) + "'");
+  }
+  return get<T>(key, T{});
+}
+
+std::string ConfigSection::choice(const std::string& key, const std::string& fallback,
+                                  const std::vector<std::string>& choices) const {
+  const auto v = get<std::string>(key, fallback);
+  if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
+    std::string list;
+    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+    throw ConfigError(where(key) + ": " + path(key) + ": expected one of " + list + ", found '" +
+                      v + "'");
+  }
+  return v;
+}
+
+#define EBM_CONFIG_INSTANTIATE(T)                                          \
+  template T ConfigSection::get<T>(const std::string&, const T&) const; \
+  template T ConfigSection::require<T>(const std::string&) const;
+EBM_CONFIG_INSTANTIATE(double)
+EBM_CONFIG_INSTANTIATE(int64_t)
+EBM_CONFIG_INSTANTIATE(bool)
+EBM_CONFIG_INSTANTIATE(std::string)
+EBM_CONFIG_INSTANTIATE(std::vector<double>)
+EBM_CONFIG_INSTANTIATE(std::vector<int64_t>)
+EBM_CONFIG_INSTANTIATE(std::vector<std::string>)
+#undef EBM_CONFIG_INSTANTIATE
+
+}  // namespace ebm

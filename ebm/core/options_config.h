@@ -1,0 +1,23 @@
+// Reading the core's options from config sections (keys documented in configs/README.md).
+#pragma once
+
+#include "ebm/core/config.h"
+#include "ebm/core/langevin.h"
+#include "ebm/core/replay_buffer.h"
+#include "ebm/core/trainer.h"
+
+namespace ebm {
+
+// Section `langevin`: steps, step_size, noise_std, clip_mode, grad_clip, clamp, temperature,
+// schedule, final_step_ratio.
+LangevinOptions langevin_options(const ConfigSection& s);
+// Section `replay_buffer`: capacity, reinit_prob, policy, init, init_low, init_high, init_mean,
+// init_std, storage.
+ReplayBufferOptions buffer_options(const ConfigSection& s);
+// Section `trainer` (+ the two above): objective, l2_coeff, lr, beta1, beta2, eps, weight_decay,
+// clip_grad, warmup_steps, ema_decay, dequantize, use_buffer, max_bad_steps, max_restores,
+// snapshot_every.
+TrainerOptions trainer_options(const ConfigSection& trainer, const ConfigSection& langevin,
+                               const ConfigSection& buffer);
+
+}  // namespace ebm

@@ -1,0 +1,278 @@
+#include "ebm/experiments/image_train.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <optional>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "datasets/image/image_dataset.h"
+#include "ebm/core/checkpoint.h"
+#include "ebm/core/options_config.h"
+#include "ebm/report/metrics.h"
+#include "ebm/report/png.h"
+#include "ebm/report/progress.h"
+#include "ebm/report/tensorboard.h"
+#include "ebm/util/files.h"
+
+namespace ebm::experiments {
+
+namespace fs = std::filesystem;
+
+torch::Device resolve_device(const std::string& spec) {
+  if (spec == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
+  if (spec == "cpu") return torch::kCPU;
+  if (spec.rfind("cuda", 0) == 0) {
+    int index = 0;
+    if (spec.size() > 4) {
+      if (spec[4] != ':') throw ConfigError("device '" + spec + "': expected auto, cpu, cuda or cuda:N");
+      try {
+        index = std::stoi(spec.substr(5));
+      } catch (const std::exception&) {
+        throw ConfigError("device '" + spec + "': expected auto, cpu, cuda or cuda:N");
+      }
+    }
+    if (!torch::cuda::is_available() || index >= static_cast<int>(torch::cuda::device_count()))
+      throw ConfigError("device '" + spec + "' requested, but this machine has " +
+                        std::to_string(torch::cuda::device_count()) + " CUDA devices");
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  throw ConfigError("device '" + spec + "': expected auto, cpu, cuda or cuda:N");
+}
+
+namespace {
+
+// Everything a run reads from its config, read once (so unknown keys are found before training).
+struct ImageRunConfig {
+  std::string name;
+  int64_t seed = 0;
+  std::string device;
+  std::string data_format, data_path, data_split;
+  int64_t data_limit = 0;
+  std::optional<ConfigSection> model_section;
+  TrainerOptions trainer;
+  int64_t iterations = 0, batch_size = 0;
+  bool bf16 = false;
+  int64_t log_every = 0, sample_every = 0, checkpoint_every = 0, keep_last = 0, num_samples = 0;
+};
+
+ImageRunConfig read_config(const Config& config) {
+  auto root = config.root();
+  ImageRunConfig c;
+  c.model_section = root.section("model");
+  c.name = root.get<std::string>("name", "run");
+  c.seed = root.get<int64_t>("seed", 0);
+  c.device = root.get<std::string>("device", "auto");
+  auto data = root.section("data");
+  c.data_format = data.choice("format", "fashion_mnist",
+                              {"fashion_mnist", "mnist", "idx", "cifar10", "cifar100"});
+  c.data_path = data.require<std::string>("path");
+  c.data_split = data.get<std::string>("split", "train");
+  c.data_limit = data.get<int64_t>("limit", 0);
+  data.check(c.data_limit >= 0, "limit", ">= 0 (0 = all)");
+  auto t = root.section("trainer");
+  c.iterations = t.get<int64_t>("iterations", 1000);
+  t.check(c.iterations > 0, "iterations", "> 0");
+  c.batch_size = t.get<int64_t>("batch_size", 128);
+  t.check(c.batch_size > 0, "batch_size", "> 0");
+  c.bf16 = t.get<bool>("autocast_bf16", false);
+  c.trainer = trainer_options(t, root.section("langevin"), root.section("replay_buffer"));
+  c.trainer.autocast_bf16(c.bf16);
+  auto log = root.section("logging");
+  c.log_every = log.get<int64_t>("log_every", 10);
+  log.check(c.log_every > 0, "log_every", "> 0");
+  c.sample_every = log.get<int64_t>("sample_every", 500);
+  log.check(c.sample_every > 0, "sample_every", "> 0");
+  c.checkpoint_every = log.get<int64_t>("checkpoint_every", 500);
+  log.check(c.checkpoint_every > 0, "checkpoint_every", "> 0");
+  c.keep_last = log.get<int64_t>("keep_last", 3);
+  log.check(c.keep_last > 0, "keep_last", "> 0");
+  c.num_samples = log.get<int64_t>("num_samples", 64);
+  log.check(c.num_samples > 0, "num_samples", "> 0");
+  return c;
+}
+
+std::string fmt_fields(const TrainStepResult& r) {
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), "loss=%.4f E+=%.4f E-=%.4f", r.loss, r.e_pos, r.e_neg);
+  return buf;
+}
+
+// Checkpoint metadata beside the trainer state: what `ebm sample` needs to rebuild the model.
+void write_meta(torch::serialize::OutputArchive& a, const Config& config,
+                const std::vector<int64_t>& shape) {
+  a.write("meta.config", c10::IValue(config.dump()));
+  a.write("meta.sample_shape", torch::tensor(shape, torch::kLong));
+}
+
+}  // namespace
+
+TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
+  auto config = Config::load_file(opts.config_path, opts.overrides);
+  auto rc = read_config(*config);
+  auto device = resolve_device(rc.device);
+  // The net's options are read before the unknown-key check, from the dataset's channel count,
+  // which is only known after loading; read the model keys now with a provisional channel count.
+  image_net_options(*rc.model_section, 1);
+  config->check_all_used();
+
+  TrainRunSummary summary;
+  summary.run_dir = opts.out_dir.empty() ? "runs/" + rc.name : opts.out_dir;
+  const std::string ckpt_dir = summary.run_dir + "/checkpoints";
+  CheckpointManager ckpts(ckpt_dir, rc.keep_last);
+  const auto latest = ckpts.latest();
+  if (latest && !opts.resume)
+    throw std::runtime_error(summary.run_dir + " already holds checkpoints (" + *latest +
+                             "); pass --resume to continue it, or choose another --out");
+  if (opts.resume && !latest)
+    throw std::runtime_error("--resume: no checkpoint in " + ckpt_dir);
+  util::write_file_atomic(summary.run_dir + "/config.yaml", config->dump());
+
+  torch::manual_seed(static_cast<uint64_t>(rc.seed));
+  auto ds = data::load_image_dataset(rc.data_format, rc.data_path, rc.data_split);
+  if (rc.data_limit > 0 && rc.data_limit < ds.size()) {
+    ds.images = ds.images.narrow(0, 0, rc.data_limit);
+    ds.labels = ds.labels.narrow(0, 0, rc.data_limit);
+  }
+  const int64_t n = ds.size();
+  if (n < rc.batch_size)
+    throw ConfigError(opts.config_path + ": trainer.batch_size " + std::to_string(rc.batch_size) +
+                      " exceeds the " + std::to_string(n) + " images of the data set");
+  const std::vector<int64_t> shape{ds.images.size(1), ds.images.size(2), ds.images.size(3)};
+  auto net_options = image_net_options(*rc.model_section, shape[0]);
+  const bool conditional = net_options.num_classes() > 0;
+  if (conditional && net_options.num_classes() != ds.num_classes())
+    throw ConfigError(rc.model_section->where("num_classes") + ": model.num_classes is " +
+                      std::to_string(net_options.num_classes()) + " but the data set has " +
+                      std::to_string(ds.num_classes()) + " classes");
+  auto model = std::make_shared<ImageEnergyNet>(net_options);
+  ContrastiveDivergenceTrainer trainer(model, shape, rc.trainer, device);
+  if (opts.resume) {
+    torch::serialize::InputArchive in;
+    CheckpointManager::load(*latest, in, device);
+    trainer.load(in);
+    std::cerr << "resumed from " << *latest << " at step " << trainer.steps() << "\n";
+  }
+
+  report::MetricsLog metrics(summary.run_dir + "/metrics.jsonl");
+  report::EventWriter events(summary.run_dir + "/tensorboard");
+  fs::create_directories(summary.run_dir + "/samples");
+  std::cerr << "training " << rc.name << ": " << n << " images " << shape[0] << "x" << shape[1]
+            << "x" << shape[2] << ", " << model->parameters().size() << " parameter tensors ("
+            << [&] {
+                 int64_t count = 0;
+                 for (auto& p : model->parameters()) count += p.numel();
+                 return count;
+               }()
+            << " weights), device " << device.str() << ", run dir " << summary.run_dir << "\n";
+
+  auto save_checkpoint = [&](int64_t step) {
+    return ckpts.save(step, [&](torch::serialize::OutputArchive& a) {
+      trainer.save(a);
+      write_meta(a, *config, shape);
+    });
+  };
+  auto save_samples = [&](int64_t step) {
+    // The replay buffer's newest states: what the chains currently produce.
+    auto states = trainer.buffer().states();
+    const int64_t k = std::min<int64_t>(rc.num_samples, states.size(0));
+    auto grid = states.narrow(0, states.size(0) - k, k);
+    char name[64];
+    std::snprintf(name, sizeof(name), "/samples/step-%08ld.png", static_cast<long>(step));
+    summary.samples_png = summary.run_dir + name;
+    report::write_png_grid(summary.samples_png, grid);
+    events.add_image("samples/buffer", grid, step);
+  };
+
+  const int64_t per_epoch = n / rc.batch_size;
+  report::Progress progress("train", rc.iterations, opts.quiet ? nullptr : stderr);
+  const auto t0 = std::chrono::steady_clock::now();
+  TrainStepResult r;
+  torch::Tensor perm;
+  int64_t perm_epoch = -1;
+  while (trainer.steps() < rc.iterations) {
+    const int64_t step = trainer.steps();
+    const int64_t epoch = step / per_epoch, k = step % per_epoch;
+    if (epoch != perm_epoch) {
+      // A permutation per epoch from (seed, epoch): resuming needs no data-order state.
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(rc.seed) * 1000003u + epoch);
+      perm = torch::randperm(n, gen, torch::kLong);
+      perm_epoch = epoch;
+    }
+    auto idx = perm.narrow(0, k * rc.batch_size, rc.batch_size);
+    auto x = data::to_float(ds.images.index_select(0, idx));
+    auto y = conditional ? ds.labels.index_select(0, idx) : torch::Tensor();
+    r = trainer.step(x, y);
+    const int64_t done = trainer.steps();
+    progress.update(done, fmt_fields(r));
+    if (done % rc.log_every == 0 || done == rc.iterations) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::vector<std::pair<std::string, double>> values{
+          {"loss", r.loss},     {"e_pos", r.e_pos}, {"e_neg", r.e_neg},
+          {"ml_loss", r.ml_loss}, {"l2_loss", r.l2_loss}, {"lr", r.lr},
+          {"langevin_step_size", r.langevin_step_size}, {"skipped", r.skipped ? 1.0 : 0.0},
+          {"elapsed_s", secs}};
+      metrics.write(done, values);
+      for (const auto& [k2, v] : values) events.add_scalar("train/" + k2, v, done);
+      events.flush();
+    }
+    if (done % rc.sample_every == 0) save_samples(done);
+    if (done % rc.checkpoint_every == 0) summary.last_checkpoint = save_checkpoint(done);
+  }
+  progress.finish(fmt_fields(r));
+  if (summary.last_checkpoint.empty() || trainer.steps() % rc.checkpoint_every != 0) {
+    summary.last_checkpoint = save_checkpoint(trainer.steps());
+  }
+  if (trainer.steps() % rc.sample_every != 0 || summary.samples_png.empty()) save_samples(trainer.steps());
+  summary.steps = trainer.steps();
+  summary.seconds = progress.elapsed();
+  summary.last_loss = r.loss;
+  summary.last_e_pos = r.e_pos;
+  summary.last_e_neg = r.e_neg;
+  return summary;
+}
+
+torch::Tensor sample_image_ebm(const SampleOptions& o) {
+  if (o.n <= 0) throw std::invalid_argument("--n must be > 0");
+  if (o.init != "noise" && o.init != "buffer")
+    throw std::invalid_argument("--init must be 'noise' or 'buffer', got '" + o.init + "'");
+  auto device = resolve_device(o.device);
+  torch::serialize::InputArchive in;
+  CheckpointManager::load(o.checkpoint, in, device);
+  c10::IValue text;
+  torch::Tensor shape_t;
+  try {
+    in.read("meta.config", text);
+    in.read("meta.sample_shape", shape_t);
+  } catch (const c10::Error&) {
+    throw std::runtime_error(o.checkpoint + ": not an image EBM checkpoint (no meta.config)");
+  }
+  auto config = Config::load_string(text.toStringRef(), o.checkpoint + ":meta.config");
+  auto rc = read_config(*config);
+  std::vector<int64_t> shape(shape_t.data_ptr<int64_t>(), shape_t.data_ptr<int64_t>() + shape_t.numel());
+  auto net_options = image_net_options(*rc.model_section, shape[0]);
+  auto model = std::make_shared<ImageEnergyNet>(net_options);
+  auto topts = rc.trainer;
+  topts.autocast_bf16(topts.autocast_bf16() && device.is_cuda());
+  if (o.steps >= 0) topts.langevin(LangevinOptions(topts.langevin()).steps(o.steps));
+  ContrastiveDivergenceTrainer trainer(model, shape, topts, device);
+  trainer.load(in);
+  torch::manual_seed(o.seed);
+  torch::Tensor labels;
+  if (net_options.num_classes() > 0) {
+    if (o.label >= net_options.num_classes())
+      throw std::invalid_argument("--label " + std::to_string(o.label) + " is out of range [0, " +
+                                  std::to_string(net_options.num_classes()) + ")");
+    labels = o.label >= 0 ? torch::full({o.n}, o.label, torch::kLong)
+                          : torch::arange(o.n, torch::kLong) % net_options.num_classes();
+  } else if (o.label >= 0) {
+    throw std::invalid_argument("--label given, but the model is unconditional");
+  }
+  auto x = trainer.sample(o.n, labels, o.init == "buffer");
+  report::write_png_grid(o.out, x);
+  return x;
+}
+
+}  // namespace ebm::experiments

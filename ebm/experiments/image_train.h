@@ -1,0 +1,56 @@
+// Image EBM training and sampling runs: the glue between configs, datasets, the core trainer,
+// checkpoints and reports. Used by `ebm train` and `ebm sample`.
+#pragma once
+
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ebm/core/config.h"
+#include "ebm/core/trainer.h"
+#include "ebm/nets/image_nets.h"
+
+namespace ebm::experiments {
+
+// "auto" (CUDA when available), "cpu", "cuda", "cuda:N". Throws ConfigError for others or for a
+// CUDA device that is not there.
+torch::Device resolve_device(const std::string& spec);
+
+struct TrainRunOptions {
+  std::string config_path;
+  std::vector<std::string> overrides;  // --set key=value
+  std::string out_dir;                 // empty: runs/<name>
+  bool resume = false;
+  bool quiet = false;                  // no progress display
+};
+
+struct TrainRunSummary {
+  std::string run_dir;
+  std::string last_checkpoint;
+  std::string samples_png;
+  int64_t steps = 0;
+  double seconds = 0;
+  double last_loss = 0, last_e_pos = 0, last_e_neg = 0;
+};
+
+// Trains an image EBM as the config says, writing into the run directory: config.yaml (resolved),
+// metrics.jsonl, TensorBoard events, samples/*.png, checkpoints/ckpt-*.pt.
+TrainRunSummary train_image_ebm(const TrainRunOptions& options);
+
+struct SampleOptions {
+  std::string checkpoint;
+  int64_t n = 64;
+  int64_t steps = -1;     // -1: the checkpoint's Langevin steps
+  int64_t label = -1;     // conditional models: -1 = labels 0, 1, 2, ... cycled
+  std::string init = "noise";  // "noise" or "buffer" (the checkpoint's replay buffer)
+  std::string out = "samples.png";
+  std::string device = "auto";
+  uint64_t seed = 0;
+};
+
+// Samples from a checkpoint with the trainer's sampler and writes a PNG grid. Returns the samples.
+torch::Tensor sample_image_ebm(const SampleOptions& options);
+
+}  // namespace ebm::experiments

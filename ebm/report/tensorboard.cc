@@ -1,0 +1,97 @@
+#include "ebm/report/tensorboard.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "ebm/report/png.h"
+#include "ebm/report/tensorboard.pb.h"
+#include "ebm/util/crc32c.h"
+
+namespace ebm::report {
+
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+void put_u32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+}  // namespace
+
+std::string tfrecord_frame(const std::string& data) {
+  std::string out;
+  const uint64_t len = data.size();
+  std::string len_bytes;
+  for (int i = 0; i < 8; ++i) len_bytes.push_back(static_cast<char>((len >> (8 * i)) & 0xff));
+  out += len_bytes;
+  put_u32(out, util::masked_crc32c(len_bytes.data(), len_bytes.size()));
+  out += data;
+  put_u32(out, util::masked_crc32c(data.data(), data.size()));
+  return out;
+}
+
+EventWriter::EventWriter(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("cannot create " + dir + ": " + ec.message());
+  char host[256] = "localhost";
+  ::gethostname(host, sizeof(host) - 1);
+  path_ = dir + "/events.out.tfevents." + std::to_string(static_cast<int64_t>(now_seconds())) +
+          "." + host;
+  file_ = std::fopen(path_.c_str(), "ab");
+  if (!file_) throw std::runtime_error("cannot create " + path_ + ": " + std::strerror(errno));
+  tensorboard::Event event;
+  event.set_wall_time(now_seconds());
+  event.set_file_version("brain.Event:2");
+  write_record(event.SerializeAsString());
+  flush();
+}
+
+EventWriter::~EventWriter() {
+  if (file_) std::fclose(file_);
+}
+
+void EventWriter::write_record(const std::string& data) {
+  const std::string framed = tfrecord_frame(data);
+  if (std::fwrite(framed.data(), 1, framed.size(), file_) != framed.size())
+    throw std::runtime_error("cannot write " + path_ + ": " + std::strerror(errno));
+}
+
+void EventWriter::add_scalar(const std::string& tag, double value, int64_t step) {
+  tensorboard::Event event;
+  event.set_wall_time(now_seconds());
+  event.set_step(step);
+  auto* v = event.mutable_summary()->add_value();
+  v->set_tag(tag);
+  v->set_simple_value(static_cast<float>(value));
+  write_record(event.SerializeAsString());
+}
+
+void EventWriter::add_image(const std::string& tag, const torch::Tensor& images, int64_t step) {
+  auto grid = make_grid(images.dim() == 3 ? images.unsqueeze(0) : images, 0);
+  tensorboard::Event event;
+  event.set_wall_time(now_seconds());
+  event.set_step(step);
+  auto* v = event.mutable_summary()->add_value();
+  v->set_tag(tag);
+  auto* img = v->mutable_image();
+  img->set_height(static_cast<int32_t>(grid.size(0)));
+  img->set_width(static_cast<int32_t>(grid.size(1)));
+  img->set_colorspace(static_cast<int32_t>(grid.size(2)));
+  img->set_encoded_image_string(encode_png(grid));
+  write_record(event.SerializeAsString());
+  flush();
+}
+
+void EventWriter::flush() {
+  if (file_) std::fflush(file_);
+}
+
+}  // namespace ebm::report

@@ -1,0 +1,74 @@
+// Checkpoint manager: atomic files, keep-last pruning, best tracking, clear errors.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "ebm/core/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+std::string TempDir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("ebm_ckpt_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  return d.string();
+}
+}  // namespace
+
+TEST(Checkpoint, KeepsLastKAndTheBestAndLeavesNoTempFiles) {
+  const auto dir = TempDir("keep");
+  ebm::CheckpointManager m(dir, 2);
+  const double metrics[] = {5.0, 3.0, 4.0, 6.0};
+  for (int step = 1; step <= 4; ++step) {
+    m.save(step, [&](torch::serialize::OutputArchive& a) { a.write("x", torch::full({2}, step)); },
+           metrics[step - 1]);
+  }
+  auto all = m.list();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_NE(all[0].find("ckpt-0000000003.pt"), std::string::npos);
+  EXPECT_NE(all[1].find("ckpt-0000000004.pt"), std::string::npos);
+  EXPECT_EQ(*m.latest(), all[1]);
+  torch::serialize::InputArchive best;
+  ebm::CheckpointManager::load(dir + "/best.pt", best);
+  torch::Tensor x;
+  best.read("x", x);
+  EXPECT_EQ(x[0].item<float>(), 2.0f);  // step 2 had the lowest metric (3.0)
+  for (const auto& e : fs::directory_iterator(dir)) {
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
+  }
+  // A new manager on the same folder remembers the best metric.
+  ebm::CheckpointManager again(dir, 2);
+  again.save(5, [&](torch::serialize::OutputArchive& a) { a.write("x", torch::full({2}, 5)); }, 3.5);
+  torch::serialize::InputArchive best2;
+  ebm::CheckpointManager::load(dir + "/best.pt", best2);
+  best2.read("x", x);
+  EXPECT_EQ(x[0].item<float>(), 2.0f);  // 3.5 is no improvement on 3.0
+  again.save(6, [&](torch::serialize::OutputArchive& a) { a.write("x", torch::full({2}, 6)); }, 2.5);
+  torch::serialize::InputArchive best3;
+  ebm::CheckpointManager::load(dir + "/best.pt", best3);
+  best3.read("x", x);
+  EXPECT_EQ(x[0].item<float>(), 6.0f);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, MissingAndCorruptFilesAreClearErrors) {
+  const auto dir = TempDir("bad");
+  fs::create_directories(dir);
+  torch::serialize::InputArchive a;
+  try {
+    ebm::CheckpointManager::load(dir + "/nope.pt", a);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("nope.pt: checkpoint not found"), std::string::npos);
+  }
+  std::ofstream(dir + "/junk.pt") << "this is not a zip archive";
+  try {
+    ebm::CheckpointManager::load(dir + "/junk.pt", a);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("junk.pt: not a readable checkpoint"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
