@@ -47,6 +47,7 @@ void add_sample(CLI::App& app, Action& action) {
   cmd->add_option("--out,-o", o->out, "output PNG")->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
+  cmd->add_flag("--verbose,-v", o->verbose, "print each Langevin step's energy and gradient norm");
   cmd->callback([o, &action] {
     action = [o] {
       auto x = experiments::sample_image_ebm(*o);

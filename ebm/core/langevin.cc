@@ -50,20 +50,22 @@ torch::Tensor LangevinSampler::sample(EnergyModel& model, const torch::Tensor& x
                                   " does not broadcast to x shape " + c10::str(x0.sizes()));
     }
   }
+  // One buffer for the chain, updated in place; each step hands autograd a fresh leaf view of
+  // it, so no graph survives a step and memory does not grow with the number of steps.
   torch::Tensor x = x0.detach().clone();
   const int64_t n = x.size(0);
+  std::vector<int64_t> per_sample(x.dim(), 1);
+  per_sample[0] = n;
   for (int64_t step = 0; step < o.steps(); ++step) {
     const double eta = step_size_at(step);
-    torch::Tensor x_in;
     {
       torch::NoGradGuard no_grad;
       if (o.noise_std() > 0) {
-        x.add_(at::randn(x.sizes(), generator, x.options()) * o.noise_std());
+        x.add_(at::randn(x.sizes(), generator, x.options()), o.noise_std());
       }
-      if (keep.defined()) x = torch::where(keep, x0, x);
-      x_in = x.detach();
+      if (keep.defined()) x.copy_(torch::where(keep, x0, x));
     }
-    x_in.requires_grad_(true);
+    torch::Tensor x_in = x.detach().requires_grad_(true);
     torch::Tensor e;
     torch::Tensor g;
     {
@@ -73,8 +75,8 @@ torch::Tensor LangevinSampler::sample(EnergyModel& model, const torch::Tensor& x
         throw std::runtime_error("Langevin: the energy must return [N] = [" + std::to_string(n) +
                                  "], got " + c10::str(e.sizes()));
       }
-      g = torch::autograd::grad({(e * o.temperature()).sum()}, {x_in},
-                                /*grad_outputs=*/{}, /*retain_graph=*/false,
+      auto total = o.temperature() == 1.0 ? e.sum() : (e * o.temperature()).sum();
+      g = torch::autograd::grad({total}, {x_in}, /*grad_outputs=*/{}, /*retain_graph=*/false,
                                 /*create_graph=*/false)[0];
     }
     torch::NoGradGuard no_grad;
@@ -85,18 +87,16 @@ torch::Tensor LangevinSampler::sample(EnergyModel& model, const torch::Tensor& x
       stats.mean_energy = e.detach().mean().item<double>();
       stats.grad_norm = g.reshape({n, -1}).norm(2, 1).mean().item<double>();
     }
+    e = torch::Tensor();
     if (o.clip_mode() == GradClip::kElementwise) {
-      g = g.clamp(-o.grad_clip(), o.grad_clip());
+      g.clamp_(-o.grad_clip(), o.grad_clip());
     } else if (o.clip_mode() == GradClip::kL2) {
       auto norms = g.reshape({n, -1}).norm(2, 1).clamp_min(1e-12);
-      auto scale = (o.grad_clip() / norms).clamp_max(1.0);
-      std::vector<int64_t> shape(g.dim(), 1);
-      shape[0] = n;
-      g = g * scale.reshape(shape);
+      g.mul_((o.grad_clip() / norms).clamp_max(1.0).reshape(per_sample));
     }
-    x = x_in.detach() - eta * g;
-    if (o.clamp_min() || o.clamp_max()) x = x.clamp(o.clamp_min(), o.clamp_max());
-    if (keep.defined()) x = torch::where(keep, x0, x);
+    x.sub_(g, eta);
+    if (o.clamp_min() || o.clamp_max()) x.clamp_(o.clamp_min(), o.clamp_max());
+    if (keep.defined()) x.copy_(torch::where(keep, x0, x));
     if (callback) callback(stats);
   }
   return x.detach();

@@ -31,8 +31,20 @@ SpectralNormState::SpectralNormState(torch::nn::Module& owner, const torch::Tens
 }
 
 torch::Tensor SpectralNormState::normalize(const torch::Tensor& weight, bool update) {
+  if (!update) {
+    if (!cached_.defined() || cached_ptr_ != weight.data_ptr() ||
+        cached_weight_version_ != weight._version() || cached_u_version_ != u_._version()) {
+      torch::NoGradGuard no_grad;
+      cached_ = weight / torch::dot(u_, torch::mv(as_matrix(weight), v_));
+      cached_ptr_ = weight.data_ptr();
+      cached_weight_version_ = weight._version();
+      cached_u_version_ = u_._version();
+    }
+    return cached_;
+  }
+  cached_ = torch::Tensor();
   auto w = as_matrix(weight);
-  if (update) {
+  {
     torch::NoGradGuard no_grad;
     const double eps = options_.eps();
     for (int64_t i = 0; i < options_.n_power_iterations(); ++i) {

@@ -22,7 +22,10 @@ class SpectralNormState {
   SpectralNormState() = default;
   SpectralNormState(torch::nn::Module& owner, const torch::Tensor& weight,
                     SpectralNormOptions options);
-  // weight / sigma, updating u and v first when `update` is true.
+  // weight / sigma, updating u and v first when `update` is true (training mode). Without update
+  // (eval mode) the weights are treated as constants: W / sigma is computed once without autograd
+  // and cached until the weight or u changes (its version counter), so a Langevin chain does not
+  // renormalise every weight at every step. Gradients then flow to the input, not the weights.
   torch::Tensor normalize(const torch::Tensor& weight, bool update);
   // The current estimate of the largest singular value (no update).
   torch::Tensor sigma(const torch::Tensor& weight) const;
@@ -30,6 +33,9 @@ class SpectralNormState {
  private:
   SpectralNormOptions options_;
   torch::Tensor u_, v_;
+  torch::Tensor cached_;
+  const void* cached_ptr_ = nullptr;
+  uint32_t cached_weight_version_ = 0, cached_u_version_ = 0;
 };
 
 class SNLinearImpl : public torch::nn::Cloneable<SNLinearImpl> {

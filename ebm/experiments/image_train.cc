@@ -270,7 +270,14 @@ torch::Tensor sample_image_ebm(const SampleOptions& o) {
   } else if (o.label >= 0) {
     throw std::invalid_argument("--label given, but the model is unconditional");
   }
-  auto x = trainer.sample(o.n, labels, o.init == "buffer");
+  LangevinCallback report;
+  if (o.verbose) {
+    report = [](const LangevinStepStats& st) {
+      std::fprintf(stderr, "langevin step %4ld  step size %.4g  mean energy %.5g  mean |grad| %.5g\n",
+                   static_cast<long>(st.step), st.step_size, st.mean_energy, st.grad_norm);
+    };
+  }
+  auto x = trainer.sample(o.n, labels, o.init == "buffer", report);
   report::write_png_grid(o.out, x);
   return x;
 }

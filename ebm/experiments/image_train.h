@@ -48,6 +48,7 @@ struct SampleOptions {
   std::string out = "samples.png";
   std::string device = "auto";
   uint64_t seed = 0;
+  bool verbose = false;   // print each Langevin step's mean energy and gradient norm (stderr)
 };
 
 // Samples from a checkpoint with the trainer's sampler and writes a PNG grid. Returns the samples.

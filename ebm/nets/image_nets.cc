@@ -94,7 +94,7 @@ CondResBlockImpl::CondResBlockImpl(int64_t in, int64_t out, bool downsample,
 }
 
 torch::Tensor CondResBlockImpl::act(const torch::Tensor& x) const {
-  if (o_.activation() == Activation::kSwish) return x * torch::sigmoid(x);
+  if (o_.activation() == Activation::kSwish) return torch::silu(x);
   return torch::leaky_relu(x, o_.leaky_slope());
 }
 
@@ -166,7 +166,7 @@ torch::Tensor ImageEnergyNet::energy(const torch::Tensor& x, const torch::Tensor
   if (oh.defined()) oh = oh.to(x.device(), x.scalar_type());
   auto h = stem_.forward(x);
   for (auto& block : *blocks_) h = block->as<CondResBlock>()->forward(h, oh);
-  h = options_.activation() == Activation::kSwish ? h * torch::sigmoid(h) : torch::relu(h);
+  h = options_.activation() == Activation::kSwish ? torch::silu(h) : torch::relu(h);
   h = h.sum({2, 3});  // global sum pooling
   return head_->forward(h).squeeze(1);
 }

@@ -42,7 +42,7 @@ ebm::TrainerOptions MixtureOptions() {
   return ebm::TrainerOptions()
       .dequantize(false)
       .l2_coeff(0.1)
-      .adam(ebm::AdamOptions().lr(1e-2).beta1(0.0).beta2(0.999))
+      .adam(ebm::AdamOptions().lr(3e-3).beta1(0.0).beta2(0.999))
       .buffer(ebm::ReplayBufferOptions().capacity(10000).init_low(-3).init_high(3))
       .langevin(ebm::LangevinOptions()
                     .steps(30)
@@ -62,8 +62,17 @@ TEST(Trainer, CoversEveryModeOfAMixtureOf8Gaussians) {
   auto model = std::make_shared<MlpEnergy>();
   ebm::ContrastiveDivergenceTrainer trainer(model, {2}, MixtureOptions());
   ebm::TrainStepResult r;
-  for (int i = 0; i < 2000; ++i) r = trainer.step(MixtureBatch(128));
+  for (int i = 0; i < 3000; ++i) r = trainer.step(MixtureBatch(128));
   EXPECT_TRUE(std::isfinite(r.loss));
+  // The model's samples: the persistent chains of the replay buffer. Every mode holds >= 5%.
+  auto b = trainer.buffer().states();
+  auto [bd, bn] = torch::cdist(b, Modes()).min(1);
+  const double buffer_near = (bd < 0.5).to(torch::kFloat32).mean().item<double>();
+  auto shares = torch::bincount(bn.masked_select(bd < 0.5), {}, 8).to(torch::kFloat64) / b.size(0);
+  EXPECT_GT(buffer_near, 0.95) << "persistent samples far from every mode";
+  for (int k = 0; k < 8; ++k) {
+    EXPECT_GE(shares[k].item<double>(), 0.05) << "mode " << k << " holds too few samples";
+  }
   // Fresh chains from uniform noise, run longer than in training.
   ebm::LangevinSampler long_chains(
       ebm::LangevinOptions(trainer.sampler().options()).steps(200));
@@ -74,16 +83,19 @@ TEST(Trainer, CoversEveryModeOfAMixtureOf8Gaussians) {
   auto [dist, nearest] = d.min(1);
   auto near = dist < 0.5;
   const double near_frac = near.to(torch::kFloat32).mean().item<double>();
-  EXPECT_GT(near_frac, 0.8) << "samples far from every mode";
+  // Fresh short-run chains do not mix between modes: their shares follow the basins' areas, so
+  // for them the test asks that they land on modes and that every mode is reached.
+  EXPECT_GT(near_frac, 0.95) << "fresh chains end far from every mode";
   auto counts = torch::bincount(nearest.masked_select(near), {}, 8).to(torch::kFloat64) / 2000.0;
   for (int k = 0; k < 8; ++k) {
-    EXPECT_GE(counts[k].item<double>(), 0.05) << "mode " << k << " holds too few samples";
+    EXPECT_GE(counts[k].item<double>(), 0.02) << "fresh chains never reach mode " << k;
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(secs, 60.0);
-  std::cout << "mixture: " << near_frac * 100 << "% of samples near a mode; least-held mode "
-            << counts.min().item<double>() * 100 << "%, in " << secs << " s\n";
+  std::cout << "mixture: persistent chains " << buffer_near * 100 << "% near a mode, least-held "
+            << shares.min().item<double>() * 100 << "%; fresh chains " << near_frac * 100
+            << "% near, least-held " << counts.min().item<double>() * 100 << "%; " << secs << " s\n";
 }
 
 namespace {
