@@ -7,10 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace torch::serialize {
-class InputArchive;
-class OutputArchive;
-}  // namespace torch::serialize
+#include "ebm/core/archive_fwd.h"
 
 namespace ebm {
 

@@ -11,15 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "ebm/core/archive_fwd.h"
 #include "ebm/core/adam.h"
 #include "ebm/core/energy.h"
 #include "ebm/core/langevin.h"
 #include "ebm/core/replay_buffer.h"
-
-namespace torch::serialize {
-class InputArchive;
-class OutputArchive;
-}  // namespace torch::serialize
 
 namespace ebm {
 
