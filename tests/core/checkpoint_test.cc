@@ -6,19 +6,12 @@
 #include <fstream>
 
 #include "ebm/core/checkpoint.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 
-namespace {
-std::string TempDir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ebm_ckpt_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d.string();
-}
-}  // namespace
-
 TEST(Checkpoint, KeepsLastKAndTheBestAndLeavesNoTempFiles) {
-  const auto dir = TempDir("keep");
+  const auto dir = ebm::testing::FreshTempDir("keep");
   ebm::CheckpointManager m(dir, 2);
   const double metrics[] = {5.0, 3.0, 4.0, 6.0};
   for (int step = 1; step <= 4; ++step) {
@@ -54,7 +47,7 @@ TEST(Checkpoint, KeepsLastKAndTheBestAndLeavesNoTempFiles) {
 }
 
 TEST(Checkpoint, MissingAndCorruptFilesAreClearErrors) {
-  const auto dir = TempDir("bad");
+  const auto dir = ebm::testing::FreshTempDir("bad");
   fs::create_directories(dir);
   torch::serialize::InputArchive a;
   try {

@@ -8,18 +8,12 @@
 #include <fstream>
 
 #include "datasets/image/image_dataset.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using ebm::data::DatasetError;
 
 namespace {
-
-std::string TempDir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ebm_ds_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
 
 void Write(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
@@ -58,7 +52,7 @@ std::string ErrorOf(const std::function<void()>& f) {
 }  // namespace
 
 TEST(Idx, ReadsPixelsAndLabelsRawAndGzipped) {
-  const auto dir = TempDir("idx");
+  const auto dir = ebm::testing::FreshTempDir("idx");
   auto [img, lab] = Idx(12, 4, 3);
   Write(dir + "/train-images-idx3-ubyte", img);
   Write(dir + "/train-labels-idx1-ubyte", lab);
@@ -76,7 +70,7 @@ TEST(Idx, ReadsPixelsAndLabelsRawAndGzipped) {
 }
 
 TEST(Idx, MalformedFilesNameTheFileAndTheProblem) {
-  const auto dir = TempDir("idxbad");
+  const auto dir = ebm::testing::FreshTempDir("idxbad");
   auto [img, lab] = Idx(4, 2, 2);
   Write(dir + "/lab", lab);
   Write(dir + "/trunc", img.substr(0, img.size() - 1));
@@ -112,7 +106,7 @@ TEST(Idx, MalformedFilesNameTheFileAndTheProblem) {
 }
 
 TEST(Cifar10, PlaneOrderLabelsAndClassNames) {
-  const auto dir = TempDir("cifar");
+  const auto dir = ebm::testing::FreshTempDir("cifar");
   auto record = [](int label, int seed) {
     std::string r(1, static_cast<char>(label));
     for (int c = 0; c < 3; ++c)
@@ -140,7 +134,7 @@ TEST(Cifar10, PlaneOrderLabelsAndClassNames) {
 }
 
 TEST(Cifar100, FineAndCoarseLabels) {
-  const auto dir = TempDir("c100");
+  const auto dir = ebm::testing::FreshTempDir("c100");
   std::string r{static_cast<char>(4), static_cast<char>(77)};
   r += std::string(3072, '\x05');
   Write(dir + "/train.bin", r + r);

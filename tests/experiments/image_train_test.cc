@@ -10,6 +10,7 @@
 #include "ebm/experiments/image_train.h"
 #include "ebm/report/png.h"
 #include "ebm/util/files.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 namespace ex = ebm::experiments;
@@ -17,13 +18,6 @@ namespace ex = ebm::experiments;
 namespace {
 
 const char* kData = "/usr/share/datasets/fashion-mnist";
-
-std::string TempDir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ebm_train_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
 
 std::string WriteConfig(const std::string& dir, const std::string& extra = "") {
   const std::string path = dir + "/tiny.yaml";
@@ -61,7 +55,7 @@ class ImageTrainRun : public ::testing::Test {
 };
 
 TEST_F(ImageTrainRun, WritesTheRunDirectoryAndRefusesToOverwrite) {
-  const auto dir = TempDir("run");
+  const auto dir = ebm::testing::FreshTempDir("run");
   ex::TrainRunOptions o;
   o.config_path = WriteConfig(dir);
   o.out_dir = dir + "/out";
@@ -105,7 +99,7 @@ TEST_F(ImageTrainRun, WritesTheRunDirectoryAndRefusesToOverwrite) {
 }
 
 TEST_F(ImageTrainRun, ResumeEqualsTrainingStraight) {
-  const auto dir = TempDir("resume");
+  const auto dir = ebm::testing::FreshTempDir("resume");
   ex::TrainRunOptions straight;
   straight.config_path = WriteConfig(dir);
   straight.out_dir = dir + "/straight";
@@ -131,7 +125,7 @@ TEST_F(ImageTrainRun, ResumeEqualsTrainingStraight) {
 }
 
 TEST_F(ImageTrainRun, ConfigErrorsStopBeforeTraining) {
-  const auto dir = TempDir("cfg");
+  const auto dir = ebm::testing::FreshTempDir("cfg");
   ex::TrainRunOptions o;
   o.config_path = WriteConfig(dir, "trainr: {lr: 0.1}\n");
   o.out_dir = dir + "/out";
