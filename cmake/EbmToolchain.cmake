@@ -3,9 +3,11 @@
 if(EBM_USE_CCACHE)
   find_program(EBM_CCACHE ccache)
   if(EBM_CCACHE)
-    # Precompiled headers need these sloppiness settings, or ccache never hits.
+    # Precompiled headers need these sloppiness settings, or ccache never hits. The base dir makes
+    # paths inside the checkout relative, so that another clone (CI's) hits the same cache.
     set(_launcher ${CMAKE_COMMAND} -E env
         "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+        "CCACHE_BASEDIR=${CMAKE_SOURCE_DIR}"
         ${EBM_CCACHE})
     set(CMAKE_C_COMPILER_LAUNCHER ${_launcher})
     set(CMAKE_CXX_COMPILER_LAUNCHER ${_launcher})

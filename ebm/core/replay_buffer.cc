@@ -41,7 +41,7 @@ torch::Tensor ReplayBuffer::states() const {
   return decode(data_.narrow(0, 0, size_), /*dequantize=*/false);
 }
 
-torch::Tensor ReplayBuffer::fresh(int64_t n, const torch::Tensor& data) const {
+torch::Tensor ReplayBuffer::init_states(int64_t n, const torch::Tensor& data) const {
   std::vector<int64_t> full{n};
   full.insert(full.end(), shape_.begin(), shape_.end());
   switch (options_.init()) {
@@ -70,7 +70,7 @@ BufferDraw ReplayBuffer::draw(int64_t n, torch::Device device,
                                 std::to_string(fresh_condition.size(0)) + " rows, expected " +
                                 std::to_string(n));
   BufferDraw out;
-  out.x = fresh(n, data);
+  out.x = init_states(n, data);
   out.from_buffer = torch::zeros({n}, torch::kBool);
   if (fresh_condition.defined()) out.condition = fresh_condition.to(torch::kCPU).clone();
   if (size_ > n) {

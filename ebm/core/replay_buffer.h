@@ -59,11 +59,13 @@ class ReplayBuffer {
   // The stored states as floats (dequantised deterministically at bin centres for kUint8).
   torch::Tensor states() const;
 
+  // n fresh states of the init distribution (CPU, float), as draw() uses for re-initialised rows.
+  torch::Tensor init_states(int64_t n, const torch::Tensor& data = {}) const;
+
   void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
   void load(torch::serialize::InputArchive& archive, const std::string& prefix);
 
  private:
-  torch::Tensor fresh(int64_t n, const torch::Tensor& data) const;
   torch::Tensor encode(const torch::Tensor& x) const;
   torch::Tensor decode(const torch::Tensor& stored, bool dequantize) const;
   std::vector<int64_t> slots_for(int64_t n);

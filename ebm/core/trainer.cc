@@ -94,8 +94,7 @@ torch::Tensor ContrastiveDivergenceTrainer::sample(int64_t n, const torch::Tenso
     x0 = draw.x;
     cond = draw.condition;
   } else {
-    ReplayBuffer fresh(shape_, options_.buffer());  // empty: every row from the init distribution
-    x0 = fresh.draw(n, device_).x;
+    x0 = buffer_.init_states(n).to(device_);
   }
   const bool was_training = model_->is_training();
   model_->eval();
