@@ -11,6 +11,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "ebm/util/files.h"
+
 namespace ebm::data {
 
 namespace fs = std::filesystem;
@@ -33,11 +35,11 @@ std::string hex(uint32_t v) {
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open (" + std::string(std::strerror(errno)) + ")");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  try {
+    return util::read_file(path);
+  } catch (const std::runtime_error& e) {
+    throw DatasetError(e.what());
+  }
 }
 
 const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser", "Pullover", "Dress",

@@ -131,11 +131,21 @@ TEST(SpectralNorm, FreshModuleIsAlreadyNormalisedInEvalMode) {
 }
 
 TEST(SpectralNorm, EvalModeDoesNotUpdateTheVectors) {
+  torch::manual_seed(6);
   ebm::SNLinear lin(5, 4);
+  {
+    // New weights: u, v (converged for the old ones at construction) are no longer converged,
+    // so a training-mode power iteration must move u.
+    torch::NoGradGuard g;
+    lin->weight.copy_(torch::randn({4, 5}));
+  }
   lin->eval();
   auto u0 = lin->named_buffers()["sn_u"].clone();
-  lin->forward(torch::randn({2, 5}));
+  auto y_eval = lin->forward(torch::ones({1, 5}));
   EXPECT_TRUE(torch::equal(u0, lin->named_buffers()["sn_u"]));
+  // Eval mode used the new weights (the cached W / sigma was invalidated by the copy).
+  auto expected = torch::linear(torch::ones({1, 5}), lin->weight / lin->sigma(), lin->bias);
+  EXPECT_TRUE(torch::allclose(y_eval, expected, 1e-5, 1e-5));
   lin->train();
   lin->forward(torch::randn({2, 5}));
   EXPECT_FALSE(torch::equal(u0, lin->named_buffers()["sn_u"]));
