@@ -118,6 +118,16 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
   image_net_options(*rc.model_section, 1);
   config->check_all_used();
 
+  torch::manual_seed(static_cast<uint64_t>(rc.seed));
+  auto ds = data::load_image_dataset(rc.data_format, rc.data_path, rc.data_split);
+  if (rc.data_limit > 0 && rc.data_limit < ds.size()) {
+    ds.images = ds.images.narrow(0, 0, rc.data_limit);
+    ds.labels = ds.labels.narrow(0, 0, rc.data_limit);
+  }
+  const int64_t n = ds.size();
+  if (n < rc.batch_size)
+    throw ConfigError(opts.config_path + ": trainer.batch_size " + std::to_string(rc.batch_size) +
+                      " exceeds the " + std::to_string(n) + " images of the data set");
   TrainRunSummary summary;
   summary.run_dir = opts.out_dir.empty() ? "runs/" + rc.name : opts.out_dir;
   const std::string ckpt_dir = summary.run_dir + "/checkpoints";
@@ -130,16 +140,6 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
     throw std::runtime_error("--resume: no checkpoint in " + ckpt_dir);
   util::write_file_atomic(summary.run_dir + "/config.yaml", config->dump());
 
-  torch::manual_seed(static_cast<uint64_t>(rc.seed));
-  auto ds = data::load_image_dataset(rc.data_format, rc.data_path, rc.data_split);
-  if (rc.data_limit > 0 && rc.data_limit < ds.size()) {
-    ds.images = ds.images.narrow(0, 0, rc.data_limit);
-    ds.labels = ds.labels.narrow(0, 0, rc.data_limit);
-  }
-  const int64_t n = ds.size();
-  if (n < rc.batch_size)
-    throw ConfigError(opts.config_path + ": trainer.batch_size " + std::to_string(rc.batch_size) +
-                      " exceeds the " + std::to_string(n) + " images of the data set");
   const std::vector<int64_t> shape{ds.images.size(1), ds.images.size(2), ds.images.size(3)};
   auto net_options = image_net_options(*rc.model_section, shape[0]);
   const bool conditional = net_options.num_classes() > 0;
