@@ -118,30 +118,24 @@ std::string Config::location(const YAML::Node& node, const std::string& path) co
   return name_ + ":" + std::to_string(mark.line + 1);
 }
 
-void Config::check_all_used() const {
-  struct Walker {
-    const Config* c;
-    void walk(const YAML::Node& map, const std::string& prefix, std::vector<std::string>& known) {
-      for (auto it = map.begin(); it != map.end(); ++it) {
-        const std::string key = it->first.Scalar();
-        const std::string path = join(prefix, key);
-        if (!c->used_.count(path)) {
-          std::string best;
-          size_t best_d = 4;
-          for (const auto& k : c->used_) {
-            const size_t d = edit_distance(path, k);
-            if (d < best_d) best_d = d, best = k;
-          }
-          std::string msg = c->location(it->first, path) + ": unknown key '" + path + "'";
-          if (!best.empty()) msg += " (did you mean '" + best + "'?)";
-          throw ConfigError(msg);
-        }
-        if (it->second.IsMap()) walk(it->second, path, known);
+void Config::check_all_used() const { check_used_below(root_, ""); }
+
+void Config::check_used_below(const YAML::Node& map, const std::string& prefix) const {
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const std::string path = join(prefix, it->first.Scalar());
+    if (!used_.count(path)) {
+      std::string best;
+      size_t best_d = 4;
+      for (const auto& k : used_) {
+        const size_t d = edit_distance(path, k);
+        if (d < best_d) best_d = d, best = k;
       }
+      std::string msg = location(it->first, path) + ": unknown key '" + path + "'";
+      if (!best.empty()) msg += " (did you mean '" + best + "'?)";
+      throw ConfigError(msg);
     }
-  };
-  std::vector<std::string> known;
-  Walker{this}.walk(root_, "", known);
+    if (it->second.IsMap()) check_used_below(it->second, path);
+  }
 }
 
 std::string Config::dump() const {

@@ -74,6 +74,7 @@ class Config {
   friend class ConfigSection;
   Config() = default;
   void apply_override(const std::string& assignment);
+  void check_used_below(const YAML::Node& map, const std::string& prefix) const;
   void mark_used(const std::string& path) const { used_.insert(path); }
   std::string location(const YAML::Node& node, const std::string& path) const;
 
