@@ -1,0 +1,452 @@
+#include "datasets/trajectory/record_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <sstream>
+#include <string_view>
+#include <system_error>
+
+#include "ebm/util/crc32c.h"
+#include "ebm/util/files.h"
+
+namespace ebm::trajectory {
+namespace fs = std::filesystem;
+
+namespace {
+
+void put_u32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint32_t get_u32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::string system_error_text() { return std::error_code(errno, std::generic_category()).message(); }
+
+bool head_valid(const char* p) {
+  return get_u32(p) == kFrameMagic && get_u32(p + 4) <= kMaxPayload &&
+         get_u32(p + 8) == util::masked_crc32c(p, 8);
+}
+
+// Walks the frames of `bytes`; calls `on_payload(offset, payload)` for every intact frame and
+// records corrupt frames and a torn tail in `issues`. Returns the end of the last intact frame.
+uint64_t scan_frames(std::string_view bytes, const std::string& file, std::vector<ReadIssue>& issues,
+                     const std::function<void(uint64_t, std::string_view)>& on_payload) {
+  const size_t n = bytes.size();
+  size_t pos = 0;
+  uint64_t good_end = 0;
+  while (pos < n) {
+    if (n - pos < 12) {
+      issues.push_back({ReadIssue::Kind::kTornTail, file, pos,
+                        std::to_string(n - pos) + " bytes after the last frame, too few for a frame head"});
+      break;
+    }
+    const char* p = bytes.data() + pos;
+    if (!head_valid(p)) {
+      size_t next = pos + 1;
+      while (next + 12 <= n && !head_valid(bytes.data() + next)) ++next;
+      const bool found = next + 12 <= n;
+      std::ostringstream msg;
+      msg << "bad frame head (magic " << std::hex << get_u32(p) << ", expected " << kFrameMagic
+          << std::dec << ", or head checksum mismatch); "
+          << (found ? "skipped " + std::to_string(next - pos) + " bytes to the next frame"
+                    : std::string("no valid frame follows"));
+      issues.push_back({ReadIssue::Kind::kCorrupt, file, pos, msg.str()});
+      if (!found) break;
+      pos = next;
+      continue;
+    }
+    const uint32_t length = get_u32(p + 4);
+    if (n - pos < kFrameOverhead + static_cast<size_t>(length)) {
+      issues.push_back({ReadIssue::Kind::kTornTail, file, pos,
+                        "frame of " + std::to_string(length) + " payload bytes cut off after " +
+                            std::to_string(n - pos) + " bytes"});
+      break;
+    }
+    const std::string_view payload(p + 12, length);
+    const uint32_t stored = get_u32(p + 12 + length);
+    const uint32_t computed = util::masked_crc32c(payload.data(), payload.size());
+    if (stored != computed) {
+      std::ostringstream msg;
+      msg << "payload checksum mismatch (stored " << std::hex << stored << ", computed " << computed
+          << ")";
+      issues.push_back({ReadIssue::Kind::kCorrupt, file, pos, msg.str()});
+    } else {
+      on_payload(pos, payload);
+      good_end = pos + kFrameOverhead + length;
+    }
+    pos += kFrameOverhead + length;
+  }
+  return good_end;
+}
+
+// Parses the header record at the start of `bytes`; throws when the first frame is no header.
+FileHeader read_header(std::string_view bytes, const std::string& file) {
+  if (bytes.size() < 12 || !head_valid(bytes.data())) {
+    throw TrajectoryError(file + ": not a trajectory file (no valid frame head at offset 0; " +
+                          std::to_string(bytes.size()) + " bytes)");
+  }
+  const uint32_t length = get_u32(bytes.data() + 4);
+  if (bytes.size() < kFrameOverhead + length) {
+    throw TrajectoryError(file + ": header record cut off (file of " + std::to_string(bytes.size()) +
+                          " bytes)");
+  }
+  const std::string_view payload(bytes.data() + 12, length);
+  if (get_u32(bytes.data() + 12 + length) != util::masked_crc32c(payload.data(), payload.size())) {
+    throw TrajectoryError(file + ": header record at offset 0 fails its checksum");
+  }
+  Record record;
+  if (!record.ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
+      !record.has_header()) {
+    throw TrajectoryError(file + ": the first record is not a file header");
+  }
+  if (record.header().format_version() != kFormatVersion) {
+    throw TrajectoryError(file + ": format version " +
+                          std::to_string(record.header().format_version()) + ", this reader reads " +
+                          std::to_string(kFormatVersion));
+  }
+  return record.header();
+}
+
+}  // namespace
+
+std::string layout_text(const FileHeader& h) {
+  std::string s;
+  for (const auto& f : h.fields()) s += f.name() + "[" + std::to_string(f.size()) + "] ";
+  return s.empty() ? "(none)" : s.substr(0, s.size() - 1);
+}
+
+void check_compatible(const FileHeader& a, const FileHeader& b, const std::string& file) {
+  if (a.model_hash() != b.model_hash() || layout_text(a) != layout_text(b) ||
+      a.decimation() != b.decimation()) {
+    std::ostringstream msg;
+    msg << file << ": incompatible with the first shard: model hash " << std::hex << b.model_hash()
+        << " vs " << a.model_hash() << std::dec << ", fields '" << layout_text(b) << "' vs '"
+        << layout_text(a) << "', decimation " << b.decimation() << " vs " << a.decimation();
+    throw TrajectoryError(msg.str());
+  }
+}
+
+std::string encode_frame(const std::string& payload) {
+  if (payload.size() > kMaxPayload) {
+    throw TrajectoryError("record of " + std::to_string(payload.size()) + " bytes exceeds the " +
+                          std::to_string(kMaxPayload) + "-byte limit");
+  }
+  std::string out;
+  out.reserve(payload.size() + kFrameOverhead);
+  put_u32(out, kFrameMagic);
+  put_u32(out, static_cast<uint32_t>(payload.size()));
+  put_u32(out, util::masked_crc32c(out.data(), 8));
+  out += payload;
+  put_u32(out, util::masked_crc32c(payload.data(), payload.size()));
+  return out;
+}
+
+FileHeader read_file_header(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw TrajectoryError(path + ": cannot open: " + system_error_text());
+  std::string bytes(12, '\0');
+  ssize_t n = ::pread(fd, bytes.data(), 12, 0);
+  if (n == 12 && head_valid(bytes.data())) {
+    bytes.resize(kFrameOverhead + get_u32(bytes.data() + 4));
+    n = ::pread(fd, bytes.data() + 12, bytes.size() - 12, 12);
+    bytes.resize(12 + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+  } else {
+    bytes.resize(static_cast<size_t>(std::max<ssize_t>(n, 0)));
+  }
+  ::close(fd);
+  return read_header(bytes, path);
+}
+
+FrameLayout::FrameLayout(const FileHeader& header) {
+  for (const auto& f : header.fields()) {
+    fields_.emplace_back(f.name(), f.size());
+    offsets_.push_back(frame_size_);
+    frame_size_ += f.size();
+  }
+}
+
+std::optional<size_t> FrameLayout::offset(const std::string& name) const {
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    if (fields_[i].first == name) return offsets_[i];
+  }
+  return std::nullopt;
+}
+
+size_t FrameLayout::size(const std::string& name) const {
+  for (const auto& [n, s] : fields_) {
+    if (n == name) return s;
+  }
+  std::string names;
+  for (const auto& f : fields_) names += (names.empty() ? "" : ", ") + f.first;
+  throw TrajectoryError("no field '" + name + "' in the frame layout (fields: " + names + ")");
+}
+
+std::optional<SyncPolicy> parse_sync_policy(const std::string& text) {
+  if (text == "episode") return SyncPolicy::kEpisode;
+  if (text == "close") return SyncPolicy::kClose;
+  if (text == "none") return SyncPolicy::kNone;
+  return std::nullopt;
+}
+
+TrajectoryWriter::TrajectoryWriter(const std::string& path, FileHeader header, SyncPolicy sync,
+                                   bool append)
+    : path_(path), sync_(sync) {
+  header.set_format_version(kFormatVersion);
+  header_ = header;
+  layout_ = FrameLayout(header_);
+  std::error_code ec;
+  const bool exists = fs::exists(path, ec);
+  if (exists && !append) {
+    throw TrajectoryError(path + ": exists; refusing to overwrite recorded trajectories");
+  }
+  if (exists) {
+    const std::string bytes = util::read_file(path);
+    const FileHeader old = read_header(bytes, path);
+    check_compatible(old, header_, path);
+    header_ = old;
+    std::vector<ReadIssue> issues;
+    const uint64_t end = scan_frames(bytes, path, issues, [](uint64_t, std::string_view) {});
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd_ < 0) throw TrajectoryError(path + ": cannot open for appending: " + system_error_text());
+    // Cut a torn tail (bytes after the last intact frame that form no frame) so that appended
+    // records follow a complete one. Corrupt frames in the middle stay: readers skip them.
+    if (end < bytes.size() && !issues.empty() && issues.back().kind == ReadIssue::Kind::kTornTail) {
+      if (::ftruncate(fd_, static_cast<off_t>(issues.back().offset)) != 0) {
+        const std::string err = system_error_text();
+        ::close(fd_);
+        throw TrajectoryError(path + ": cannot cut the torn tail: " + err);
+      }
+    }
+    if (::lseek(fd_, 0, SEEK_END) < 0) {
+      ::close(fd_);
+      throw TrajectoryError(path + ": cannot seek: " + system_error_text());
+    }
+    return;
+  }
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw TrajectoryError(path + ": cannot create: " + system_error_text());
+  Record record;
+  *record.mutable_header() = header_;
+  write_all(encode_frame(record.SerializeAsString()));
+  this->sync();
+  // Make the new directory entry durable too.
+  const int dir = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+}
+
+TrajectoryWriter::~TrajectoryWriter() {
+  try {
+    close();
+  } catch (...) {
+  }
+}
+
+void TrajectoryWriter::write_all(const std::string& bytes) {
+  if (fd_ < 0) throw TrajectoryError(path_ + ": writer is closed");
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw TrajectoryError(path_ + ": write failed: " + system_error_text());
+    done += static_cast<size_t>(n);
+  }
+}
+
+void TrajectoryWriter::append(const Episode& episode) {
+  const size_t expected = static_cast<size_t>(episode.num_frames()) * layout_.frame_size();
+  if (static_cast<size_t>(episode.data_size()) != expected) {
+    throw TrajectoryError(path_ + ": episode " + std::to_string(episode.episode_id()) + " has " +
+                          std::to_string(episode.data_size()) + " values, expected " +
+                          std::to_string(episode.num_frames()) + " frames x " +
+                          std::to_string(layout_.frame_size()));
+  }
+  Record record;
+  *record.mutable_episode() = episode;
+  write_all(encode_frame(record.SerializeAsString()));
+  ++episodes_written_;
+  if (sync_ == SyncPolicy::kEpisode) sync();
+}
+
+void TrajectoryWriter::sync() {
+  if (fd_ >= 0 && ::fsync(fd_) != 0) {
+    throw TrajectoryError(path_ + ": fsync failed: " + system_error_text());
+  }
+}
+
+void TrajectoryWriter::close() {
+  if (fd_ < 0) return;
+  const int fd = fd_;
+  if (sync_ != SyncPolicy::kNone) sync();
+  fd_ = -1;
+  if (::close(fd) != 0) throw TrajectoryError(path_ + ": close failed: " + system_error_text());
+}
+
+TrajectoryCorpus::TrajectoryCorpus(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    for (const auto& entry : fs::directory_iterator(path, ec)) {
+      if (entry.is_regular_file() && entry.path().extension() == kFileSuffix) {
+        shards_.push_back(entry.path().string());
+      }
+    }
+    std::sort(shards_.begin(), shards_.end());
+    if (shards_.empty()) {
+      throw TrajectoryError(path + ": directory holds no " + std::string(kFileSuffix) + " files");
+    }
+  } else if (fs::is_regular_file(path, ec)) {
+    shards_.push_back(path);
+  } else {
+    throw TrajectoryError(path + ": no such trajectory file or directory");
+  }
+  for (size_t i = 0; i < shards_.size(); ++i) index_file(i);
+}
+
+void TrajectoryCorpus::index_file(size_t shard) {
+  const std::string& file = shards_[shard];
+  const std::string bytes = util::read_file(file);
+  const FileHeader header = read_header(bytes, file);
+  if (shard == 0) {
+    header_ = header;
+    layout_ = FrameLayout(header_);
+  } else {
+    check_compatible(header_, header, file);
+  }
+  bool first = true;
+  scan_frames(bytes, file, issues_, [&](uint64_t offset, std::string_view payload) {
+    if (first) {  // the header, parsed above
+      first = false;
+      return;
+    }
+    Record record;
+    if (!record.ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
+        !record.has_episode()) {
+      issues_.push_back({ReadIssue::Kind::kCorrupt, file, offset,
+                         "record with a valid checksum is not an episode"});
+      return;
+    }
+    const Episode& e = record.episode();
+    if (static_cast<size_t>(e.data_size()) != e.num_frames() * layout_.frame_size()) {
+      issues_.push_back({ReadIssue::Kind::kCorrupt, file, offset,
+                         "episode " + std::to_string(e.episode_id()) + " holds " +
+                             std::to_string(e.data_size()) + " values, expected " +
+                             std::to_string(e.num_frames()) + " x " +
+                             std::to_string(layout_.frame_size())});
+      return;
+    }
+    episodes_.push_back({shard, offset, static_cast<uint32_t>(payload.size()), e.episode_id(),
+                         e.seed(), e.start_state_id(), e.branch_id(), e.num_frames()});
+  });
+}
+
+uint64_t TrajectoryCorpus::total_frames() const {
+  uint64_t n = 0;
+  for (const auto& e : episodes_) n += e.num_frames;
+  return n;
+}
+
+Episode TrajectoryCorpus::read(size_t i) const {
+  if (i >= episodes_.size()) {
+    throw TrajectoryError("episode index " + std::to_string(i) + " out of range (" +
+                          std::to_string(episodes_.size()) + " episodes)");
+  }
+  const EpisodeInfo& info = episodes_[i];
+  const std::string& file = shards_[info.shard];
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw TrajectoryError(file + ": cannot open: " + system_error_text());
+  std::string frame(kFrameOverhead + info.length, '\0');
+  size_t done = 0;
+  while (done < frame.size()) {
+    const ssize_t n = ::pread(fd, frame.data() + done, frame.size() - done,
+                              static_cast<off_t>(info.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  const std::string where = file + " at offset " + std::to_string(info.offset);
+  if (done != frame.size() || !head_valid(frame.data()) || get_u32(frame.data() + 4) != info.length ||
+      get_u32(frame.data() + 12 + info.length) !=
+          util::masked_crc32c(frame.data() + 12, info.length)) {
+    throw TrajectoryError(where + ": record changed or damaged since the file was indexed");
+  }
+  Record record;
+  if (!record.ParseFromArray(frame.data() + 12, static_cast<int>(info.length)) ||
+      !record.has_episode()) {
+    throw TrajectoryError(where + ": not an episode record");
+  }
+  return record.episode();
+}
+
+std::optional<size_t> TrajectoryCorpus::find(uint64_t episode_id) const {
+  for (size_t i = 0; i < episodes_.size(); ++i) {
+    if (episodes_[i].episode_id == episode_id) return i;
+  }
+  return std::nullopt;
+}
+
+std::string TrajectoryCorpus::stats_json() const {
+  using util::json_quote;
+  std::ostringstream out;
+  uint64_t min_frames = episodes_.empty() ? 0 : UINT64_MAX, max_frames = 0;
+  std::vector<uint32_t> start_states;
+  for (const auto& e : episodes_) {
+    min_frames = std::min<uint64_t>(min_frames, e.num_frames);
+    max_frames = std::max<uint64_t>(max_frames, e.num_frames);
+    start_states.push_back(e.start_state_id);
+  }
+  std::sort(start_states.begin(), start_states.end());
+  start_states.erase(std::unique(start_states.begin(), start_states.end()), start_states.end());
+  out << "{\n  \"format\": \"trajectory\",\n  \"format_version\": " << header_.format_version()
+      << ",\n  \"model_name\": " << json_quote(header_.model_name()) << ",\n  \"model_hash\": \""
+      << std::hex << header_.model_hash() << std::dec << "\",\n  \"timestep\": "
+      << util::json_number(header_.timestep()) << ",\n  \"decimation\": " << header_.decimation()
+      << ",\n  \"shards\": " << shards_.size() << ",\n  \"episodes\": " << episodes_.size()
+      << ",\n  \"frames\": " << total_frames() << ",\n  \"frames_per_episode\": {\"min\": "
+      << min_frames << ", \"max\": " << max_frames << "},\n  \"start_states\": "
+      << start_states.size() << ",\n  \"frame_size\": " << layout_.frame_size()
+      << ",\n  \"fields\": [";
+  for (size_t i = 0; i < layout_.fields().size(); ++i) {
+    out << (i ? ", " : "") << "{\"name\": " << json_quote(layout_.fields()[i].first)
+        << ", \"size\": " << layout_.fields()[i].second << "}";
+  }
+  out << "],\n  \"issues\": [";
+  for (size_t i = 0; i < issues_.size(); ++i) {
+    const auto& is = issues_[i];
+    out << (i ? "," : "") << "\n    {\"kind\": " << json_quote(is.kind_name())
+        << ", \"file\": " << json_quote(is.file) << ", \"offset\": " << is.offset
+        << ", \"message\": " << json_quote(is.message) << "}";
+  }
+  out << (issues_.empty() ? "]" : "\n  ]") << "\n}\n";
+  return out.str();
+}
+
+std::vector<float> field_values(const Episode& episode, const FrameLayout& layout,
+                                const std::string& field) {
+  const size_t size = layout.size(field);
+  const size_t offset = *layout.offset(field);
+  std::vector<float> out;
+  out.reserve(episode.num_frames() * size);
+  for (uint32_t t = 0; t < episode.num_frames(); ++t) {
+    const float* frame = episode.data().data() + t * layout.frame_size();
+    out.insert(out.end(), frame + offset, frame + offset + size);
+  }
+  return out;
+}
+
+}  // namespace ebm::trajectory
