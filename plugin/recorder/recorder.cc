@@ -263,6 +263,9 @@ std::unique_ptr<Recorder> Recorder::Create(const mjModel* m, mjData* d, int inst
     return fail(kAttrPath, "'" + r->path_ + "' exists and is not a directory (files must end in " +
                                trajectory::kFileSuffix + ")");
   }
+  // The compiler instantiates plugins and takes one test step on a model whose signature is not
+  // set yet (0). That mjData only validates the attributes: it records nothing.
+  r->validation_only_ = m->signature == 0;
   r->snap_.assign(1 + m->nq + m->nv + m->na, 0.0);
   r->meta_.episode_id = g_next_episode_id++;
   return r;
@@ -346,7 +349,10 @@ void Recorder::Advance(const mjModel* m, mjData* d) {
 void Recorder::Flush() {
   const int n = frames_in_episode();
   step_in_episode_ = 0;
-  if (n == 0) return;
+  if (n == 0 || validation_only_) {
+    frames_.clear();
+    return;
+  }
   trajectory::Episode e;
   e.set_episode_id(meta_.episode_id);
   e.set_seed(meta_.seed);

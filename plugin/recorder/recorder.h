@@ -134,6 +134,7 @@ class Recorder {
   uint64_t episodes_written_ = 0;
   uint64_t episodes_lost_ = 0;
   bool warned_write_ = false;
+  bool validation_only_ = false;  // the compiler's test instance
 };
 
 // Registers the plugin with MuJoCo (done by the library's load-time initialiser).

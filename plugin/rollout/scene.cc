@@ -1,0 +1,112 @@
+#include "plugin/rollout/scene.h"
+
+#include <cstdlib>
+#include <sstream>
+
+#include "ebm/build_info.h"
+
+namespace ebm::rollout {
+
+std::string default_hand_scene() {
+  if (const char* env = std::getenv("EBM_HAND_ASSETS")) {
+    return std::string(env) + "/manipulate_block.xml";
+  }
+  return std::string(build::kHandAssetsDir) + "/manipulate_block.xml";
+}
+
+std::string particles_mjcf(const ParticleOptions& o) {
+  if (o.count < 1 || o.box <= 0 || o.radius <= 0 || o.radius * 4 > o.box || o.max_force <= 0) {
+    throw SceneError("particles: need count >= 1, box > 4 * radius > 0 and max_force > 0 (got count " +
+                     std::to_string(o.count) + ", box " + std::to_string(o.box) + ", radius " +
+                     std::to_string(o.radius) + ", max_force " + std::to_string(o.max_force) + ")");
+  }
+  std::ostringstream x;
+  const double b = o.box, t = 0.05;
+  x << "<mujoco model=\"particles\">\n"
+    << "  <option timestep=\"0.005\" gravity=\"0 0 0\"/>\n"
+    // Stiff, nearly undamped contacts: particles bounce off the walls and each other.
+    << "  <default><geom solref=\"0.005 0.05\" friction=\"0 0 0\" condim=\"1\"/></default>\n"
+    << "  <worldbody>\n";
+  const char* walls[4][2] = {{"0", "1"}, {"0", "-1"}, {"1", "0"}, {"-1", "0"}};
+  for (int w = 0; w < 4; ++w) {
+    const double sx = std::atof(walls[w][0]), sy = std::atof(walls[w][1]);
+    x << "    <geom name=\"wall" << w << "\" type=\"box\" pos=\"" << sx * (b + t) << " "
+      << sy * (b + t) << " 0\" size=\"" << (sx != 0 ? t : b + 2 * t) << " "
+      << (sy != 0 ? t : b + 2 * t) << " " << 2 * o.radius << "\"/>\n";
+  }
+  for (int i = 0; i < o.count; ++i) {
+    // Start on a grid so that no two overlap.
+    const int side = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(o.count))));
+    const double step = 2 * b / (side + 1);
+    const double px = -b + step * (1 + i % side), py = -b + step * (1 + i / side);
+    x << "    <body name=\"p" << i << "\" pos=\"" << px << " " << py << " 0\">\n"
+      << "      <joint name=\"p" << i << "x\" type=\"slide\" axis=\"1 0 0\" damping=\"0.05\"/>\n"
+      << "      <joint name=\"p" << i << "y\" type=\"slide\" axis=\"0 1 0\" damping=\"0.05\"/>\n"
+      << "      <geom type=\"sphere\" size=\"" << o.radius << "\" mass=\"0.1\"/>\n"
+      << "      <site name=\"p" << i << "\" size=\"0.01\"/>\n"
+      << "    </body>\n";
+  }
+  x << "  </worldbody>\n  <actuator>\n";
+  for (int i = 0; i < o.count; ++i) {
+    for (const char* axis : {"x", "y"}) {
+      x << "    <motor name=\"p" << i << axis << "\" joint=\"p" << i << axis
+        << "\" ctrllimited=\"true\" ctrlrange=\"" << -o.max_force << " " << o.max_force << "\"/>\n";
+    }
+  }
+  x << "  </actuator>\n</mujoco>\n";
+  return x.str();
+}
+
+namespace {
+
+SpecPtr parse(const std::string& xml, bool is_file, const std::string& what) {
+  char error[2048] = "";
+  mjSpec* spec = is_file ? mj_parseXML(xml.c_str(), nullptr, error, sizeof(error))
+                         : mj_parseXMLString(xml.c_str(), nullptr, error, sizeof(error));
+  if (!spec) throw SceneError(what + ": " + error);
+  return SpecPtr(spec);
+}
+
+}  // namespace
+
+SpecPtr load_scene(const SceneOptions& options) {
+  if (options.name == "particles") {
+    if (!options.path.empty()) return parse(options.path, true, options.path);
+    return parse(particles_mjcf(options.particles), false, "particles scene");
+  }
+  if (options.name == "mjcf") {
+    if (options.path.empty()) throw SceneError("scene 'mjcf' needs a path to an MJCF file");
+    return parse(options.path, true, options.path);
+  }
+  if (options.name != "shadow_hand_block") {
+    throw SceneError("unknown scene '" + options.name +
+                     "' (expected shadow_hand_block, particles or mjcf)");
+  }
+  const std::string path = options.path.empty() ? default_hand_scene() : options.path;
+  SpecPtr spec = parse(path, true, path);
+  if (mjsElement* joint = mjs_findElement(spec.get(), mjOBJ_JOINT, "target:joint")) {
+    if (mjs_delete(spec.get(), joint) != 0) {
+      throw SceneError(path + ": cannot remove the target cube's free joint");
+    }
+  }
+  return spec;
+}
+
+void attach_recorder(mjSpec* spec, const std::map<std::string, std::string>& config,
+                     const std::string& instance) {
+  mjsPlugin* p = mjs_addPlugin(spec);
+  mjs_setString(p->plugin_name, "ebm.recorder");
+  mjs_setString(p->name, instance.c_str());
+  p->active = 1;
+  // MuJoCo's own XML reader and Python bindings pass config attributes as this map type.
+  std::map<std::string, std::string, std::less<>> attributes(config.begin(), config.end());
+  mjs_setPluginAttributes(p, &attributes);
+}
+
+ModelPtr compile(mjSpec* spec) {
+  mjModel* m = mj_compile(spec, nullptr);
+  if (!m) throw SceneError(std::string("MuJoCo compile error: ") + mjs_getError(spec));
+  return ModelPtr(m);
+}
+
+}  // namespace ebm::rollout
