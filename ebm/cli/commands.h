@@ -15,5 +15,7 @@ using Action = std::function<int()>;
 void add_smoke(CLI::App& app, Action& action);
 void add_train(CLI::App& app, Action& action);
 void add_sample(CLI::App& app, Action& action);
+void add_record(CLI::App& app, Action& action);
+void add_data(CLI::App& app, Action& action);
 
 }  // namespace ebm::cli

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   ebm::cli::add_smoke(app, action);
   ebm::cli::add_train(app, action);
   ebm::cli::add_sample(app, action);
+  ebm::cli::add_record(app, action);
+  ebm::cli::add_data(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

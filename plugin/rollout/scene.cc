@@ -21,11 +21,12 @@ std::string particles_mjcf(const ParticleOptions& o) {
                      std::to_string(o.radius) + ", max_force " + std::to_string(o.max_force) + ")");
   }
   std::ostringstream x;
-  const double b = o.box, t = 0.05;
+  const double b = o.box, t = 0.25;  // thick walls: no tunnelling
   x << "<mujoco model=\"particles\">\n"
-    << "  <option timestep=\"0.005\" gravity=\"0 0 0\"/>\n"
-    // Stiff, nearly undamped contacts: particles bounce off the walls and each other.
-    << "  <default><geom solref=\"0.005 0.05\" friction=\"0 0 0\" condim=\"1\"/></default>\n"
+    << "  <option timestep=\"0.004\" gravity=\"0 0 0\"/>\n"
+    // Spring-damper contacts (stiffness 2000 N/m, damping 2 N s/m, damping ratio about 0.07 for a
+    // 0.1 kg particle): particles bounce off the walls and each other nearly elastically.
+    << "  <default><geom solref=\"-2000 -2\" friction=\"0 0 0\" condim=\"1\"/></default>\n"
     << "  <worldbody>\n";
   const char* walls[4][2] = {{"0", "1"}, {"0", "-1"}, {"1", "0"}, {"-1", "0"}};
   for (int w = 0; w < 4; ++w) {
@@ -40,8 +41,8 @@ std::string particles_mjcf(const ParticleOptions& o) {
     const double step = 2 * b / (side + 1);
     const double px = -b + step * (1 + i % side), py = -b + step * (1 + i / side);
     x << "    <body name=\"p" << i << "\" pos=\"" << px << " " << py << " 0\">\n"
-      << "      <joint name=\"p" << i << "x\" type=\"slide\" axis=\"1 0 0\" damping=\"0.05\"/>\n"
-      << "      <joint name=\"p" << i << "y\" type=\"slide\" axis=\"0 1 0\" damping=\"0.05\"/>\n"
+      << "      <joint name=\"p" << i << "x\" type=\"slide\" axis=\"1 0 0\" damping=\"0.5\"/>\n"
+      << "      <joint name=\"p" << i << "y\" type=\"slide\" axis=\"0 1 0\" damping=\"0.5\"/>\n"
       << "      <geom type=\"sphere\" size=\"" << o.radius << "\" mass=\"0.1\"/>\n"
       << "      <site name=\"p" << i << "\" size=\"0.01\"/>\n"
       << "    </body>\n";
@@ -84,6 +85,7 @@ SpecPtr load_scene(const SceneOptions& options) {
   }
   const std::string path = options.path.empty() ? default_hand_scene() : options.path;
   SpecPtr spec = parse(path, true, path);
+  mjs_setString(spec->modelname, "shadow_hand_block");
   if (mjsElement* joint = mjs_findElement(spec.get(), mjOBJ_JOINT, "target:joint")) {
     if (mjs_delete(spec.get(), joint) != 0) {
       throw SceneError(path + ": cannot remove the target cube's free joint");
@@ -92,15 +94,47 @@ SpecPtr load_scene(const SceneOptions& options) {
   return spec;
 }
 
+namespace {
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 void attach_recorder(mjSpec* spec, const std::map<std::string, std::string>& config,
                      const std::string& instance) {
+  // mjs_setPluginAttributes takes a std::map of the C++ library MuJoCo was built with (libc++ in
+  // the wheel), not ours: let MuJoCo's own XML reader build that map in a scratch spec, then hand
+  // it over without ever touching it on our side.
+  std::string xml = "<mujoco><extension><plugin plugin=\"ebm.recorder\"><instance name=\"" +
+                    xml_escape(instance) + "\">";
+  for (const auto& [key, value] : config) {
+    xml += "<config key=\"" + xml_escape(key) + "\" value=\"" + xml_escape(value) + "\"/>";
+  }
+  xml += "</instance></plugin></extension></mujoco>";
+  SpecPtr scratch = parse(xml, false, "recorder instance");
+  mjsElement* el = mjs_findElement(scratch.get(), mjOBJ_PLUGIN, instance.c_str());
+  mjsPlugin* source = el ? mjs_asPlugin(el) : nullptr;
+  if (!source) throw SceneError("cannot build the ebm.recorder instance '" + instance + "'");
+  if (mjs_activatePlugin(spec, "ebm.recorder") != 0) {
+    throw SceneError("the ebm.recorder plugin is not registered (load libebm_recorder.so)");
+  }
   mjsPlugin* p = mjs_addPlugin(spec);
   mjs_setString(p->plugin_name, "ebm.recorder");
   mjs_setString(p->name, instance.c_str());
   p->active = 1;
-  // MuJoCo's own XML reader and Python bindings pass config attributes as this map type.
-  std::map<std::string, std::string, std::less<>> attributes(config.begin(), config.end());
-  mjs_setPluginAttributes(p, &attributes);
+  mjs_setPluginAttributes(p, const_cast<void*>(mjs_getPluginAttributes(source)));
 }
 
 ModelPtr compile(mjSpec* spec) {
