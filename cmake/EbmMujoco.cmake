@@ -31,6 +31,13 @@ add_library(mujoco::mujoco SHARED IMPORTED GLOBAL)
 set_target_properties(mujoco::mujoco PROPERTIES
   IMPORTED_LOCATION "${EBM_MUJOCO_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${_mj_dir}/include")
+if(EBM_SANITIZE)
+  # Under -fsanitize=address, mujoco/mjsan.h defines mj_markStack with attributes after the
+  # declarator, which only clang accepts. Skipping that header (its include guard) keeps the plain
+  # declarations of mujoco.h; our code never calls the stack functions anyway.
+  set_property(TARGET mujoco::mujoco APPEND PROPERTY
+    INTERFACE_COMPILE_DEFINITIONS MUJOCO_INCLUDE_MJSAN_H_)
+endif()
 set(EBM_MUJOCO_PLUGIN_DIR "${_mj_dir}/plugin")
 message(STATUS "ebm: MuJoCo ${EBM_MUJOCO_VERSION} (${EBM_MUJOCO_LIBRARY})")
 

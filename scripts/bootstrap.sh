@@ -22,7 +22,7 @@ debs=(
   build-essential cmake ninja-build ccache pkg-config
   libeigen3-dev libyaml-cpp-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libfmt-dev libspdlog-dev libpng-dev zlib1g-dev
+  libcli11-dev libfmt-dev libspdlog-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libmatio-dev
   dataset-fashion-mnist
 )
 if [[ "${EBM_SKIP_APT:-0}" != 1 ]] && command -v dpkg-query >/dev/null; then

@@ -237,8 +237,21 @@ ImageDataset load_image_dataset(const std::string& format, const std::string& pa
   if (format == "idx") return load_mnist_folder(path, split, "");
   if (format == "cifar10") return load_cifar10(path, split);
   if (format == "cifar100") return load_cifar100(path, split);
+  if (format == "imagenet32") return load_imagenet_downsampled(path, split, 32);
+  if (format == "imagenet64") return load_imagenet_downsampled(path, split, 64);
+  if (format == "dsprites") {
+    if (path == "procedural") {
+      DSpritesSpec spec;
+      spec.count = 10000;
+      return generate_dsprites(spec);
+    }
+    return load_dsprites(path);
+  }
+  if (format == "folder") return load_image_folder(path);
+  if (format == "svhn") return load_svhn(path, split);
   throw DatasetError("unknown dataset format '" + format +
-                     "' (known: fashion_mnist, mnist, idx, cifar10, cifar100)");
+                     "' (known: fashion_mnist, mnist, idx, cifar10, cifar100, imagenet32, "
+                     "imagenet64, dsprites, folder, svhn)");
 }
 
 torch::Tensor to_float(const torch::Tensor& images) {

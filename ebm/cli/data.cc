@@ -26,8 +26,9 @@ struct DataArgs {
   int64_t n = 64;
 };
 
-const std::vector<std::string> kFormats = {"trajectory", "fashion_mnist", "mnist", "idx",
-                                           "cifar10",    "cifar100"};
+const std::vector<std::string> kFormats = {
+    "trajectory", "fashion_mnist", "mnist",    "idx",    "cifar10", "cifar100",
+    "imagenet32", "imagenet64",    "dsprites", "folder", "svhn"};
 
 std::string image_stats_json(const data::ImageDataset& ds) {
   std::ostringstream out;
@@ -75,8 +76,9 @@ int run_grid(const DataArgs& a) {
 
 void add_common(CLI::App* cmd, DataArgs& a) {
   cmd->add_option("--format,-f", a.format, "data format")->required()->check(CLI::IsMember(kFormats));
-  cmd->add_option("--path,-p", a.path, "file or directory")->required();
-  cmd->add_option("--split", a.split, "train or test (image formats)")->capture_default_str();
+  cmd->add_option("--path,-p", a.path, "file or directory (dsprites: an npz, or 'procedural')")
+      ->required();
+  cmd->add_option("--split", a.split, "train, test (val for ImageNet; extra for SVHN)")->capture_default_str();
 }
 
 }  // namespace

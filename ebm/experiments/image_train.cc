@@ -67,7 +67,8 @@ ImageRunConfig read_config(const Config& config) {
   c.device = root.get<std::string>("device", "auto");
   auto data = root.section("data");
   c.data_format = data.choice("format", "fashion_mnist",
-                              {"fashion_mnist", "mnist", "idx", "cifar10", "cifar100"});
+                              {"fashion_mnist", "mnist", "idx", "cifar10", "cifar100", "imagenet32",
+                               "imagenet64", "dsprites", "folder", "svhn"});
   c.data_path = data.require<std::string>("path");
   c.data_split = data.get<std::string>("split", "train");
   c.data_limit = data.get<int64_t>("limit", 0);

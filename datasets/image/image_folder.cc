@@ -1,0 +1,260 @@
+// Folders of PNG/JPEG images (libpng's simplified API, libjpeg), and SVHN's MATLAB files (libmatio).
+#include <jpeglib.h>
+#include <matio.h>
+#include <png.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "datasets/image/image_dataset.h"
+#include "ebm/util/files.h"
+
+namespace ebm::data {
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& where, const std::string& what) {
+  throw DatasetError(where + ": " + what);
+}
+
+std::string lower_ext(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+  return e;
+}
+
+bool is_image(const fs::path& p) {
+  const std::string e = lower_ext(p);
+  return e == ".png" || e == ".jpg" || e == ".jpeg";
+}
+
+// Decoded image: uint8 [C, H, W] with C = `channels`.
+torch::Tensor decode_png(const std::string& path, int channels) {
+  const std::string bytes = util::read_file(path);
+  png_image img;
+  std::memset(&img, 0, sizeof(img));
+  img.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&img, bytes.data(), bytes.size())) {
+    fail(path, std::string("not a readable PNG (") + img.message + ")");
+  }
+  img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+  if (img.width == 0 || img.height == 0 || img.width > 16384 || img.height > 16384) {
+    png_image_free(&img);
+    fail(path, "implausible PNG size " + std::to_string(img.width) + "x" + std::to_string(img.height));
+  }
+  auto hwc = torch::empty({img.height, img.width, channels}, torch::kUInt8);
+  if (!png_image_finish_read(&img, nullptr, hwc.data_ptr<uint8_t>(), 0, nullptr)) {
+    const std::string msg = img.message;
+    png_image_free(&img);
+    fail(path, "corrupt PNG (" + msg + ")");
+  }
+  return hwc.permute({2, 0, 1}).contiguous();
+}
+
+struct JpegError {
+  jpeg_error_mgr mgr;
+  jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+torch::Tensor decode_jpeg(const std::string& path, int channels) {
+  const std::string bytes = util::read_file(path);
+  jpeg_decompress_struct cinfo;
+  JpegError err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = [](j_common_ptr c) {
+    auto* e = reinterpret_cast<JpegError*>(c->err);
+    (*c->err->format_message)(c, e->message);
+    longjmp(e->jump, 1);
+  };
+  err.mgr.output_message = [](j_common_ptr) {};  // warnings (e.g. extraneous bytes) stay quiet
+  torch::Tensor hwc;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    fail(path, std::string("corrupt JPEG (") + err.message + ")");
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  jpeg_read_header(&cinfo, TRUE);
+  cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_start_decompress(&cinfo);
+  const int64_t h = cinfo.output_height, w = cinfo.output_width;
+  hwc = torch::empty({h, w, channels}, torch::kUInt8);
+  auto* p = hwc.data_ptr<uint8_t>();
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = p + static_cast<int64_t>(cinfo.output_scanline) * w * channels;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return hwc.permute({2, 0, 1}).contiguous();
+}
+
+}  // namespace
+
+ImageDataset load_image_folder(const std::string& dir, int channels, int size) {
+  if (channels != 1 && channels != 3) fail(dir, "channels must be 1 or 3");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail(dir, "not a directory");
+  std::vector<std::string> classes;
+  std::vector<std::pair<std::string, int64_t>> files;
+  std::vector<fs::path> subdirs;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.is_directory()) subdirs.push_back(e.path());
+  }
+  std::sort(subdirs.begin(), subdirs.end());
+  auto collect = [&](const fs::path& folder, int64_t label) {
+    std::vector<std::string> found;
+    for (const auto& e : fs::directory_iterator(folder, ec)) {
+      if (e.is_regular_file() && is_image(e.path())) found.push_back(e.path().string());
+    }
+    std::sort(found.begin(), found.end());
+    for (auto& f : found) files.emplace_back(f, label);
+  };
+  for (const auto& s : subdirs) {
+    const size_t before = files.size();
+    collect(s, static_cast<int64_t>(classes.size()));
+    if (files.size() > before) classes.push_back(s.filename().string());
+  }
+  if (files.empty()) {
+    collect(dir, 0);
+    classes.push_back(fs::path(dir).filename().string());
+  }
+  if (files.empty()) fail(dir, "no .png, .jpg or .jpeg images here or in its sub-folders");
+  std::vector<torch::Tensor> images;
+  images.reserve(files.size());
+  for (const auto& [f, label] : files) {
+    auto img = lower_ext(f) == ".png" ? decode_png(f, channels) : decode_jpeg(f, channels);
+    if (size > 0 && (img.size(1) != size || img.size(2) != size)) {
+      img = resize(img.unsqueeze(0), size, size).squeeze(0);
+    } else if (size <= 0 && !images.empty() && img.sizes() != images.front().sizes()) {
+      fail(f, "is " + std::to_string(img.size(2)) + "x" + std::to_string(img.size(1)) + ", the first image " +
+                  std::to_string(images.front().size(2)) + "x" + std::to_string(images.front().size(1)) +
+                  " (give a size to resize them all)");
+    }
+    images.push_back(img);
+  }
+  ImageDataset ds;
+  ds.images = torch::stack(images);
+  ds.labels = torch::empty({static_cast<int64_t>(files.size())}, torch::kLong);
+  for (size_t i = 0; i < files.size(); ++i) ds.labels[static_cast<int64_t>(i)] = files[i].second;
+  ds.class_names = classes;
+  ds.split = "all";
+  ds.source = dir;
+  return ds;
+}
+
+ImageDataset load_svhn(const std::string& path_or_dir, const std::string& split) {
+  std::string path = path_or_dir;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    if (split != "train" && split != "test" && split != "extra") {
+      fail(path, "split must be train, test or extra, got '" + split + "'");
+    }
+    path = (fs::path(path) / (split + "_32x32.mat")).string();
+  }
+  if (!fs::exists(path, ec)) fail(path, "not found");
+  mat_t* mat = Mat_Open(path.c_str(), MAT_ACC_RDONLY);
+  if (!mat) fail(path, "not a MATLAB file libmatio can read (truncated or corrupt?)");
+  auto close = [&] { Mat_Close(mat); };
+  matvar_t* x = Mat_VarRead(mat, "X");
+  matvar_t* y = Mat_VarRead(mat, "y");
+  auto cleanup = [&] {
+    if (x) Mat_VarFree(x);
+    if (y) Mat_VarFree(y);
+    close();
+  };
+  if (!x || !y) {
+    cleanup();
+    fail(path, "needs variables X and y");
+  }
+  if (x->data_type != MAT_T_UINT8 || x->rank != 4 || x->dims[0] != 32 || x->dims[1] != 32 ||
+      x->dims[2] != 3 || !x->data) {
+    const std::string rank = std::to_string(x->rank);
+    cleanup();
+    fail(path, "X must be uint8 32x32x3xN (rank " + rank + " found)");
+  }
+  const int64_t n = static_cast<int64_t>(x->dims[3]);
+  if (y->rank != 2 || static_cast<int64_t>(y->dims[0] * y->dims[1]) != n || !y->data ||
+      (y->data_type != MAT_T_DOUBLE && y->data_type != MAT_T_UINT8)) {
+    cleanup();
+    fail(path, "y must hold N = " + std::to_string(n) + " labels (double or uint8)");
+  }
+  ImageDataset ds;
+  // MATLAB is column-major: X(h, w, c, n) sits at h + 32 w + 1024 c + 3072 n; we want [n][c][h][w].
+  auto cwhn = torch::from_blob(x->data, {n, 3, 32, 32}, torch::kUInt8);  // dims reversed: [n][c][w][h]
+  ds.images = cwhn.transpose(2, 3).contiguous();
+  ds.labels = torch::empty({n}, torch::kLong);
+  auto* lp = ds.labels.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = y->data_type == MAT_T_DOUBLE ? static_cast<const double*>(y->data)[i]
+                                                  : static_cast<const uint8_t*>(y->data)[i];
+    if (v < 1 || v > 10 || v != std::floor(v)) {
+      cleanup();
+      fail(path, "label " + std::to_string(v) + " of item " + std::to_string(i) + " is not in 1..10");
+    }
+    lp[i] = static_cast<int64_t>(v) % 10;
+  }
+  cleanup();
+  ds.class_names = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  ds.split = split;
+  ds.source = path;
+  return ds;
+}
+
+torch::Tensor to_float_dequantized(const torch::Tensor& images, std::optional<at::Generator> gen) {
+  auto x = images.to(torch::kFloat32).mul_(1.0 / 256.0);
+  return x.add_(torch::rand(x.sizes(), gen, x.options()).mul_(1.0 / 256.0));
+}
+
+torch::Tensor random_crop(const torch::Tensor& x, int64_t size, int64_t padding,
+                          std::optional<at::Generator> gen) {
+  const int64_t h = x.size(2) + 2 * padding, w = x.size(3) + 2 * padding;
+  if (size > h || size > w) throw DatasetError("random_crop: crop larger than the padded image");
+  auto padded = torch::constant_pad_nd(x, {padding, padding, padding, padding}, 0);
+  auto out = torch::empty({x.size(0), x.size(1), size, size}, x.options());
+  auto oy = torch::randint(h - size + 1, {x.size(0)}, gen, torch::kLong);
+  auto ox = torch::randint(w - size + 1, {x.size(0)}, gen, torch::kLong);
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    const int64_t y0 = oy[i].item<int64_t>(), x0 = ox[i].item<int64_t>();
+    out[i].copy_(padded[i].slice(1, y0, y0 + size).slice(2, x0, x0 + size));
+  }
+  return out;
+}
+
+torch::Tensor random_flip(const torch::Tensor& x, std::optional<at::Generator> gen) {
+  auto flip = torch::rand({x.size(0)}, gen, torch::kFloat32).lt(0.5).view({-1, 1, 1, 1});
+  return torch::where(flip.to(x.device()), x.flip({3}), x);
+}
+
+torch::Tensor resize(const torch::Tensor& x, int64_t height, int64_t width) {
+  const bool u8 = x.scalar_type() == torch::kUInt8;
+  auto f = u8 ? x.to(torch::kFloat32) : x;
+  namespace F = torch::nn::functional;
+  auto out = F::interpolate(f, F::InterpolateFuncOptions()
+                                   .size(std::vector<int64_t>{height, width})
+                                   .mode(torch::kBilinear)
+                                   .align_corners(false)
+                                   .antialias(true));
+  return u8 ? out.round_().clamp_(0, 255).to(torch::kUInt8) : out;
+}
+
+torch::Tensor to_channels(const torch::Tensor& x, int64_t channels) {
+  if (x.size(1) == channels) return x;
+  if (x.size(1) == 1 && channels == 3) return x.expand({-1, 3, -1, -1}).contiguous();
+  if (x.size(1) == 3 && channels == 1) {
+    const bool u8 = x.scalar_type() == torch::kUInt8;
+    auto f = x.to(torch::kFloat32);
+    auto g = (f.select(1, 0) * 0.299 + f.select(1, 1) * 0.587 + f.select(1, 2) * 0.114).unsqueeze(1);
+    return u8 ? g.round_().clamp_(0, 255).to(torch::kUInt8) : g;
+  }
+  throw DatasetError("to_channels: cannot convert " + std::to_string(x.size(1)) + " channels to " +
+                     std::to_string(channels));
+}
+
+}  // namespace ebm::data
