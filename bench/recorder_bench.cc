@@ -92,8 +92,17 @@ int main(int argc, char** argv) {
   }
   std::vector<double> plain_rates;
   for (int r = 0; r < rounds; ++r) {
-    plain_rates.push_back(steps_per_second(plain.get(), steps, episode_steps));
-    for (auto& v : variants) v.rates.push_back(steps_per_second(v.model.get(), steps, episode_steps));
+    // Rotate the order every round so that no variant always runs first (cold) or last.
+    const int n = static_cast<int>(variants.size()) + 1;
+    for (int k = 0; k < n; ++k) {
+      const int i = (k + r) % n;
+      if (i == 0) {
+        plain_rates.push_back(steps_per_second(plain.get(), steps, episode_steps));
+      } else {
+        auto& v = variants[i - 1];
+        v.rates.push_back(steps_per_second(v.model.get(), steps, episode_steps));
+      }
+    }
   }
   const double base = median(plain_rates);
   std::printf("{\n  \"scene\": \"shadow_hand_block\",\n  \"steps_per_round\": %ld,\n  \"rounds\": %d,\n"

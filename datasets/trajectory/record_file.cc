@@ -276,9 +276,32 @@ void TrajectoryWriter::append(const Episode& episode) {
                           std::to_string(episode.num_frames()) + " frames x " +
                           std::to_string(layout_.frame_size()));
   }
-  Record record;
-  *record.mutable_episode() = episode;
-  write_all(encode_frame(record.SerializeAsString()));
+  // The frame is built in one reused buffer, without copying the episode into a Record: a Record
+  // holding an episode is the tag of field 2 (length-delimited), the length, the episode's bytes.
+  const size_t size = episode.ByteSizeLong();
+  if (size + 16 > kMaxPayload) {
+    throw TrajectoryError(path_ + ": episode " + std::to_string(episode.episode_id()) +
+                          " is too large for one record (" + std::to_string(size) + " bytes)");
+  }
+  std::string& f = frame_buf_;
+  f.assign(12, '\0');
+  f.push_back(static_cast<char>((2 << 3) | 2));
+  for (uint64_t v = size; ; v >>= 7) {
+    if (v < 0x80) {
+      f.push_back(static_cast<char>(v));
+      break;
+    }
+    f.push_back(static_cast<char>((v & 0x7f) | 0x80));
+  }
+  if (!episode.AppendToString(&f)) throw TrajectoryError(path_ + ": cannot serialize an episode");
+  const uint32_t length = static_cast<uint32_t>(f.size() - 12);
+  std::string head;
+  put_u32(head, kFrameMagic);
+  put_u32(head, length);
+  put_u32(head, util::masked_crc32c(head.data(), 8));
+  f.replace(0, 12, head);
+  put_u32(f, util::masked_crc32c(f.data() + 12, length));
+  write_all(f);
   ++episodes_written_;
   if (sync_ == SyncPolicy::kEpisode) sync();
 }

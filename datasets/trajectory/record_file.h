@@ -119,6 +119,7 @@ class TrajectoryWriter {
   FileHeader header_;
   FrameLayout layout_;
   SyncPolicy sync_;
+  std::string frame_buf_;  // reused for every episode: no large allocation per append
   int fd_ = -1;
   uint64_t episodes_written_ = 0;
 };

@@ -43,9 +43,18 @@ std::string image_stats_json(const data::ImageDataset& ds) {
     const std::string name = c < ds.num_classes() ? ds.class_names[c] : std::to_string(c);
     out << (c ? ", " : "") << util::json_quote(name) << ": " << counts[c].item<int64_t>();
   }
-  // Per-channel statistics of x / 255, in double to stay exact over millions of pixels.
-  const auto x = ds.images.to(torch::kFloat64).div_(255.0).transpose(0, 1).flatten(1);
-  const auto mean = x.mean(1), std = x.std(1, /*unbiased=*/false);
+  // Per-channel statistics of x / 255, accumulated in double over chunks of images, so that a
+  // data set of millions of images needs no float copy of itself.
+  const int64_t c = ds.images.size(1);
+  auto sum = torch::zeros({c}, torch::kFloat64), sumsq = torch::zeros({c}, torch::kFloat64);
+  for (int64_t i = 0; i < ds.size(); i += 4096) {
+    const auto x = ds.images.slice(0, i, std::min(i + 4096, ds.size())).to(torch::kFloat64).div_(255.0);
+    sum += x.sum({0, 2, 3});
+    sumsq += x.pow(2).sum({0, 2, 3});
+  }
+  const double per_channel = static_cast<double>(ds.size() * ds.images.size(2) * ds.images.size(3));
+  const auto mean = sum / per_channel;
+  const auto std = (sumsq / per_channel - mean.pow(2)).clamp_min(0).sqrt();
   out << "},\n  \"channel_mean\": [";
   for (int64_t c = 0; c < mean.size(0); ++c) out << (c ? ", " : "") << util::json_number(mean[c].item<double>());
   out << "],\n  \"channel_std\": [";

@@ -274,7 +274,7 @@ std::unique_ptr<Recorder> Recorder::Create(const mjModel* m, mjData* d, int inst
 Recorder::~Recorder() { Flush(); }
 
 int Recorder::frames_in_episode() const {
-  return frame_size_ ? static_cast<int>(frames_.size() / frame_size_) : 0;
+  return frame_size_ ? static_cast<int>(episode_.data_size() / frame_size_) : 0;
 }
 
 void Recorder::Snapshot() {
@@ -318,9 +318,10 @@ void Recorder::Advance(const mjModel* m, mjData* d) {
   using K = FieldSource::Kind;
   if (step_in_episode_ == 0) episode_start_time_ = snap_[0];
   if (step_in_episode_ % decimation_ == 0) {
-    const size_t base = frames_.size();
-    frames_.resize(base + frame_size_);
-    float* out = frames_.data() + base;
+    auto* data = episode_.mutable_data();
+    const int base = data->size();
+    data->Resize(base + static_cast<int>(frame_size_), 0.0f);
+    float* out = data->mutable_data() + base;
     auto put = [&out](const double* src, int n) {
       for (int i = 0; i < n; ++i) *out++ = static_cast<float>(src[i]);
     };
@@ -350,18 +351,20 @@ void Recorder::Flush() {
   const int n = frames_in_episode();
   step_in_episode_ = 0;
   if (n == 0 || validation_only_) {
-    frames_.clear();
+    episode_.Clear();
     return;
   }
-  trajectory::Episode e;
+  trajectory::Episode& e = episode_;
   e.set_episode_id(meta_.episode_id);
   e.set_seed(meta_.seed);
   e.set_start_state_id(meta_.start_state_id);
   e.set_branch_id(meta_.branch_id);
   e.set_num_frames(static_cast<uint32_t>(n));
   e.set_start_time(episode_start_time_);
-  e.mutable_data()->Add(frames_.begin(), frames_.end());
-  frames_.clear();
+  struct ClearOnExit {
+    trajectory::Episode& e;
+    ~ClearOnExit() { e.Clear(); }
+  } clear_on_exit{e};
   try {
     if (!writer_) {
       if (directory_mode_) {

@@ -127,7 +127,7 @@ class Recorder {
 
   std::vector<double> snap_;  // time, qpos, qvel, act of s_t
   long step_in_episode_ = 0;
-  std::vector<float> frames_;
+  trajectory::Episode episode_;  // frames of the open episode; reused (keeps its capacity)
   double episode_start_time_ = 0;
   EpisodeMeta meta_;
   std::shared_ptr<SharedWriter> writer_;

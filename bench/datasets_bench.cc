@@ -1,0 +1,107 @@
+// Image loaders against the disk: CIFAR-10 load rate beside a plain read of the same bytes, and
+// the downsampled-ImageNet reader's peak memory against the size of the data it returns.
+//
+//   bench_datasets cifar DIR      (writes 5 x 10000 random records into DIR first if missing)
+//   bench_datasets imagenet DIR [SPLIT]   (npz or pickled batches, e.g. from datasets_bench.py)
+// Prints one JSON object.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "datasets/image/image_dataset.h"
+#include "ebm/util/files.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// kB from /proc/self/status (VmHWM: peak resident set; VmRSS: current).
+long status_kb(const std::string& key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
+  }
+  return -1;
+}
+
+// Resets VmHWM to the current RSS (Linux >= 4.0), so the next peak is the load's own.
+void reset_peak() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int cifar(const std::string& dir) {
+  fs::create_directories(dir);
+  std::mt19937 rng(0);
+  for (int b = 1; b <= 5; ++b) {
+    const std::string f = dir + "/data_batch_" + std::to_string(b) + ".bin";
+    if (fs::exists(f)) continue;
+    std::string bytes(10000 * 3073, '\0');
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(rng());
+    for (size_t r = 0; r < 10000; ++r) bytes[r * 3073] = static_cast<char>(r % 10);
+    ebm::util::write_file_atomic(f, bytes);
+  }
+  double best_load = 1e30, best_read = 1e30;
+  int64_t n = 0;
+  for (int round = 0; round < 5; ++round) {  // alternate, keep the best of each (warm cache)
+    auto t0 = std::chrono::steady_clock::now();
+    size_t bytes = 0;
+    for (int b = 1; b <= 5; ++b) bytes += ebm::util::read_file(dir + "/data_batch_" + std::to_string(b) + ".bin").size();
+    best_read = std::min(best_read, seconds_since(t0));
+    t0 = std::chrono::steady_clock::now();
+    auto ds = ebm::data::load_cifar10(dir, "train");
+    best_load = std::min(best_load, seconds_since(t0));
+    n = ds.size();
+    if (bytes != 5u * 10000 * 3073) return 1;
+  }
+  std::printf("{\"benchmark\": \"cifar10_train_load\", \"images\": %lld, \"load_s\": %.4f, "
+              "\"images_per_s\": %.0f, \"plain_read_s\": %.4f, \"load_over_read\": %.2f, "
+              "\"read_MB_per_s\": %.0f}\n",
+              static_cast<long long>(n), best_load, n / best_load, best_read, best_load / best_read,
+              5 * 10000 * 3073 / 1e6 / best_read);
+  return 0;
+}
+
+int imagenet(const std::string& dir, const std::string& split) {
+  torch::ones({1}).sum();  // LibTorch initialised before the baseline
+  const long base_rss = status_kb("VmRSS");
+  reset_peak();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto ds = ebm::data::load_imagenet_downsampled(dir, split);
+  const double s = seconds_since(t0);
+  const long peak = status_kb("VmHWM");
+  const double data_mb = ds.images.numel() / 1e6 + ds.labels.numel() * 8 / 1e6;
+  std::printf("{\"benchmark\": \"imagenet_load\", \"dir\": \"%s\", \"images\": %lld, "
+              "\"data_MB\": %.1f, \"baseline_rss_MB\": %.1f, \"peak_rss_MB\": %.1f, "
+              "\"peak_over_baseline_MB\": %.1f, \"extra_over_data\": %.3f, \"load_s\": %.3f, "
+              "\"images_per_s\": %.0f}\n",
+              dir.c_str(), static_cast<long long>(ds.size()), data_mb, base_rss / 1024.0,
+              peak / 1024.0, (peak - base_rss) / 1024.0, (peak - base_rss) / 1024.0 / data_mb, s,
+              ds.size() / s);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s cifar DIR | imagenet DIR [SPLIT]\n", argv[0]);
+    return 2;
+  }
+  try {
+    const std::string mode = argv[1];
+    if (mode == "cifar") return cifar(argv[2]);
+    if (mode == "imagenet") return imagenet(argv[2], argc > 3 ? argv[3] : "train");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}
