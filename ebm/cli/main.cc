@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   ebm::cli::add_sample(app, action);
   ebm::cli::add_record(app, action);
   ebm::cli::add_data(app, action);
+  ebm::cli::add_traj(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

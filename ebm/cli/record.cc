@@ -10,6 +10,7 @@
 #include "datasets/trajectory/record_file.h"
 #include "ebm/cli/commands.h"
 #include "ebm/core/config.h"
+#include "ebm/experiments/trajectory.h"
 #include "ebm/report/progress.h"
 #include "ebm/util/files.h"
 #include "plugin/rollout/rollout.h"
@@ -25,53 +26,11 @@ struct RecordArgs {
   bool quiet = false;
 };
 
-// Reads the `record` config (see configs/README.md, section "Recording configs").
-rollout::RecordOptions record_options(const ConfigSection& root) {
-  rollout::RecordOptions o;
-  o.seed = static_cast<uint64_t>(root.get<int64_t>("seed", 0));
-  const auto scene = root.section("scene");
-  o.scene.name = scene.choice("name", "shadow_hand_block", {"shadow_hand_block", "particles", "mjcf"});
-  if (!scene.is_null("path")) o.scene.path = scene.get<std::string>("path", "");
-  const auto particles = scene.section("particles");
-  o.scene.particles.count = static_cast<int>(particles.get<int64_t>("count", o.scene.particles.count));
-  o.scene.particles.box = particles.get<double>("box", o.scene.particles.box);
-  o.scene.particles.radius = particles.get<double>("radius", o.scene.particles.radius);
-  o.scene.particles.max_force = particles.get<double>("max_force", o.scene.particles.max_force);
-  const auto r = root.section("rollout");
-  o.threads = static_cast<int>(r.get<int64_t>("threads", o.threads));
-  r.check(o.threads >= 1, "threads", "an integer >= 1");
-  o.start_states = static_cast<int>(r.get<int64_t>("start_states", o.start_states));
-  r.check(o.start_states >= 1, "start_states", "an integer >= 1");
-  o.branches = static_cast<int>(r.get<int64_t>("branches", o.branches));
-  r.check(o.branches >= 1, "branches", "an integer >= 1");
-  o.warmup_steps = r.get<int64_t>("warmup_steps", o.warmup_steps);
-  r.check(o.warmup_steps >= 0, "warmup_steps", "an integer >= 0");
-  o.episode_steps = r.get<int64_t>("episode_steps", o.episode_steps);
-  r.check(o.episode_steps >= 1, "episode_steps", "an integer >= 1");
-  const auto p = root.section("policy");
-  p.choice("kind", "ou", {"ou"});
-  o.policy.theta = p.get<double>("theta", o.policy.theta);
-  p.check(o.policy.theta >= 0, "theta", "a number >= 0");
-  o.policy.sigma = p.get<double>("sigma", o.policy.sigma);
-  p.check(o.policy.sigma >= 0, "sigma", "a number >= 0");
-  o.policy.action_repeat = static_cast<int>(p.get<int64_t>("action_repeat", o.policy.action_repeat));
-  p.check(o.policy.action_repeat >= 1, "action_repeat", "an integer >= 1");
-  const auto rec = root.section("recorder");
-  const auto fields = rec.get<std::vector<std::string>>("fields", {"qpos", "qvel", "ctrl"});
-  rec.check(!fields.empty(), "fields", "a non-empty list");
-  o.fields.clear();
-  for (const auto& f : fields) o.fields += (o.fields.empty() ? "" : " ") + f;
-  o.decimation = static_cast<int>(rec.get<int64_t>("decimation", o.decimation));
-  rec.check(o.decimation >= 1, "decimation", "an integer >= 1");
-  o.flush = rec.choice("flush", "episode", {"episode", "close", "none"});
-  return o;
-}
-
 int run_record(const RecordArgs& args) {
   auto config = Config::load_file(args.config_path, args.overrides);
   const auto root = config->root();
   const std::string name = root.get<std::string>("name", "record");
-  rollout::RecordOptions o = record_options(root);
+  rollout::RecordOptions o = experiments::record_options(root);
   config->check_all_used();
   o.out_dir = args.out_dir.empty() ? "runs/" + name + "/trajectories" : args.out_dir;
   const int64_t total = static_cast<int64_t>(o.start_states) * o.branches;

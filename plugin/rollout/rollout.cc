@@ -67,6 +67,8 @@ void check_options(const RecordOptions& o) {
   need(o.branches >= 1, "branches must be >= 1");
   need(o.warmup_steps >= 0, "warmup_steps must be >= 0");
   need(o.episode_steps >= 1, "episode_steps must be >= 1");
+  need(o.prefix_steps >= 0 && o.prefix_steps < o.episode_steps,
+       "prefix_steps must be >= 0 and < episode_steps");
   need(o.decimation >= 1, "decimation must be >= 1");
   need(o.policy.action_repeat >= 1, "policy.action_repeat must be >= 1");
   need(o.policy.theta >= 0 && o.policy.sigma >= 0, "policy theta and sigma must be >= 0");
@@ -198,9 +200,18 @@ RecordResult record_rollouts(const RecordOptions& o,
       mj_forward(m, d);
       ebm_recorder_begin_episode(m, d, static_cast<uint64_t>(job), seed, static_cast<uint32_t>(s),
                                  static_cast<uint32_t>(b));
+      long k = 0;
+      if (o.prefix_steps > 0) {  // the shared history of all branches of this start state
+        OUPolicy common(m, o.policy, stream_seed(o.seed, static_cast<uint64_t>(s), ~1ull));
+        common.reset(m, d);
+        for (; k < o.prefix_steps; ++k) {
+          common.act(m, d, k);
+          mj_step(m, d);
+        }
+      }
       OUPolicy policy(m, o.policy, seed);
       policy.reset(m, d);
-      for (long k = 0; k < o.episode_steps; ++k) {
+      for (; k < o.episode_steps; ++k) {
         policy.act(m, d, k);
         mj_step(m, d);
       }

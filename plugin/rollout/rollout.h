@@ -49,6 +49,10 @@ struct RecordOptions {
   int branches = 8;
   long warmup_steps = 500;    // random-policy steps from the model's initial state to a start state
   long episode_steps = 2000;  // physics steps per recorded episode
+  // The first prefix_steps of every episode follow a policy shared by all branches of the start
+  // state (seeded by (seed, start state)), so the branches share a recorded history before they
+  // diverge: the context a trajectory model is given. 0: branches diverge at once.
+  long prefix_steps = 0;
   uint64_t seed = 0;
   // Recorder attributes (see plugin/recorder/recorder.h).
   std::string fields = "qpos qvel ctrl";

@@ -1,0 +1,129 @@
+#include "datasets/trajectory/windows.h"
+
+#include <torch/torch.h>
+
+#include <regex>
+
+namespace ebm::trajectory {
+
+std::string FeatureSlice::text() const {
+  return field + "[" + std::to_string(begin) + ":" + std::to_string(end) + "]";
+}
+
+FeatureSlice parse_feature(const std::string& text, const FrameLayout& layout) {
+  static const std::regex re(R"(([A-Za-z_:0-9.]+?)(\[(\d+):(\d+)\])?)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re)) {
+    throw TrajectoryError("feature '" + text + "': expected 'field' or 'field[a:b]'");
+  }
+  FeatureSlice f;
+  f.field = m[1];
+  if (!layout.offset(f.field)) {
+    std::string names;
+    for (const auto& [n, s] : layout.fields()) names += (names.empty() ? "" : ", ") + n;
+    throw TrajectoryError("feature '" + text + "': the recording has no field '" + f.field +
+                          "' (fields: " + names + ")");
+  }
+  const auto size = static_cast<int64_t>(layout.size(f.field));
+  f.begin = m[2].matched ? std::stoll(m[3]) : 0;
+  f.end = m[2].matched ? std::stoll(m[4]) : size;
+  if (f.begin >= f.end || f.end > size) {
+    throw TrajectoryError("feature '" + text + "': range outside the field's " +
+                          std::to_string(size) + " elements");
+  }
+  return f;
+}
+
+bool is_validation_state(uint32_t start_state, double val_fraction) {
+  uint64_t z = start_state + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) / static_cast<double>(1ull << 53) < val_fraction;
+}
+
+WindowDataset::WindowDataset(const TrajectoryCorpus& corpus, const WindowOptions& o,
+                             const std::string& split)
+    : options_(o) {
+  if (o.history < 1 || o.future < 1 || o.stride < 1) {
+    throw TrajectoryError("windows: history, future and stride must be >= 1");
+  }
+  if (split != "train" && split != "val" && split != "all") {
+    throw TrajectoryError("windows: split must be train, val or all, got '" + split + "'");
+  }
+  if (o.features.empty()) throw TrajectoryError("windows: no features chosen");
+  int64_t dim = 0;
+  for (const auto& text : o.features) {
+    features_.push_back(parse_feature(text, corpus.layout()));
+    dim += features_.back().end - features_.back().begin;
+  }
+  const int64_t len = o.history + o.future;
+  std::vector<float> frames;  // one episode's features, [T, dim]
+  std::vector<torch::Tensor> windows;
+  std::vector<int64_t> ep, ss, br, t0s;
+  const size_t fs = corpus.layout().frame_size();
+  for (size_t i = 0; i < corpus.size(); ++i) {
+    const auto& info = corpus.episodes()[i];
+    const bool val = is_validation_state(info.start_state_id, o.val_fraction);
+    if ((split == "train" && val) || (split == "val" && !val)) continue;
+    if (info.num_frames < len) continue;
+    const Episode e = corpus.read(i);
+    const int64_t t_count = e.num_frames();
+    auto feats = torch::empty({t_count, dim}, torch::kFloat32);
+    auto* out = feats.data_ptr<float>();
+    for (int64_t t = 0; t < t_count; ++t) {
+      const float* frame = e.data().data() + t * fs;
+      for (const auto& f : features_) {
+        const size_t off = *corpus.layout().offset(f.field);
+        for (int64_t k = f.begin; k < f.end; ++k) *out++ = frame[off + k];
+      }
+    }
+    for (int64_t s = 0; s + len <= t_count; s += o.stride) {
+      windows.push_back(feats.narrow(0, s, len));
+      ep.push_back(static_cast<int64_t>(i));
+      ss.push_back(info.start_state_id);
+      br.push_back(info.branch_id);
+      t0s.push_back(s + o.history);
+    }
+  }
+  if (windows.empty()) {
+    throw TrajectoryError("windows: no episode of the " + split + " split has the " +
+                          std::to_string(len) + " frames a window needs (history " +
+                          std::to_string(o.history) + " + future " + std::to_string(o.future) + ")");
+  }
+  auto all = torch::stack(windows);
+  history_ = all.narrow(1, 0, o.history).contiguous();
+  future_ = all.narrow(1, o.history, o.future).contiguous();
+  episode_ = torch::tensor(ep, torch::kLong);
+  start_state_ = torch::tensor(ss, torch::kLong);
+  branch_ = torch::tensor(br, torch::kLong);
+  t0_ = torch::tensor(t0s, torch::kLong);
+}
+
+WindowStats WindowDataset::compute_stats() const {
+  WindowStats s;
+  const auto states = torch::cat({history_.flatten(0, 1), future_.flatten(0, 1)}, 0);
+  s.mean = states.mean(0);
+  s.std = states.std(0).clamp_min(1e-6);
+  const auto last = history_.select(1, history_.size(1) - 1).unsqueeze(1);
+  s.delta_std = (future_ - last).flatten(0, 1).pow(2).mean(0).sqrt().clamp_min(1e-6);
+  return s;
+}
+
+torch::Tensor normalize_history(const torch::Tensor& history, const WindowStats& s) {
+  return (history - s.mean.to(history.device())) / s.std.to(history.device());
+}
+
+torch::Tensor normalize_future(const torch::Tensor& future, const torch::Tensor& history,
+                               const WindowStats& s) {
+  const auto last = history.select(1, history.size(1) - 1).unsqueeze(1);
+  return (future - last) / s.delta_std.to(future.device());
+}
+
+torch::Tensor denormalize_future(const torch::Tensor& z, const torch::Tensor& history,
+                                 const WindowStats& s) {
+  const auto last = history.select(1, history.size(1) - 1).unsqueeze(1);
+  return z * s.delta_std.to(z.device()) + last;
+}
+
+}  // namespace ebm::trajectory

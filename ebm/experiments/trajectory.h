@@ -1,0 +1,83 @@
+// Trajectory experiments: record branched rollouts, train the trajectory EBM (the core's trainer,
+// sampler and replay buffer) and the baselines (feedforward MSE, mixture density network) on
+// windows, and evaluate all of them against the true distribution of futures (the recorded
+// branches), with metrics, pictures and an HTML report. Used by `ebm traj` and the main job.
+#pragma once
+
+#include <torch/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "datasets/trajectory/windows.h"
+#include "ebm/core/config.h"
+#include "ebm/core/trainer.h"
+#include "ebm/nets/trajectory_nets.h"
+#include "plugin/rollout/rollout.h"
+
+struct mjModel_;
+typedef struct mjModel_ mjModel;
+
+namespace ebm::experiments {
+
+// Sections scene, rollout, policy, recorder of a recording or trajectory config.
+rollout::RecordOptions record_options(const ConfigSection& root);
+
+struct TrajConfig {
+  std::string name;
+  uint64_t seed = 0;
+  std::string device = "auto";
+  rollout::RecordOptions record;
+  trajectory::WindowOptions windows;
+  // Model and baselines.
+  int64_t channels = 128, layers = 3, components = 8;
+  double prior_weight = 0.01;
+  TrainerOptions ebm;
+  int64_t ebm_iterations = 2000, batch_size = 64;
+  int64_t fc_iterations = 2000, mdn_iterations = 2000;
+  double baseline_lr = 1e-3;
+  // Evaluation.
+  std::vector<std::string> sites;  // tracked points (fingertips, particles)
+  int64_t samples = 8;              // K
+  int64_t horizon = 80;             // future frames evaluated (chained windows)
+  std::vector<int64_t> error_frames = {20, 40, 60, 80};
+  int64_t eval_langevin_steps = 100;
+  int64_t max_eval_states = 16;
+  int64_t log_every = 50;
+};
+
+// Joint-limit check of qpos frames [T, nq] on the limited hinge and slide joints of a model:
+// the share of (frame, joint) pairs outside the range and the mean excess of those (rad or m).
+struct LimitViolations {
+  double rate = 0;
+  double mean_excess = 0;
+};
+LimitViolations joint_limit_violations(const mjModel* m, const torch::Tensor& qpos);
+
+// Reads and validates a trajectory config (keys in configs/README.md).
+TrajConfig traj_config(const ConfigSection& root);
+
+struct TrajRunOptions {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  std::string out_dir;  // empty: runs/<name>
+  bool record = true, train = true, eval = true;
+  bool quiet = false;
+};
+
+struct TrajRunSummary {
+  std::string run_dir;
+  std::string metrics_json;
+  std::string report_html;
+  std::string table;  // the metrics table as text
+  // method -> metric -> value
+  std::map<std::string, std::map<std::string, double>> metrics;
+};
+
+// Runs the stages asked for into the run directory: trajectories/ (record), models/ (train),
+// metrics.json, *.png and report.html (eval). A stage whose inputs are missing is an error
+// naming what is missing; recording into a directory that already holds trajectories is skipped.
+TrajRunSummary run_trajectory(const TrajRunOptions& options);
+
+}  // namespace ebm::experiments

@@ -1,0 +1,128 @@
+#include "ebm/nets/trajectory_nets.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <stdexcept>
+
+namespace ebm {
+
+namespace {
+
+torch::nn::Sequential mlp(int64_t in, int64_t width, int64_t layers) {
+  torch::nn::Sequential s;
+  int64_t d = in;
+  for (int64_t i = 0; i < layers; ++i) {
+    s->push_back(torch::nn::Linear(d, width));
+    s->push_back(torch::nn::SiLU());
+    d = width;
+  }
+  return s;
+}
+
+void check_windows(const TrajectoryNetOptions& o, const torch::Tensor& history,
+                   const torch::Tensor* future, const char* who) {
+  if (!history.defined() || history.dim() != 3 || history.size(1) != o.history() ||
+      history.size(2) != o.dim()) {
+    throw std::invalid_argument(std::string(who) + ": history must be [B, " +
+                                std::to_string(o.history()) + ", " + std::to_string(o.dim()) +
+                                "], got " + (history.defined() ? c10::str(history.sizes()) : "none"));
+  }
+  if (future && (future->dim() != 3 || future->size(1) != o.future() || future->size(2) != o.dim())) {
+    throw std::invalid_argument(std::string(who) + ": future must be [B, " +
+                                std::to_string(o.future()) + ", " + std::to_string(o.dim()) +
+                                "], got " + c10::str(future->sizes()));
+  }
+}
+
+}  // namespace
+
+TrajectoryEnergyNetImpl::TrajectoryEnergyNetImpl(const TrajectoryNetOptions& o) : options_(o) {
+  if (o.dim() < 1 || o.history() < 1 || o.future() < 1 || o.channels() < 1 || o.layers() < 1) {
+    throw std::invalid_argument("TrajectoryEnergyNet: dim, history, future, channels, layers must be >= 1");
+  }
+  const int64_t len = o.history() + o.future();
+  int64_t in = o.dim() + 2;
+  for (int64_t l = 0; l < o.layers(); ++l) {
+    const int64_t dil = int64_t{1} << l;
+    convs_.push_back(register_module("conv" + std::to_string(l),
+                                     torch::nn::Conv1d(torch::nn::Conv1dOptions(in, o.channels(), 3)
+                                                           .padding(dil)
+                                                           .dilation(dil))));
+    in = o.channels();
+  }
+  head_ = register_module("head", torch::nn::Linear(o.channels() * len, 1));
+  auto marks = torch::zeros({2, len});
+  marks[0].narrow(0, o.history(), o.future()).fill_(1.0);
+  marks[1] = torch::linspace(-1.0, 1.0, len);
+  time_channels_ = register_buffer("time_channels", marks);
+}
+
+torch::Tensor TrajectoryEnergyNetImpl::energy(const torch::Tensor& x, const torch::Tensor& cond) {
+  check_windows(options_, cond, &x, "TrajectoryEnergyNet");
+  const int64_t b = x.size(0);
+  auto seq = torch::cat({cond.to(x.dtype()), x}, 1).transpose(1, 2);  // [B, D, H + F]
+  auto h = torch::cat({seq, time_channels_.to(x.dtype()).unsqueeze(0).expand({b, -1, -1})}, 1);
+  for (auto& conv : convs_) h = torch::silu(conv->forward(h));
+  auto e = head_->forward(h.flatten(1)).squeeze(1);
+  if (options_.prior_weight() > 0) e = e + 0.5 * options_.prior_weight() * x.pow(2).flatten(1).sum(1);
+  return e;
+}
+
+FeedforwardPredictorImpl::FeedforwardPredictorImpl(const TrajectoryNetOptions& o) : options_(o) {
+  mlp_ = mlp(o.history() * o.dim(), o.channels() * 2, o.layers());
+  mlp_->push_back(torch::nn::Linear(o.channels() * 2, o.future() * o.dim()));
+  register_module("mlp", mlp_);
+}
+
+torch::Tensor FeedforwardPredictorImpl::forward(const torch::Tensor& history) {
+  check_windows(options_, history, nullptr, "FeedforwardPredictor");
+  return mlp_->forward(history.flatten(1)).view({history.size(0), options_.future(), options_.dim()});
+}
+
+torch::Tensor FeedforwardPredictorImpl::loss(const torch::Tensor& history, const torch::Tensor& future) {
+  check_windows(options_, history, &future, "FeedforwardPredictor");
+  return torch::mse_loss(forward(history), future);
+}
+
+MixtureDensityNetImpl::MixtureDensityNetImpl(const TrajectoryNetOptions& o) : options_(o) {
+  if (o.components() < 1) throw std::invalid_argument("MixtureDensityNet: components must be >= 1");
+  const int64_t w = o.channels() * 2, out = o.future() * o.dim();
+  trunk_ = register_module("trunk", mlp(o.history() * o.dim(), w, o.layers()));
+  logits_ = register_module("logits", torch::nn::Linear(w, o.components()));
+  means_ = register_module("means", torch::nn::Linear(w, o.components() * out));
+  log_std_ = register_module("log_std", torch::nn::Linear(w, o.components() * out));
+}
+
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> MixtureDensityNetImpl::params(
+    const torch::Tensor& history) {
+  check_windows(options_, history, nullptr, "MixtureDensityNet");
+  const int64_t b = history.size(0), k = options_.components(), out = options_.future() * options_.dim();
+  auto h = trunk_->forward(history.flatten(1));
+  auto log_std = log_std_->forward(h).view({b, k, out}).clamp(-7.0, 3.0);
+  return {logits_->forward(h), means_->forward(h).view({b, k, out}), log_std};
+}
+
+torch::Tensor MixtureDensityNetImpl::loss(const torch::Tensor& history, const torch::Tensor& future) {
+  check_windows(options_, history, &future, "MixtureDensityNet");
+  auto [logits, mean, log_std] = params(history);
+  auto y = future.flatten(1).unsqueeze(1);  // [B, 1, F*D]
+  auto z = (y - mean) * torch::exp(-log_std);
+  auto log_n = (-0.5 * z.pow(2) - log_std - 0.5 * std::log(2 * M_PI)).sum(2);  // [B, K]
+  auto log_p = torch::logsumexp(torch::log_softmax(logits, 1) + log_n, 1);
+  return -log_p.mean() / static_cast<double>(options_.future() * options_.dim());
+}
+
+torch::Tensor MixtureDensityNetImpl::sample(const torch::Tensor& history, int64_t n,
+                                            std::optional<at::Generator> gen) {
+  torch::NoGradGuard no_grad;
+  auto [logits, mean, log_std] = params(history);
+  const int64_t b = history.size(0), out = options_.future() * options_.dim();
+  auto comp = torch::multinomial(torch::softmax(logits, 1), n, /*replacement=*/true, gen);  // [B, n]
+  auto idx = comp.unsqueeze(2).expand({b, n, out});
+  auto mu = mean.gather(1, idx), sd = log_std.gather(1, idx).exp();
+  auto eps = torch::randn({b, n, out}, gen, mu.options());
+  return (mu + sd * eps).view({b, n, options_.future(), options_.dim()});
+}
+
+}  // namespace ebm

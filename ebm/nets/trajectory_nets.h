@@ -1,0 +1,83 @@
+// Nets over trajectory windows: the energy E(future | history) sampled by the core's one Langevin
+// sampler, and the baselines the paper compares against (a feedforward regressor trained with
+// MSE) plus a stochastic one (a mixture density network), so that diversity is compared fairly.
+// Inputs are normalised (datasets/trajectory/windows.h): history [B, H, D] states, future
+// [B, F, D] displacements from the last history frame.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
+
+#include "ebm/core/energy.h"
+
+namespace ebm {
+
+struct TrajectoryNetOptions {
+  TrajectoryNetOptions(int64_t dim, int64_t history, int64_t future)
+      : dim_(dim), history_(history), future_(future) {}
+  TORCH_ARG(int64_t, dim);
+  TORCH_ARG(int64_t, history);
+  TORCH_ARG(int64_t, future);
+  TORCH_ARG(int64_t, channels) = 128;  // temporal-conv channels / MLP width
+  TORCH_ARG(int64_t, layers) = 3;      // dilated conv layers (dilation 1, 2, 4, ...) / MLP hidden layers
+  // Weight of a quadratic prior 0.5 * w * |future|^2 added to the energy, which keeps it bounded
+  // below far from the data (0: none).
+  TORCH_ARG(double, prior_weight) = 0.01;
+  // Mixture components of the MDN baseline.
+  TORCH_ARG(int64_t, components) = 8;
+};
+
+// E(future | history): dilated temporal convolutions (swish) over the H + F frames, with two extra
+// input channels marking future frames and time, then a linear read-out of all frames.
+class TrajectoryEnergyNetImpl : public EnergyModel {
+ public:
+  explicit TrajectoryEnergyNetImpl(const TrajectoryNetOptions& options);
+  // x: [B, F, D]; condition: [B, H, D] (required).
+  torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition) override;
+  const TrajectoryNetOptions& options() const { return options_; }
+
+ private:
+  TrajectoryNetOptions options_;
+  std::vector<torch::nn::Conv1d> convs_;
+  torch::nn::Linear head_{nullptr};
+  torch::Tensor time_channels_;  // [2, H + F]
+};
+TORCH_MODULE(TrajectoryEnergyNet);
+
+// The paper's feedforward baseline: an MLP from the flattened history to the future, trained
+// with MSE. It predicts the conditional mean, hence a single future.
+class FeedforwardPredictorImpl : public torch::nn::Module {
+ public:
+  explicit FeedforwardPredictorImpl(const TrajectoryNetOptions& options);
+  torch::Tensor forward(const torch::Tensor& history);  // [B, F, D]
+  torch::Tensor loss(const torch::Tensor& history, const torch::Tensor& future);
+
+ private:
+  TrajectoryNetOptions options_;
+  torch::nn::Sequential mlp_{nullptr};
+};
+TORCH_MODULE(FeedforwardPredictor);
+
+// A mixture density network: K diagonal Gaussians over the whole future given the history.
+class MixtureDensityNetImpl : public torch::nn::Module {
+ public:
+  explicit MixtureDensityNetImpl(const TrajectoryNetOptions& options);
+  // Negative log-likelihood per window (mean over the batch).
+  torch::Tensor loss(const torch::Tensor& history, const torch::Tensor& future);
+  // n samples per history: [B, n, F, D].
+  torch::Tensor sample(const torch::Tensor& history, int64_t n,
+                       std::optional<at::Generator> gen = std::nullopt);
+
+ private:
+  // logits [B, K], means [B, K, F*D], log-std [B, K, F*D]
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> params(const torch::Tensor& history);
+  TrajectoryNetOptions options_;
+  torch::nn::Sequential trunk_{nullptr};
+  torch::nn::Linear logits_{nullptr}, means_{nullptr}, log_std_{nullptr};
+};
+TORCH_MODULE(MixtureDensityNet);
+
+}  // namespace ebm
