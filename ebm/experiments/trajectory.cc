@@ -15,6 +15,8 @@
 #include "ebm/core/options_config.h"
 #include "ebm/eval/trajectory_metrics.h"
 #include "ebm/experiments/image_train.h"
+#include "ebm/nets/trajectory_generator.h"
+#include "plugin/recorder/recorder.h"
 #include "ebm/report/metrics.h"
 #include "ebm/report/png.h"
 #include "ebm/report/progress.h"
@@ -97,6 +99,8 @@ TrajConfig traj_config(const ConfigSection& root) {
   m.check(c.prior_weight >= 0, "prior_weight", ">= 0");
   c.components = m.get<int64_t>("components", c.components);
   m.check(c.components >= 1, "components", "an integer >= 1");
+  c.basis = m.get<int64_t>("basis", c.basis);
+  m.check(c.basis >= 0 && c.basis <= c.windows.future, "basis", "an integer in 0..windows.future");
   const auto t = root.section("trainer");
   c.ebm = trainer_options(t, root.section("langevin"), root.section("replay_buffer"));
   c.ebm_iterations = t.get<int64_t>("iterations", c.ebm_iterations);
@@ -161,8 +165,7 @@ namespace {
 struct Models {
   WindowStats stats;
   int64_t dim = 0;
-  std::shared_ptr<TrajectoryEnergyNetImpl> ebm;
-  std::unique_ptr<ContrastiveDivergenceTrainer> trainer;
+  std::unique_ptr<TrajectoryGenerator> generator;
   FeedforwardPredictor fc{nullptr};
   MixtureDensityNet mdn{nullptr};
 };
@@ -172,7 +175,8 @@ TrajectoryNetOptions net_options(const TrajConfig& c, int64_t dim) {
       .channels(c.channels)
       .layers(c.layers)
       .prior_weight(c.prior_weight)
-      .components(c.components);
+      .components(c.components)
+      .basis(c.basis);
 }
 
 std::string features_text(const TrajConfig& c) {
@@ -190,6 +194,7 @@ void save_stats(const std::string& path, const WindowStats& s, const TrajConfig&
   a.write("meta.history", c10::IValue(c.windows.history));
   a.write("meta.future", c10::IValue(c.windows.future));
   a.write("meta.dim", c10::IValue(dim));
+  a.write("meta.basis", c10::IValue(c.basis));
   std::ostringstream bytes;
   a.save_to(bytes);
   util::write_file_atomic(path, bytes.str());
@@ -220,6 +225,11 @@ WindowStats load_stats(const std::string& path, const TrajConfig& c, int64_t* di
   }
   a.read("meta.dim", v);
   *dim = v.toInt();
+  a.read("meta.basis", v);
+  if (v.toInt() != c.basis) {
+    throw std::runtime_error(path + ": models use model.basis = " + std::to_string(v.toInt()) +
+                             ", the config " + std::to_string(c.basis));
+  }
   return s;
 }
 
@@ -252,7 +262,8 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
   fs::create_directories(run_dir + "/models");
   save_stats(run_dir + "/models/stats.pt", stats, c, dim);
   const auto h = trajectory::normalize_history(train.history(), stats).to(device);
-  const auto f = trajectory::normalize_future(train.future(), train.history(), stats).to(device);
+  const auto net_opts = net_options(c, dim);
+  const auto f = encode_future(trajectory::normalize_future(train.future(), train.history(), stats), net_opts).to(device);
   const int64_t n = h.size(0);
   fmt::print(stderr, "training on {} windows ({} history + {} future frames of {} features) from {} episodes\n",
              n, c.windows.history, c.windows.future, dim, corpus.size());
@@ -262,7 +273,7 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
 
   // The EBM: the core's trainer, sampler and replay buffer.
   auto net = std::make_shared<TrajectoryEnergyNetImpl>(net_options(c, dim));
-  ContrastiveDivergenceTrainer trainer(net, {c.windows.future, dim}, c.ebm, device);
+  ContrastiveDivergenceTrainer trainer(net, {net_opts.latent_frames(), dim}, c.ebm, device);
   {
     report::Progress progress("ebm", c.ebm_iterations);
     for (int64_t it = 0; it < c.ebm_iterations; ++it) {
@@ -281,6 +292,28 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
     std::ostringstream bytes;
     a.save_to(bytes);
     util::write_file_atomic(run_dir + "/models/ebm.pt", bytes.str());
+  }
+  {  // The sampling package for evaluation and the ebm.generator plugin.
+    auto spec = rollout::load_scene(c.record.scene);
+    auto model = rollout::compile(spec.get());
+    TrajectoryGeneratorMeta meta;
+    meta.features = features_text(c);
+    meta.history = c.windows.history;
+    meta.future = c.windows.future;
+    meta.dim = dim;
+    meta.basis = c.basis;
+    meta.channels = c.channels;
+    meta.layers = c.layers;
+    meta.prior_weight = c.prior_weight;
+    meta.decimation = c.record.decimation;
+    meta.timestep = model->opt.timestep;
+    meta.nq = model->nq;
+    meta.nv = model->nv;
+    meta.model_hash = recorder::model_hash(model.get());
+    auto starts = trainer.buffer().size() > 0 ? trainer.buffer().states() : trainer.buffer().init_states(256);
+    if (starts.size(0) > 1024) starts = starts.index_select(0, torch::randperm(starts.size(0), torch::kLong).narrow(0, 0, 1024));
+    TrajectoryGenerator(meta, net, trainer.sampler().options(), stats.mean, stats.std, stats.delta_std, starts)
+        .save(run_dir + "/models/generator.pt");
   }
   // Baselines.
   auto train_baseline = [&](const std::string& name, torch::nn::Module& module, int64_t iterations,
@@ -312,15 +345,7 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
 Models load_models(const TrajConfig& c, const std::string& run_dir, torch::Device device) {
   Models m;
   m.stats = load_stats(run_dir + "/models/stats.pt", c, &m.dim);
-  m.ebm = std::make_shared<TrajectoryEnergyNetImpl>(net_options(c, m.dim));
-  m.trainer = std::make_unique<ContrastiveDivergenceTrainer>(m.ebm, std::vector<int64_t>{c.windows.future, m.dim}, c.ebm, device);
-  {
-    const std::string path = run_dir + "/models/ebm.pt";
-    if (!fs::exists(path)) throw std::runtime_error(path + ": missing; train first (ebm traj train)");
-    torch::serialize::InputArchive a;
-    a.load_from(path, device);
-    m.trainer->load(a);
-  }
+  m.generator = TrajectoryGenerator::load(run_dir + "/models/generator.pt", device);
   m.fc = FeedforwardPredictor(net_options(c, m.dim));
   load_module(m.fc, run_dir + "/models/fc.pt");
   m.fc->to(device);
@@ -336,35 +361,19 @@ Models load_models(const TrajConfig& c, const std::string& run_dir, torch::Devic
 // chaining windows of F frames: each next history is the last H frames so far.
 torch::Tensor predict(const std::string& method, Models& m, const TrajConfig& c,
                       const torch::Tensor& history, int64_t k, torch::Device device) {
+  if (method == "ebm") return m.generator->sample(history, k, c.horizon, c.eval_langevin_steps);
   torch::NoGradGuard no_grad;
   const int64_t n = history.size(0), hlen = c.windows.history, flen = c.windows.future;
   auto hist = history.repeat_interleave(k, 0).to(device);  // [N K, H, D]
   std::vector<torch::Tensor> chunks;
-  int64_t have = 0;
-  auto sampler_opts = m.trainer->sampler().options();
-  sampler_opts.steps(c.eval_langevin_steps);
-  const LangevinSampler sampler(sampler_opts);
-  m.ebm->eval();
-  while (have < c.horizon) {
+  for (int64_t have = 0; have < c.horizon; have += flen) {
     const auto hn = trajectory::normalize_history(hist, m.stats);
-    torch::Tensor z;
-    if (method == "fc") {
-      z = m.fc->forward(hn);
-    } else if (method == "mdn") {
-      z = m.mdn->sample(hn, 1).squeeze(1);
-    } else {
-      torch::GradMode::set_enabled(true);
-      const auto x0 = m.trainer->buffer().init_states(n * k).to(device);
-      z = sampler.sample(*m.ebm, x0, hn);
-      torch::GradMode::set_enabled(false);
-    }
-    const auto fut = trajectory::denormalize_future(z, hist, m.stats);
+    const auto z = method == "fc" ? m.fc->forward(hn) : m.mdn->sample(hn, 1).squeeze(1);
+    const auto fut = trajectory::denormalize_future(decode_future(z, net_options(c, m.dim)), hist, m.stats);
     chunks.push_back(fut);
-    have += flen;
     hist = torch::cat({hist, fut}, 1).narrow(1, flen, hlen).contiguous();
   }
-  auto all = torch::cat(chunks, 1).narrow(1, 0, c.horizon);
-  return all.to(torch::kCPU).view({n, k, c.horizon, history.size(2)});
+  return torch::cat(chunks, 1).narrow(1, 0, c.horizon).to(torch::kCPU).view({n, k, c.horizon, history.size(2)});
 }
 
 // --------------------------------------------------------------------------- MuJoCo checks ---

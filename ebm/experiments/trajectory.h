@@ -31,7 +31,7 @@ struct TrajConfig {
   rollout::RecordOptions record;
   trajectory::WindowOptions windows;
   // Model and baselines.
-  int64_t channels = 128, layers = 3, components = 8;
+  int64_t channels = 128, layers = 3, components = 8, basis = 0;
   double prior_weight = 0.01;
   TrainerOptions ebm;
   int64_t ebm_iterations = 2000, batch_size = 64;

@@ -22,20 +22,42 @@ torch::nn::Sequential mlp(int64_t in, int64_t width, int64_t layers) {
 
 void check_windows(const TrajectoryNetOptions& o, const torch::Tensor& history,
                    const torch::Tensor* future, const char* who) {
+  const int64_t lf = o.latent_frames();
   if (!history.defined() || history.dim() != 3 || history.size(1) != o.history() ||
       history.size(2) != o.dim()) {
     throw std::invalid_argument(std::string(who) + ": history must be [B, " +
                                 std::to_string(o.history()) + ", " + std::to_string(o.dim()) +
                                 "], got " + (history.defined() ? c10::str(history.sizes()) : "none"));
   }
-  if (future && (future->dim() != 3 || future->size(1) != o.future() || future->size(2) != o.dim())) {
-    throw std::invalid_argument(std::string(who) + ": future must be [B, " +
-                                std::to_string(o.future()) + ", " + std::to_string(o.dim()) +
-                                "], got " + c10::str(future->sizes()));
+  if (future && (future->dim() != 3 || future->size(1) != lf || future->size(2) != o.dim())) {
+    throw std::invalid_argument(std::string(who) + ": future must be [B, " + std::to_string(lf) +
+                                ", " + std::to_string(o.dim()) + "], got " + c10::str(future->sizes()));
   }
 }
 
 }  // namespace
+
+torch::Tensor smooth_basis(int64_t frames, int64_t size) {
+  if (size < 1 || size > frames) {
+    throw std::invalid_argument("smooth_basis: size must be in 1.." + std::to_string(frames));
+  }
+  auto t = torch::arange(frames, torch::kFloat64).unsqueeze(1) + 0.5;
+  auto k = torch::arange(size, torch::kFloat64).unsqueeze(0);
+  auto b = torch::cos(M_PI * k * t / static_cast<double>(frames));
+  return (b / b.norm(2, 0, true)).to(torch::kFloat32);
+}
+
+torch::Tensor encode_future(const torch::Tensor& future, const TrajectoryNetOptions& o) {
+  if (o.basis() <= 0) return future;
+  const auto b = smooth_basis(o.future(), o.basis()).to(future.device());
+  return torch::einsum("fm,bfd->bmd", {b, future});
+}
+
+torch::Tensor decode_future(const torch::Tensor& latent, const TrajectoryNetOptions& o) {
+  if (o.basis() <= 0) return latent;
+  const auto b = smooth_basis(o.future(), o.basis()).to(latent.device(), latent.scalar_type());
+  return torch::einsum("fm,bmd->bfd", {b, latent});
+}
 
 TrajectoryEnergyNetImpl::TrajectoryEnergyNetImpl(const TrajectoryNetOptions& o) : options_(o) {
   if (o.dim() < 1 || o.history() < 1 || o.future() < 1 || o.channels() < 1 || o.layers() < 1) {
@@ -52,6 +74,7 @@ TrajectoryEnergyNetImpl::TrajectoryEnergyNetImpl(const TrajectoryNetOptions& o) 
     in = o.channels();
   }
   head_ = register_module("head", torch::nn::Linear(o.channels() * len, 1));
+  if (o.basis() > 0) basis_ = register_buffer("basis", smooth_basis(o.future(), o.basis()));
   auto marks = torch::zeros({2, len});
   marks[0].narrow(0, o.history(), o.future()).fill_(1.0);
   marks[1] = torch::linspace(-1.0, 1.0, len);
@@ -61,7 +84,8 @@ TrajectoryEnergyNetImpl::TrajectoryEnergyNetImpl(const TrajectoryNetOptions& o) 
 torch::Tensor TrajectoryEnergyNetImpl::energy(const torch::Tensor& x, const torch::Tensor& cond) {
   check_windows(options_, cond, &x, "TrajectoryEnergyNet");
   const int64_t b = x.size(0);
-  auto seq = torch::cat({cond.to(x.dtype()), x}, 1).transpose(1, 2);  // [B, D, H + F]
+  const auto f = basis_.defined() ? torch::einsum("fm,bmd->bfd", {basis_.to(x.dtype()), x}) : x;
+  auto seq = torch::cat({cond.to(x.dtype()), f}, 1).transpose(1, 2);  // [B, D, H + F]
   auto h = torch::cat({seq, time_channels_.to(x.dtype()).unsqueeze(0).expand({b, -1, -1})}, 1);
   for (auto& conv : convs_) h = torch::silu(conv->forward(h));
   auto e = head_->forward(h.flatten(1)).squeeze(1);
@@ -71,13 +95,13 @@ torch::Tensor TrajectoryEnergyNetImpl::energy(const torch::Tensor& x, const torc
 
 FeedforwardPredictorImpl::FeedforwardPredictorImpl(const TrajectoryNetOptions& o) : options_(o) {
   mlp_ = mlp(o.history() * o.dim(), o.channels() * 2, o.layers());
-  mlp_->push_back(torch::nn::Linear(o.channels() * 2, o.future() * o.dim()));
+  mlp_->push_back(torch::nn::Linear(o.channels() * 2, o.latent_frames() * o.dim()));
   register_module("mlp", mlp_);
 }
 
 torch::Tensor FeedforwardPredictorImpl::forward(const torch::Tensor& history) {
   check_windows(options_, history, nullptr, "FeedforwardPredictor");
-  return mlp_->forward(history.flatten(1)).view({history.size(0), options_.future(), options_.dim()});
+  return mlp_->forward(history.flatten(1)).view({history.size(0), options_.latent_frames(), options_.dim()});
 }
 
 torch::Tensor FeedforwardPredictorImpl::loss(const torch::Tensor& history, const torch::Tensor& future) {
@@ -87,7 +111,7 @@ torch::Tensor FeedforwardPredictorImpl::loss(const torch::Tensor& history, const
 
 MixtureDensityNetImpl::MixtureDensityNetImpl(const TrajectoryNetOptions& o) : options_(o) {
   if (o.components() < 1) throw std::invalid_argument("MixtureDensityNet: components must be >= 1");
-  const int64_t w = o.channels() * 2, out = o.future() * o.dim();
+  const int64_t w = o.channels() * 2, out = o.latent_frames() * o.dim();
   trunk_ = register_module("trunk", mlp(o.history() * o.dim(), w, o.layers()));
   logits_ = register_module("logits", torch::nn::Linear(w, o.components()));
   means_ = register_module("means", torch::nn::Linear(w, o.components() * out));
@@ -97,7 +121,7 @@ MixtureDensityNetImpl::MixtureDensityNetImpl(const TrajectoryNetOptions& o) : op
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> MixtureDensityNetImpl::params(
     const torch::Tensor& history) {
   check_windows(options_, history, nullptr, "MixtureDensityNet");
-  const int64_t b = history.size(0), k = options_.components(), out = options_.future() * options_.dim();
+  const int64_t b = history.size(0), k = options_.components(), out = options_.latent_frames() * options_.dim();
   auto h = trunk_->forward(history.flatten(1));
   auto log_std = log_std_->forward(h).view({b, k, out}).clamp(-7.0, 3.0);
   return {logits_->forward(h), means_->forward(h).view({b, k, out}), log_std};
@@ -110,19 +134,19 @@ torch::Tensor MixtureDensityNetImpl::loss(const torch::Tensor& history, const to
   auto z = (y - mean) * torch::exp(-log_std);
   auto log_n = (-0.5 * z.pow(2) - log_std - 0.5 * std::log(2 * M_PI)).sum(2);  // [B, K]
   auto log_p = torch::logsumexp(torch::log_softmax(logits, 1) + log_n, 1);
-  return -log_p.mean() / static_cast<double>(options_.future() * options_.dim());
+  return -log_p.mean() / static_cast<double>(options_.latent_frames() * options_.dim());
 }
 
 torch::Tensor MixtureDensityNetImpl::sample(const torch::Tensor& history, int64_t n,
                                             std::optional<at::Generator> gen) {
   torch::NoGradGuard no_grad;
   auto [logits, mean, log_std] = params(history);
-  const int64_t b = history.size(0), out = options_.future() * options_.dim();
+  const int64_t b = history.size(0), out = options_.latent_frames() * options_.dim();
   auto comp = torch::multinomial(torch::softmax(logits, 1), n, /*replacement=*/true, gen);  // [B, n]
   auto idx = comp.unsqueeze(2).expand({b, n, out});
   auto mu = mean.gather(1, idx), sd = log_std.gather(1, idx).exp();
   auto eps = torch::randn({b, n, out}, gen, mu.options());
-  return (mu + sd * eps).view({b, n, options_.future(), options_.dim()});
+  return (mu + sd * eps).view({b, n, options_.latent_frames(), options_.dim()});
 }
 
 }  // namespace ebm

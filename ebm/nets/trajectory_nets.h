@@ -28,14 +28,28 @@ struct TrajectoryNetOptions {
   TORCH_ARG(double, prior_weight) = 0.01;
   // Mixture components of the MDN baseline.
   TORCH_ARG(int64_t, components) = 8;
+  // Smooth latent: when > 0, every model works on `basis` coefficients per feature instead of the
+  // F frames, the future being basis(F, basis) x coefficients (a cosine basis). Any coefficients
+  // give a smooth trajectory, so Langevin noise and mixture noise cannot make paths jagged.
+  TORCH_ARG(int64_t, basis) = 0;
+  // Frames of the models' future variable: basis if set, else future.
+ public:
+  int64_t latent_frames() const { return basis_ > 0 ? basis_ : future_; }
 };
+
+// Orthonormal cosine basis [frames, size] (DCT-II columns): column k is cos(pi k (t + 1/2) / frames)
+// normalised. Coefficients of a future f [B, frames, D] are basis^T f; f ~ basis c.
+torch::Tensor smooth_basis(int64_t frames, int64_t size);
+// Future [B, F, D] -> the models' variable [B, latent, D], and back (identity without a basis).
+torch::Tensor encode_future(const torch::Tensor& future, const TrajectoryNetOptions& o);
+torch::Tensor decode_future(const torch::Tensor& latent, const TrajectoryNetOptions& o);
 
 // E(future | history): dilated temporal convolutions (swish) over the H + F frames, with two extra
 // input channels marking future frames and time, then a linear read-out of all frames.
 class TrajectoryEnergyNetImpl : public EnergyModel {
  public:
   explicit TrajectoryEnergyNetImpl(const TrajectoryNetOptions& options);
-  // x: [B, F, D]; condition: [B, H, D] (required).
+  // x: [B, latent, D] (the future, or its basis coefficients); condition: [B, H, D] (required).
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition) override;
   const TrajectoryNetOptions& options() const { return options_; }
 
@@ -44,6 +58,7 @@ class TrajectoryEnergyNetImpl : public EnergyModel {
   std::vector<torch::nn::Conv1d> convs_;
   torch::nn::Linear head_{nullptr};
   torch::Tensor time_channels_;  // [2, H + F]
+  torch::Tensor basis_;          // [F, basis] or undefined
 };
 TORCH_MODULE(TrajectoryEnergyNet);
 
@@ -52,7 +67,7 @@ TORCH_MODULE(TrajectoryEnergyNet);
 class FeedforwardPredictorImpl : public torch::nn::Module {
  public:
   explicit FeedforwardPredictorImpl(const TrajectoryNetOptions& options);
-  torch::Tensor forward(const torch::Tensor& history);  // [B, F, D]
+  torch::Tensor forward(const torch::Tensor& history);  // [B, latent, D]
   torch::Tensor loss(const torch::Tensor& history, const torch::Tensor& future);
 
  private:
@@ -67,12 +82,12 @@ class MixtureDensityNetImpl : public torch::nn::Module {
   explicit MixtureDensityNetImpl(const TrajectoryNetOptions& options);
   // Negative log-likelihood per window (mean over the batch).
   torch::Tensor loss(const torch::Tensor& history, const torch::Tensor& future);
-  // n samples per history: [B, n, F, D].
+  // n samples per history: [B, n, latent, D].
   torch::Tensor sample(const torch::Tensor& history, int64_t n,
                        std::optional<at::Generator> gen = std::nullopt);
 
  private:
-  // logits [B, K], means [B, K, F*D], log-std [B, K, F*D]
+  // logits [B, K], means [B, K, latent*D], log-std [B, K, latent*D]
   std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> params(const torch::Tensor& history);
   TrajectoryNetOptions options_;
   torch::nn::Sequential trunk_{nullptr};

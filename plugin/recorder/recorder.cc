@@ -93,9 +93,10 @@ class SharedWriter {
 
 uint64_t model_hash(const mjModel* m) {
   uint64_t h = 1469598103934665603ull;
-  const long sizes[] = {m->nq,     m->nv,    m->nu,       m->na,     m->nbody, m->njnt,
-                        m->ngeom,  m->nsite, m->nsensor,  m->nsensordata, m->nmocap,
-                        m->neq,    m->ntendon};
+  // Sensors are left out: plugins (the recorder, the generator) add sensors of their own, and
+  // the recorded frame layout already pins the sizes of recorded sensor data.
+  const long sizes[] = {m->nq,    m->nv,    m->nu,    m->na,  m->nbody, m->njnt,
+                        m->ngeom, m->nsite, m->nmocap, m->neq, m->ntendon};
   hash_array(h, sizes, sizeof(sizes) / sizeof(sizes[0]));
   hash_array(h, &m->opt.timestep, 1);
   hash_array(h, m->jnt_type, m->njnt);
@@ -107,11 +108,10 @@ uint64_t model_hash(const mjModel* m) {
   hash_array(h, m->geom_size, 3L * m->ngeom);
   hash_array(h, m->actuator_ctrlrange, 2L * m->nu);
   hash_array(h, m->actuator_gainprm, static_cast<long>(mjNGAIN) * m->nu);
-  hash_array(h, m->sensor_type, m->nsensor);
   hash_array(h, m->qpos0, m->nq);
-  for (int type : {mjOBJ_BODY, mjOBJ_JOINT, mjOBJ_ACTUATOR, mjOBJ_SENSOR, mjOBJ_SITE}) {
+  for (int type : {mjOBJ_BODY, mjOBJ_JOINT, mjOBJ_ACTUATOR, mjOBJ_SITE}) {
     const int n = type == mjOBJ_BODY ? m->nbody : type == mjOBJ_JOINT ? m->njnt
-                : type == mjOBJ_ACTUATOR ? m->nu : type == mjOBJ_SENSOR ? m->nsensor : m->nsite;
+                : type == mjOBJ_ACTUATOR ? m->nu : m->nsite;
     for (int i = 0; i < n; ++i) {
       const std::string s = name_of(m, type, i);
       hash_bytes(h, s.c_str(), s.size() + 1);

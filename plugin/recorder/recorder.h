@@ -60,7 +60,8 @@ inline constexpr char kAttrFlush[] = "flush";
 
 // 64-bit FNV-1a hash of what makes two compiled models interchangeable for recorded data: sizes,
 // joint structure and ranges, body tree and masses, geometry, actuators, timestep and names. Not
-// the plugin attributes (an output path must not change the hash).
+// the plugin attributes (an output path must not change the hash) nor sensors (plugins add their
+// own).
 uint64_t model_hash(const mjModel* m);
 
 // One field of a frame: where its values come from.

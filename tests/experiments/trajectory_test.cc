@@ -38,7 +38,7 @@ TEST(TrajectoryExperiment, ParticlesEbmIsDiverseWhereFcCollapses) {
 
 TEST(TrajectoryExperiment, JointLimitViolationsByHand) {
   char err[512] = "";
-  const char* xml = R"(<mujoco><worldbody><body>
+  const char* xml = R"(<mujoco><compiler angle="radian"/><worldbody><body>
       <joint name="a" type="hinge" range="-1 1" limited="true"/>
       <joint name="b" type="slide" range="0 2" limited="true"/>
       <joint name="c" type="hinge"/>

@@ -1,0 +1,164 @@
+#include "ebm/nets/trajectory_generator.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "ebm/util/files.h"
+
+namespace ebm {
+
+TrajectoryGenerator::TrajectoryGenerator(TrajectoryGeneratorMeta meta,
+                                         std::shared_ptr<TrajectoryEnergyNetImpl> net,
+                                         LangevinOptions langevin, torch::Tensor mean,
+                                         torch::Tensor std, torch::Tensor delta_std,
+                                         torch::Tensor chain_starts)
+    : meta_(std::move(meta)),
+      net_(std::move(net)),
+      langevin_(langevin),
+      mean_(std::move(mean)),
+      std_(std::move(std)),
+      delta_std_(std::move(delta_std)),
+      starts_(std::move(chain_starts)) {
+  device_ = net_->parameters().empty() ? torch::Device(torch::kCPU) : net_->parameters()[0].device();
+}
+
+namespace {
+
+void put(torch::serialize::OutputArchive& a, const std::string& k, int64_t v) { a.write(k, c10::IValue(v)); }
+void put(torch::serialize::OutputArchive& a, const std::string& k, double v) { a.write(k, c10::IValue(v)); }
+void put(torch::serialize::OutputArchive& a, const std::string& k, const std::string& v) { a.write(k, c10::IValue(v)); }
+
+c10::IValue get(torch::serialize::InputArchive& a, const std::string& k, const std::string& path) {
+  c10::IValue v;
+  if (!a.try_read(k, v)) throw std::runtime_error(path + ": not a trajectory generator file (no '" + k + "')");
+  return v;
+}
+
+}  // namespace
+
+void TrajectoryGenerator::save(const std::string& path) const {
+  torch::serialize::OutputArchive a;
+  put(a, "meta.format", std::string("ebm.trajectory_generator.v1"));
+  put(a, "meta.features", meta_.features);
+  put(a, "meta.history", meta_.history);
+  put(a, "meta.future", meta_.future);
+  put(a, "meta.dim", meta_.dim);
+  put(a, "meta.basis", meta_.basis);
+  put(a, "meta.channels", meta_.channels);
+  put(a, "meta.layers", meta_.layers);
+  put(a, "meta.prior_weight", meta_.prior_weight);
+  put(a, "meta.decimation", meta_.decimation);
+  put(a, "meta.timestep", meta_.timestep);
+  put(a, "meta.nq", meta_.nq);
+  put(a, "meta.nv", meta_.nv);
+  put(a, "meta.model_hash", std::to_string(meta_.model_hash));
+  put(a, "langevin.steps", langevin_.steps());
+  put(a, "langevin.step_size", langevin_.step_size());
+  put(a, "langevin.noise_std", langevin_.noise_std());
+  put(a, "langevin.clip_mode", static_cast<int64_t>(langevin_.clip_mode()));
+  put(a, "langevin.grad_clip", langevin_.grad_clip());
+  put(a, "langevin.temperature", langevin_.temperature());
+  put(a, "langevin.schedule", static_cast<int64_t>(langevin_.schedule()));
+  put(a, "langevin.final_step_ratio", langevin_.final_step_ratio());
+  a.write("stats.mean", mean_);
+  a.write("stats.std", std_);
+  a.write("stats.delta_std", delta_std_);
+  a.write("chain_starts", starts_.to(torch::kCPU));
+  torch::serialize::OutputArchive model;
+  net_->save(model);
+  a.write("model", model);
+  std::ostringstream bytes;
+  a.save_to(bytes);
+  util::write_file_atomic(path, bytes.str());
+}
+
+std::unique_ptr<TrajectoryGenerator> TrajectoryGenerator::load(const std::string& path,
+                                                               torch::Device device) {
+  if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": no such file");
+  torch::serialize::InputArchive a;
+  try {
+    a.load_from(path, device);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": unreadable (" + std::string(e.what()).substr(0, 200) + ")");
+  }
+  if (get(a, "meta.format", path).toStringRef() != "ebm.trajectory_generator.v1") {
+    throw std::runtime_error(path + ": unknown generator format");
+  }
+  TrajectoryGeneratorMeta m;
+  m.features = get(a, "meta.features", path).toStringRef();
+  m.history = get(a, "meta.history", path).toInt();
+  m.future = get(a, "meta.future", path).toInt();
+  m.dim = get(a, "meta.dim", path).toInt();
+  m.basis = get(a, "meta.basis", path).toInt();
+  m.channels = get(a, "meta.channels", path).toInt();
+  m.layers = get(a, "meta.layers", path).toInt();
+  m.prior_weight = get(a, "meta.prior_weight", path).toDouble();
+  m.decimation = get(a, "meta.decimation", path).toInt();
+  m.timestep = get(a, "meta.timestep", path).toDouble();
+  m.nq = get(a, "meta.nq", path).toInt();
+  m.nv = get(a, "meta.nv", path).toInt();
+  m.model_hash = std::stoull(get(a, "meta.model_hash", path).toStringRef());
+  LangevinOptions lo;
+  lo.steps(get(a, "langevin.steps", path).toInt());
+  lo.step_size(get(a, "langevin.step_size", path).toDouble());
+  lo.noise_std(get(a, "langevin.noise_std", path).toDouble());
+  lo.clip_mode(static_cast<GradClip>(get(a, "langevin.clip_mode", path).toInt()));
+  lo.grad_clip(get(a, "langevin.grad_clip", path).toDouble());
+  lo.temperature(get(a, "langevin.temperature", path).toDouble());
+  lo.schedule(static_cast<StepSchedule>(get(a, "langevin.schedule", path).toInt()));
+  lo.final_step_ratio(get(a, "langevin.final_step_ratio", path).toDouble());
+  lo.clamp_min(std::nullopt);
+  lo.clamp_max(std::nullopt);
+  torch::Tensor mean, std, delta, starts;
+  a.read("stats.mean", mean);
+  a.read("stats.std", std);
+  a.read("stats.delta_std", delta);
+  a.read("chain_starts", starts);
+  auto net = std::make_shared<TrajectoryEnergyNetImpl>(
+      TrajectoryNetOptions(m.dim, m.history, m.future)
+          .channels(m.channels)
+          .layers(m.layers)
+          .prior_weight(m.prior_weight)
+          .basis(m.basis));
+  torch::serialize::InputArchive model;
+  a.read("model", model);
+  net->load(model);
+  net->to(device);
+  net->eval();
+  return std::make_unique<TrajectoryGenerator>(m, net, lo, mean.to(device), std.to(device),
+                                               delta.to(device), starts);
+}
+
+torch::Tensor TrajectoryGenerator::sample(const torch::Tensor& history, int64_t k, int64_t frames,
+                                          int64_t steps, std::optional<at::Generator> gen) {
+  if (history.dim() != 3 || history.size(1) != meta_.history || history.size(2) != meta_.dim) {
+    throw std::invalid_argument("TrajectoryGenerator::sample: history must be [N, " +
+                                std::to_string(meta_.history) + ", " + std::to_string(meta_.dim) +
+                                "], got " + c10::str(history.sizes()));
+  }
+  const int64_t n = history.size(0), h = meta_.history, f = meta_.future;
+  auto opts = langevin_;
+  if (steps > 0) opts.steps(steps);
+  const LangevinSampler sampler(opts);
+  const auto net_opts = TrajectoryNetOptions(meta_.dim, h, f).basis(meta_.basis);
+  auto hist = history.to(device_, torch::kFloat32).repeat_interleave(k, 0);
+  std::vector<torch::Tensor> chunks;
+  for (int64_t have = 0; have < frames; have += f) {
+    const auto hn = (hist - mean_) / std_;
+    // Chain starts: rows of the stored replay-buffer states (smooth, diverse futures the model
+    // produced in training), drawn at random.
+    const auto idx = torch::randint(starts_.size(0), {n * k}, gen, torch::kLong);
+    const auto x0 = starts_.index_select(0, idx).to(device_);
+    const auto z = sampler.sample(*net_, x0, hn, {}, nullptr, gen);
+    torch::NoGradGuard no_grad;
+    const auto last = hist.select(1, h - 1).unsqueeze(1);
+    const auto fut = decode_future(z, net_opts) * delta_std_ + last;
+    chunks.push_back(fut);
+    hist = torch::cat({hist, fut}, 1).narrow(1, f, h).contiguous();
+  }
+  return torch::cat(chunks, 1).narrow(1, 0, frames).to(torch::kCPU).view({n, k, frames, meta_.dim});
+}
+
+}  // namespace ebm

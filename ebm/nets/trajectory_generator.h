@@ -1,0 +1,54 @@
+// A trained trajectory EBM packaged for sampling anywhere (the evaluation, the `ebm.generator`
+// MuJoCo plugin): net, normalisation, window layout, the scene it was trained on, Langevin
+// settings and a set of chain starts from its replay buffer, in one file (models/generator.pt).
+#pragma once
+
+#include <torch/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "ebm/core/langevin.h"
+#include "ebm/nets/trajectory_nets.h"
+
+namespace ebm {
+
+struct TrajectoryGeneratorMeta {
+  std::string features;       // "qpos[0:24] qvel[0:24]"
+  int64_t history = 0, future = 0, dim = 0, basis = 0, channels = 0, layers = 0;
+  double prior_weight = 0;
+  int64_t decimation = 1;     // physics steps per frame
+  double timestep = 0;
+  int64_t nq = 0, nv = 0;
+  uint64_t model_hash = 0;    // of the scene (ebm::recorder::model_hash)
+};
+
+class TrajectoryGenerator {
+ public:
+  // Builds from a trained net (the trainer's), its sampler options and buffer states.
+  TrajectoryGenerator(TrajectoryGeneratorMeta meta, std::shared_ptr<TrajectoryEnergyNetImpl> net,
+                      LangevinOptions langevin, torch::Tensor mean, torch::Tensor std,
+                      torch::Tensor delta_std, torch::Tensor chain_starts);
+  // Loads models/generator.pt; throws std::runtime_error naming the file and what is wrong.
+  static std::unique_ptr<TrajectoryGenerator> load(const std::string& path,
+                                                   torch::Device device = torch::kCPU);
+  void save(const std::string& path) const;
+
+  // K futures of `frames` frames (chained windows) for raw histories [N, H, D] -> [N, K, frames, D]
+  // raw features. steps <= 0: the trained number of Langevin steps.
+  torch::Tensor sample(const torch::Tensor& history, int64_t k, int64_t frames, int64_t steps = 0,
+                       std::optional<at::Generator> gen = std::nullopt);
+
+  const TrajectoryGeneratorMeta& meta() const { return meta_; }
+  const LangevinOptions& langevin() const { return langevin_; }
+
+ private:
+  TrajectoryGeneratorMeta meta_;
+  std::shared_ptr<TrajectoryEnergyNetImpl> net_;
+  LangevinOptions langevin_;
+  torch::Tensor mean_, std_, delta_std_, starts_;
+  torch::Device device_ = torch::kCPU;
+};
+
+}  // namespace ebm

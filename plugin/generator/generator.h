@@ -1,0 +1,101 @@
+// `ebm.generator`: a MuJoCo engine plugin that loads a trained trajectory EBM
+// (models/generator.pt from `ebm traj train`), keeps the recent history of the simulation it runs
+// in, every N steps samples K futures with the core's Langevin sampler, exposes them to the host
+// (a sensor and a small C API) and draws them as ghost paths of chosen sites in `visualize`.
+//
+// MJCF:
+//   <extension><plugin plugin="ebm.generator"><instance name="gen">
+//     <config key="checkpoint" value="runs/hand_traj/models/generator.pt"/>   <!-- required -->
+//     <config key="every" value="400"/>      <!-- physics steps between samplings (default: one window) -->
+//     <config key="samples" value="8"/>      <!-- K futures -->
+//     <config key="horizon" value="20"/>     <!-- frames per future (chained windows beyond F) -->
+//     <config key="steps" value="0"/>        <!-- Langevin steps (0: as trained) -->
+//     <config key="sites" value="robot0:S_fftip robot0:S_thtip"/>  <!-- drawn ghost paths -->
+//   </instance></plugin></extension>
+//   optional <sensor><plugin instance="gen"/></sensor>: [samplings so far, last latency in ms].
+//
+// The history is sampled every `decimation` physics steps (the recording's frame rate, stored in
+// the checkpoint) from qpos/qvel/ctrl/act after integration (`advance`); sampling happens there
+// too, synchronously, once the history holds H frames. A checkpoint trained on another scene
+// (different nq/nv or model hash) is refused at compile time with an error naming the attribute.
+#pragma once
+
+#include <mujoco/mujoco.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ebm {
+class TrajectoryGenerator;
+}
+
+namespace ebm::generator {
+
+inline constexpr char kPluginName[] = "ebm.generator";
+inline constexpr char kAttrCheckpoint[] = "checkpoint";
+inline constexpr char kAttrEvery[] = "every";
+inline constexpr char kAttrSamples[] = "samples";
+inline constexpr char kAttrHorizon[] = "horizon";
+inline constexpr char kAttrSteps[] = "steps";
+inline constexpr char kAttrSites[] = "sites";
+
+// One state feature: `count` values of field (qpos, qvel, ctrl, act) from index `begin`.
+struct StateSlice {
+  enum class Field { kQpos, kQvel, kCtrl, kAct };
+  Field field;
+  int begin = 0, count = 0;
+};
+
+class Generator {
+ public:
+  // Reads the attributes and loads the checkpoint; null after a clear mju_warning.
+  static std::unique_ptr<Generator> Create(const mjModel* m, mjData* d, int instance);
+  ~Generator();
+
+  void Reset();
+  void Compute(const mjModel* m, mjData* d, int instance);  // sensor: samplings, latency
+  void Advance(const mjModel* m, mjData* d);
+  void Visualize(const mjModel* m, mjData* d, const mjvOption* opt, mjvScene* scn);
+
+  // Latest futures, raw features [K, horizon, D] row-major (empty before the first sampling).
+  const std::vector<float>& futures() const { return futures_; }
+  int samples() const { return samples_; }
+  int horizon() const { return horizon_; }
+  int dim() const { return dim_; }
+  long samplings() const { return samplings_; }
+  double last_latency_ms() const { return last_latency_ms_; }
+
+ private:
+  Generator() = default;
+  void Sample(const mjModel* m, mjData* d);
+  void ReadFeatures(const mjModel* m, const mjData* d, float* out) const;
+
+  std::unique_ptr<TrajectoryGenerator> model_;
+  std::vector<StateSlice> slices_;
+  int dim_ = 0, history_len_ = 0, decimation_ = 1;
+  int samples_ = 8, horizon_ = 0, steps_ = 0;
+  long every_ = 0;
+  std::vector<int> sites_;
+  std::vector<float> history_;  // ring of the last H frames, oldest first after rotation
+  int frames_seen_ = 0;
+  long step_ = 0, since_sample_ = 0;
+  std::vector<float> futures_;
+  long samplings_ = 0;
+  double last_latency_ms_ = 0;
+  mjData* scratch_ = nullptr;  // forward kinematics of generated states for drawing
+};
+
+void RegisterPlugin();
+
+}  // namespace ebm::generator
+
+extern "C" {
+// Copies the latest futures of the first ebm.generator instance of d into `out` (capacity
+// floats) as [K, frames, D]; sets *k, *frames, *dim. Returns the number of floats written, 0 when
+// nothing has been sampled yet, -1 without a generator or when capacity is too small.
+int ebm_generator_futures(const mjModel* m, mjData* d, float* out, int capacity, int* k,
+                          int* frames, int* dim);
+// Milliseconds the last sampling took (-1 without a generator).
+double ebm_generator_last_latency_ms(const mjModel* m, mjData* d);
+}
