@@ -77,10 +77,11 @@ int imagenet(const std::string& dir, const std::string& split) {
   auto ds = ebm::data::load_imagenet_downsampled(dir, split);
   const double s = seconds_since(t0);
   const long peak = status_kb("VmHWM");
-  const double data_mb = ds.images.numel() / 1e6 + ds.labels.numel() * 8 / 1e6;
+  // MiB, like /proc/self/status.
+  const double data_mb = (ds.images.numel() + ds.labels.numel() * 8.0) / (1024.0 * 1024.0);
   std::printf("{\"benchmark\": \"imagenet_load\", \"dir\": \"%s\", \"images\": %lld, "
-              "\"data_MB\": %.1f, \"baseline_rss_MB\": %.1f, \"peak_rss_MB\": %.1f, "
-              "\"peak_over_baseline_MB\": %.1f, \"extra_over_data\": %.3f, \"load_s\": %.3f, "
+              "\"data_MiB\": %.1f, \"baseline_rss_MiB\": %.1f, \"peak_rss_MiB\": %.1f, "
+              "\"peak_over_baseline_MiB\": %.1f, \"extra_over_data\": %.3f, \"load_s\": %.3f, "
               "\"images_per_s\": %.0f}\n",
               dir.c_str(), static_cast<long long>(ds.size()), data_mb, base_rss / 1024.0,
               peak / 1024.0, (peak - base_rss) / 1024.0, (peak - base_rss) / 1024.0 / data_mb, s,

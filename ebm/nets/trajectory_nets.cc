@@ -41,10 +41,14 @@ torch::Tensor smooth_basis(int64_t frames, int64_t size) {
   if (size < 1 || size > frames) {
     throw std::invalid_argument("smooth_basis: size must be in 1.." + std::to_string(frames));
   }
-  auto t = torch::arange(frames, torch::kFloat64).unsqueeze(1) + 0.5;
+  // Quarter-wave sines of s = (t + 1) / frames: every function is 0 at s = 0, the last history
+  // frame, so any coefficients continue the history without a jump, with a free end at s = 1.
+  auto s = (torch::arange(frames, torch::kFloat64).unsqueeze(1) + 1.0) / static_cast<double>(frames);
   auto k = torch::arange(size, torch::kFloat64).unsqueeze(0);
-  auto b = torch::cos(M_PI * k * t / static_cast<double>(frames));
-  return (b / b.norm(2, 0, true)).to(torch::kFloat32);
+  auto b = torch::sin(M_PI * (2.0 * k + 1.0) * s / 2.0);
+  // Orthonormal columns (Gram-Schmidt via QR), so that coefficients are b^T f.
+  auto q = std::get<0>(torch::linalg_qr(b));
+  return q.to(torch::kFloat32);
 }
 
 torch::Tensor encode_future(const torch::Tensor& future, const TrajectoryNetOptions& o) {

@@ -29,16 +29,18 @@ struct TrajectoryNetOptions {
   // Mixture components of the MDN baseline.
   TORCH_ARG(int64_t, components) = 8;
   // Smooth latent: when > 0, every model works on `basis` coefficients per feature instead of the
-  // F frames, the future being basis(F, basis) x coefficients (a cosine basis). Any coefficients
-  // give a smooth trajectory, so Langevin noise and mixture noise cannot make paths jagged.
+  // F frames, the future being basis(F, basis) x coefficients. Any coefficients give a smooth
+  // trajectory that starts where the history ends, so neither Langevin noise nor mixture noise
+  // can make paths jagged or jump.
   TORCH_ARG(int64_t, basis) = 0;
   // Frames of the models' future variable: basis if set, else future.
  public:
   int64_t latent_frames() const { return basis_ > 0 ? basis_ : future_; }
 };
 
-// Orthonormal cosine basis [frames, size] (DCT-II columns): column k is cos(pi k (t + 1/2) / frames)
-// normalised. Coefficients of a future f [B, frames, D] are basis^T f; f ~ basis c.
+// Orthonormal smooth basis [frames, size]: quarter-wave sines sin(pi (2k + 1) s / 2) of
+// s = (t + 1) / frames, orthonormalised; all vanish at the last history frame (s = 0).
+// Coefficients of a future f [B, frames, D] (displacements from that frame) are basis^T f.
 torch::Tensor smooth_basis(int64_t frames, int64_t size);
 // Future [B, F, D] -> the models' variable [B, latent, D], and back (identity without a basis).
 torch::Tensor encode_future(const torch::Tensor& future, const TrajectoryNetOptions& o);

@@ -209,10 +209,12 @@ RecordResult record_rollouts(const RecordOptions& o,
           mj_step(m, d);
         }
       }
+      // The branch's own actions: a new target at its first step, so branches diverge exactly
+      // where the shared prefix ends.
       OUPolicy policy(m, o.policy, seed);
       policy.reset(m, d);
-      for (; k < o.episode_steps; ++k) {
-        policy.act(m, d, k);
+      for (const long start = k; k < o.episode_steps; ++k) {
+        policy.act(m, d, k - start);
         mj_step(m, d);
       }
       ebm_recorder_end_episode(m, d);

@@ -114,11 +114,16 @@ std::string xml_escape(const std::string& s) {
 
 void attach_recorder(mjSpec* spec, const std::map<std::string, std::string>& config,
                      const std::string& instance) {
+  attach_plugin(spec, "ebm.recorder", config, instance);
+}
+
+void attach_plugin(mjSpec* spec, const std::string& plugin,
+                   const std::map<std::string, std::string>& config, const std::string& instance) {
   // mjs_setPluginAttributes takes a std::map of the C++ library MuJoCo was built with (libc++ in
   // the wheel), not ours: let MuJoCo's own XML reader build that map in a scratch spec, then hand
   // it over without ever touching it on our side.
-  std::string xml = "<mujoco><extension><plugin plugin=\"ebm.recorder\"><instance name=\"" +
-                    xml_escape(instance) + "\">";
+  std::string xml = "<mujoco><extension><plugin plugin=\"" + xml_escape(plugin) +
+                    "\"><instance name=\"" + xml_escape(instance) + "\">";
   for (const auto& [key, value] : config) {
     xml += "<config key=\"" + xml_escape(key) + "\" value=\"" + xml_escape(value) + "\"/>";
   }
@@ -126,12 +131,12 @@ void attach_recorder(mjSpec* spec, const std::map<std::string, std::string>& con
   SpecPtr scratch = parse(xml, false, "recorder instance");
   mjsElement* el = mjs_findElement(scratch.get(), mjOBJ_PLUGIN, instance.c_str());
   mjsPlugin* source = el ? mjs_asPlugin(el) : nullptr;
-  if (!source) throw SceneError("cannot build the ebm.recorder instance '" + instance + "'");
-  if (mjs_activatePlugin(spec, "ebm.recorder") != 0) {
-    throw SceneError("the ebm.recorder plugin is not registered (load libebm_recorder.so)");
+  if (!source) throw SceneError("cannot build the " + plugin + " instance '" + instance + "'");
+  if (mjs_activatePlugin(spec, plugin.c_str()) != 0) {
+    throw SceneError("the " + plugin + " plugin is not registered (load its library)");
   }
   mjsPlugin* p = mjs_addPlugin(spec);
-  mjs_setString(p->plugin_name, "ebm.recorder");
+  mjs_setString(p->plugin_name, plugin.c_str());
   mjs_setString(p->name, instance.c_str());
   p->active = 1;
   mjs_setPluginAttributes(p, const_cast<void*>(mjs_getPluginAttributes(source)));

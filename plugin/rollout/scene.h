@@ -55,8 +55,11 @@ std::string particles_mjcf(const ParticleOptions& options);
 // would fall under gravity and collide with nothing, wasting 7 state coordinates.
 SpecPtr load_scene(const SceneOptions& options);
 
-// Adds an `ebm.recorder` instance named `instance` with these config attributes. The plugin must
-// be registered (link or load libebm_recorder.so).
+// Adds an instance of engine plugin `plugin` named `instance` with these config attributes. The
+// plugin must be registered (link or load its library).
+void attach_plugin(mjSpec* spec, const std::string& plugin,
+                   const std::map<std::string, std::string>& config, const std::string& instance);
+// attach_plugin for `ebm.recorder`.
 void attach_recorder(mjSpec* spec, const std::map<std::string, std::string>& config,
                      const std::string& instance = "ebm_recorder");
 

@@ -115,3 +115,28 @@ TEST(Rollout, RefusesADirectoryWithRecordings) {
   bad = Options(dir + "/bad2", 0);
   EXPECT_THROW(ebm::rollout::record_rollouts(bad), std::invalid_argument);
 }
+
+TEST(Rollout, PrefixIsSharedByAllBranchesThenTheyDiverge) {
+  const auto dir = ebm::testing::FreshTempDir("rollout_prefix");
+  auto o = Options(dir + "/out", 2);
+  o.prefix_steps = 90;  // 30 frames at decimation 3
+  ebm::rollout::record_rollouts(o);
+  TrajectoryCorpus c(dir + "/out");
+  const size_t fs = c.layout().frame_size();
+  std::map<uint32_t, std::vector<std::vector<float>>> by_state;
+  for (size_t i = 0; i < c.size(); ++i) {
+    const auto e = c.read(i);
+    by_state[e.start_state_id()].emplace_back(e.data().begin(), e.data().end());
+  }
+  ASSERT_EQ(by_state.size(), 3u);
+  for (const auto& [s, eps] : by_state) {
+    ASSERT_EQ(eps.size(), 3u);
+    for (size_t b = 1; b < eps.size(); ++b) {
+      // Frames 0..29 (time, qpos, qvel, ctrl) identical; the controls differ from frame 30 on.
+      for (size_t k = 0; k < 30 * fs; ++k) ASSERT_EQ(eps[b][k], eps[0][k]) << "state " << s << " value " << k;
+      double diff = 0;
+      for (size_t k = 30 * fs; k < 31 * fs; ++k) diff += std::abs(eps[b][k] - eps[0][k]);
+      EXPECT_GT(diff, 0.0) << "state " << s << " branch " << b;
+    }
+  }
+}
