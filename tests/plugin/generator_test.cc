@@ -13,9 +13,13 @@
 #include "plugin/generator/generator.h"
 #include "plugin/recorder/recorder.h"
 #include "plugin/rollout/scene.h"
+#include "tests/support/mujoco_xml.h"
 #include "tests/support/temp_dir.h"
 
 namespace {
+
+using ebm::testing::CompileXml;
+const auto Cfg = ebm::testing::PluginConfig;
 
 std::string g_checkpoint;
 
@@ -30,18 +34,6 @@ std::string Scene(int particles, const std::string& config) {
   return xml;
 }
 
-mjModel* Compile(const std::string& xml, std::string* error) {
-  char err[2048] = "";
-  mjSpec* spec = mj_parseXMLString(xml.c_str(), nullptr, err, sizeof(err));
-  if (!spec) {
-    *error = err;
-    return nullptr;
-  }
-  mjModel* m = mj_compile(spec, nullptr);
-  if (!m) *error = mjs_getError(spec);
-  mj_deleteSpec(spec);
-  return m;
-}
 
 class Generator : public ::testing::Test {
  protected:
@@ -61,9 +53,6 @@ class Generator : public ::testing::Test {
   }
 };
 
-std::string Cfg(const std::string& k, const std::string& v) {
-  return "<config key=\"" + k + "\" value=\"" + v + "\"/>";
-}
 
 }  // namespace
 
@@ -71,7 +60,7 @@ TEST_F(Generator, SamplesFuturesEveryNStepsAndDrawsThem) {
   std::string error;
   // particles_traj: decimation 4, history 8, future 20; sample every 40 steps, 3 futures of 25
   // frames (chained windows), 10 Langevin steps.
-  mjModel* m = Compile(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("every", "40") +
+  mjModel* m = CompileXml(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("every", "40") +
                                     Cfg("samples", "3") + Cfg("horizon", "25") + Cfg("steps", "10") +
                                     Cfg("sites", "p0 p1")),
                        &error);
@@ -112,13 +101,13 @@ TEST_F(Generator, SamplesFuturesEveryNStepsAndDrawsThem) {
 
 TEST_F(Generator, RefusesAnotherStateLayoutAndBadAttributes) {
   std::string error;
-  EXPECT_EQ(Compile(Scene(3, Cfg("checkpoint", g_checkpoint)), &error), nullptr);
+  EXPECT_EQ(CompileXml(Scene(3, Cfg("checkpoint", g_checkpoint)), &error), nullptr);
   EXPECT_NE(error.find("another state layout"), std::string::npos) << error;
   EXPECT_NE(error.find("attribute 'checkpoint'"), std::string::npos) << error;
-  EXPECT_EQ(Compile(Scene(4, Cfg("checkpoint", "/nonexistent/generator.pt")), &error), nullptr);
+  EXPECT_EQ(CompileXml(Scene(4, Cfg("checkpoint", "/nonexistent/generator.pt")), &error), nullptr);
   EXPECT_NE(error.find("cannot load"), std::string::npos) << error;
-  EXPECT_EQ(Compile(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("samples", "0")), &error), nullptr);
+  EXPECT_EQ(CompileXml(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("samples", "0")), &error), nullptr);
   EXPECT_NE(error.find("attribute 'samples'"), std::string::npos) << error;
-  EXPECT_EQ(Compile(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("sites", "nosuchsite")), &error), nullptr);
+  EXPECT_EQ(CompileXml(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("sites", "nosuchsite")), &error), nullptr);
   EXPECT_NE(error.find("nosuchsite"), std::string::npos) << error;
 }

@@ -18,6 +18,7 @@
 #include "datasets/trajectory/record_file.h"
 #include "plugin/recorder/recorder.h"
 #include "plugin/rollout/scene.h"
+#include "tests/support/mujoco_xml.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -61,22 +62,12 @@ std::string Xml(const std::string& config, bool with_plugin = true, bool with_se
   return xml + body + "</mujoco>";
 }
 
-std::string Cfg(const std::string& key, const std::string& value) {
-  return "<config key=\"" + key + "\" value=\"" + value + "\"/>";
-}
 
 ModelPtr Compile(const std::string& xml, std::string* error = nullptr) {
-  char err[2048] = "";
-  mjSpec* spec = mj_parseXMLString(xml.c_str(), nullptr, err, sizeof(err));
-  if (!spec) {
-    if (error) *error = err;
-    return nullptr;
-  }
-  mjModel* m = mj_compile(spec, nullptr);
-  if (!m && error) *error = mjs_getError(spec);
-  mj_deleteSpec(spec);
-  return ModelPtr(m);
+  return ModelPtr(ebm::testing::CompileXml(xml, error));
 }
+
+const auto Cfg = ebm::testing::PluginConfig;
 
 // Deterministic controls for step k.
 void Controls(const mjModel* m, mjData* d, int k) {

@@ -8,7 +8,11 @@
 #include <memory>
 #include <string>
 
+#include "tests/support/mujoco_xml.h"
+
 namespace {
+
+using ebm::testing::CompileXml;
 
 std::string Scene(const std::string& increment) {
   return R"(<mujoco>
@@ -21,18 +25,6 @@ std::string Scene(const std::string& increment) {
 </mujoco>)";
 }
 
-mjModel* Compile(const std::string& xml, std::string* error) {
-  char err[1024] = "";
-  mjSpec* spec = mj_parseXMLString(xml.c_str(), nullptr, err, sizeof(err));
-  if (!spec) {
-    *error = err;
-    return nullptr;
-  }
-  mjModel* m = mj_compile(spec, nullptr);
-  if (!m) *error = mjs_getError(spec);
-  mj_deleteSpec(spec);
-  return m;
-}
 
 class PluginTest : public ::testing::Test {
  protected:
@@ -56,7 +48,7 @@ TEST_F(PluginTest, Registers) {
 
 TEST_F(PluginTest, CalledByMjStep) {
   std::string error;
-  mjModel* m = Compile(Scene("2.5"), &error);
+  mjModel* m = CompileXml(Scene("2.5"), &error);
   ASSERT_NE(m, nullptr) << error;
   mjData* d = mj_makeData(m);
   ASSERT_NE(d, nullptr);
@@ -78,7 +70,7 @@ TEST_F(PluginTest, BadAttributeIsRefusedWithItsName) {
   // under the default handler: that is why attributes must be validated in init, which the
   // compiler runs, and never first at run time.)
   std::string error;
-  mjModel* m = Compile(Scene("two"), &error);
+  mjModel* m = CompileXml(Scene("two"), &error);
   EXPECT_EQ(m, nullptr);
   EXPECT_NE(error.find("init failed"), std::string::npos) << error;
   EXPECT_NE(error.find("attribute 'increment'"), std::string::npos) << error;
