@@ -310,7 +310,16 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
     meta.nq = model->nq;
     meta.nv = model->nv;
     meta.model_hash = recorder::model_hash(model.get());
-    auto starts = trainer.buffer().size() > 0 ? trainer.buffer().states() : trainer.buffer().init_states(256);
+    // Chain starts for sampling: the replay buffer's states (persistent chains); without a buffer
+    // (short-run training), fresh starts of its init distribution, for `init: data` real
+    // training futures of other windows (with the init noise).
+    torch::Tensor starts;
+    if (trainer.buffer().size() > 0) {
+      starts = trainer.buffer().states();
+    } else {
+      const auto rows = torch::randperm(n, torch::kLong).narrow(0, 0, std::min<int64_t>(n, 1024));
+      starts = trainer.buffer().init_states(rows.size(0), f.index_select(0, rows.to(f.device())).cpu());
+    }
     if (starts.size(0) > 1024) starts = starts.index_select(0, torch::randperm(starts.size(0), torch::kLong).narrow(0, 0, 1024));
     TrajectoryGenerator(meta, net, trainer.sampler().options(), stats.mean, stats.std, stats.delta_std, starts)
         .save(run_dir + "/models/generator.pt");

@@ -146,6 +146,9 @@ TEST_F(ImageFormats, ImageFolderPngAndJpeg) {
   ASSERT_EQ(gray.images.sizes(), (std::vector<int64_t>{3, 1, 8, 8}));
   EXPECT_NEAR(gray.images[2].to(torch::kFloat32).mean().item<float>(), 200, 1.5);
   ExpectError([] { load_image_folder(g_dir + "/svhn"); }, {"no .png"});
+  ExpectError([] { load_image_folder(g_dir + "/bad/bad_png"); }, {"img.png", "PNG"});
+  ExpectError([] { load_image_folder(g_dir + "/bad/bad_jpg"); }, {"img.jpg", "JPEG"});
+  ExpectError([] { load_dsprites(g_dir + "/bad/dsprites_float.npz"); }, {"dsprites_float.npz", "'imgs'", "<f4"});
 }
 
 TEST_F(ImageFormats, SvhnMatFiles) {

@@ -90,6 +90,15 @@ def main():
     Image.fromarray(flat).save(os.path.join(folder, "dog", "c.jpg"), quality=100)
     open(os.path.join(folder, "dog", "notes.txt"), "w").write("not an image")
 
+    # Broken images and a dSprites file with the wrong dtype.
+    for name, data in (("bad_png", open(os.path.join(folder, "cat", "a.png"), "rb").read()[:40]),
+                       ("bad_jpg", b"\xff\xd8\xff\xe0 not really a jpeg")):
+        d = os.path.join(out, "bad", name, "x")
+        os.makedirs(d)
+        open(os.path.join(d, "img" + (".png" if name == "bad_png" else ".jpg")), "wb").write(data)
+    np.savez(os.path.join(out, "bad", "dsprites_float.npz"), imgs=imgs.astype(np.float32),
+             latents_values=values, latents_classes=classes)
+
     # SVHN: X 32x32x3xN uint8, y N x 1 with 10 for the digit 0.
     svhn = os.path.join(out, "svhn")
     os.makedirs(svhn)
