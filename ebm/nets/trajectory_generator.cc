@@ -150,7 +150,7 @@ torch::Tensor TrajectoryGenerator::sample(const torch::Tensor& history, int64_t 
     // Chain starts: rows of the stored replay-buffer states (smooth, diverse futures the model
     // produced in training), drawn at random.
     const auto idx = torch::randint(starts_.size(0), {n * k}, gen, torch::kLong);
-    const auto x0 = starts_.index_select(0, idx).to(device_);
+    const auto x0 = starts_.index_select(0, idx.to(starts_.device())).to(device_);
     const auto z = sampler.sample(*net_, x0, hn, {}, nullptr, gen);
     torch::NoGradGuard no_grad;
     const auto last = hist.select(1, h - 1).unsqueeze(1);
