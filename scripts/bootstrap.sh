@@ -23,6 +23,7 @@ debs=(
   libeigen3-dev libyaml-cpp-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libfmt-dev libspdlog-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libmatio-dev
+  libosmesa6
   dataset-fashion-mnist
 )
 if [[ "${EBM_SKIP_APT:-0}" != 1 ]] && command -v dpkg-query >/dev/null; then

@@ -14,6 +14,7 @@
 #include "datasets/trajectory/record_file.h"
 #include "ebm/core/options_config.h"
 #include "ebm/eval/trajectory_metrics.h"
+#include "ebm/build_info.h"
 #include "ebm/experiments/image_train.h"
 #include "ebm/nets/trajectory_generator.h"
 #include "plugin/recorder/recorder.h"
@@ -129,6 +130,9 @@ TrajConfig traj_config(const ConfigSection& root) {
   e.check(c.eval_langevin_steps >= 1, "langevin_steps", "an integer >= 1");
   c.max_eval_states = e.get<int64_t>("max_states", c.max_eval_states);
   e.check(c.max_eval_states >= 1, "max_states", "an integer >= 1");
+  c.render = e.get<bool>("render", c.render);
+  c.camera_azimuth = e.get<double>("camera_azimuth", c.camera_azimuth);
+  c.camera_elevation = e.get<double>("camera_elevation", c.camera_elevation);
   return c;
 }
 
@@ -557,6 +561,49 @@ void write_paths_png(const std::string& path, const std::vector<std::pair<std::s
 
 }  // namespace
 
+// ------------------------------------------------------------------------------ rendering ---
+
+// Rows of qpos frames rendered by scripts/render_frames.py (MuJoCo's Python renderer, OSMesa)
+// into `png`. Returns false (after a warning) when rendering is not possible here.
+bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir, const std::string& png,
+                   const std::vector<std::pair<std::string, torch::Tensor>>& rows,
+                   const std::vector<std::string>& columns, const torch::Tensor& lookat,
+                   double distance) {
+  fs::create_directories(dir);
+  mj_saveModel(p.model.get(), (dir + "/model.mjb").c_str(), nullptr, 0);
+  if (!fs::exists(dir + "/model.mjb")) {
+    fmt::print(stderr, "warning: cannot save {}/model.mjb; no rendered frames\n", dir);
+    return false;
+  }
+  std::ostringstream j;
+  j << "{\"lookat\": [" << fmt_num(lookat[0].item<double>()) << ", " << fmt_num(lookat[1].item<double>())
+    << ", " << fmt_num(lookat[2].item<double>()) << "], \"distance\": " << fmt_num(distance)
+    << ", \"azimuth\": " << fmt_num(c.camera_azimuth) << ", \"elevation\": " << fmt_num(c.camera_elevation)
+    << ", \"columns\": [";
+  for (size_t i = 0; i < columns.size(); ++i) j << (i ? ", " : "") << util::json_quote(columns[i]);
+  j << "], \"rows\": [";
+  for (size_t r = 0; r < rows.size(); ++r) {
+    j << (r ? ", " : "") << "{\"name\": " << util::json_quote(rows[r].first) << ", \"qpos\": [";
+    const auto q = rows[r].second.to(torch::kFloat64).contiguous();
+    for (int64_t t = 0; t < q.size(0); ++t) {
+      j << (t ? ", " : "") << "[";
+      for (int64_t k = 0; k < q.size(1); ++k) j << (k ? ", " : "") << fmt_num(q[t][k].item<double>());
+      j << "]";
+    }
+    j << "]}";
+  }
+  j << "]}\n";
+  util::write_file_atomic(dir + "/frames.json", j.str());
+  const std::string cmd = "'" + std::string(build::kPython) + "' '" + build::kSourceDir +
+                          "/scripts/render_frames.py' '" + dir + "' '" + png + "' > /dev/null";
+  if (std::system(cmd.c_str()) != 0) {
+    fmt::print(stderr, "warning: rendering frames failed (MuJoCo's Python renderer with OSMesa; "
+                       "see the message above); the report has no rendered frames\n");
+    return false;
+  }
+  return true;
+}
+
 // ------------------------------------------------------------------------------ evaluation ---
 
 namespace {
@@ -642,6 +689,7 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
     const auto truth = torch::stack(truth_paths);  // [B, T, P, 3]
     const auto recorded = truth[0];
     std::map<std::string, torch::Tensor> sets;
+    std::map<std::string, torch::Tensor> predict_cache;  // raw features [k, T, D] per method
     for (const auto& method : methods) {
       torch::Tensor paths;
       std::vector<Feasibility> fz;
@@ -651,6 +699,7 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
       } else {
         const int64_t k = method == "fc" ? 1 : c.samples;
         const auto pred = predict(method, models, c, history, k, device)[0];  // [k, T, D]
+        predict_cache[method] = pred;
         std::vector<torch::Tensor> ps;
         for (int64_t j = 0; j < k; ++j) {
           const auto q = to_qpos(phys, pred[j], base_qpos);
@@ -692,6 +741,32 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
       write_paths_png(png, {{"ground_truth", sets["ground_truth"]}, {"fc", sets["fc"].narrow(0, 0, 1)},
                             {"ebm", sets["ebm"]}, {"mdn", sets["mdn"]}});
       res.pictures.push_back(png);
+      if (c.render) {
+        // Frames T = 0 (the last history frame) and every quarter of the horizon.
+        std::vector<int64_t> ts = {0};
+        for (int64_t q = 1; q <= 4; ++q) ts.push_back(std::max<int64_t>(1, c.horizon * q / 4));
+        std::vector<std::string> columns;
+        for (int64_t t : ts) columns.push_back("T=" + std::to_string(t));
+        auto pick = [&](const torch::Tensor& qpos) {  // qpos [horizon, nq] -> [5, nq]
+          std::vector<torch::Tensor> f;
+          for (int64_t t : ts) f.push_back(t == 0 ? base_qpos : qpos[t - 1]);
+          return torch::stack(f);
+        };
+        const auto ebm_pred = predict_cache.at("ebm");
+        const auto fc_pred = predict_cache.at("fc");
+        std::vector<std::pair<std::string, torch::Tensor>> rows = {
+            {"ground truth", pick(truth_qpos[0])},
+            {"FC", pick(to_qpos(phys, fc_pred[0], base_qpos))},
+            {"EBM sample 1", pick(to_qpos(phys, ebm_pred[0], base_qpos))},
+            {"EBM sample 2", pick(to_qpos(phys, ebm_pred[1], base_qpos))}};
+        const auto lookat = start_sites.mean(0);
+        const double spread = (truth - lookat.view({1, 1, 1, 3})).norm(2, -1).max().item<double>();
+        const std::string frames_png = run_dir + "/frames.png";
+        if (render_frames(c, phys, run_dir + "/render", frames_png, rows, columns, lookat,
+                          std::max(0.2, 1.5 * spread))) {
+          res.pictures.push_back(frames_png);
+        }
+      }
     }
     if (!quiet) progress.update(static_cast<int64_t>(si + 1));
   }
@@ -769,7 +844,14 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
   h << "</table>\n<h2>Top-down paths of the tracked sites from the first held-out state</h2>\n"
        "<p>Panels, left to right: true branches, FC prediction, EBM samples, MDN samples (one colour "
        "per trajectory).</p>\n";
-  for (const auto& p : r.pictures) h << "<img src=\"" << fs::path(p).filename().string() << "\" width=\"1040\">\n";
+  for (const auto& p : r.pictures) {
+    const std::string name = fs::path(p).filename().string();
+    if (name == "frames.png") {
+      h << "<h2>Rendered frames</h2>\n<p>Rows: the recorded continuation, the FC prediction, two EBM "
+           "samples; columns: frames after the history.</p>\n";
+    }
+    h << "<img src=\"" << name << "\" width=\"1040\">\n";
+  }
   h << "<pre>" << table << "</pre>\n</body></html>\n";
   return h.str();
 }

@@ -44,6 +44,9 @@ struct TrajConfig {
   std::vector<int64_t> error_frames = {20, 40, 60, 80};
   int64_t eval_langevin_steps = 100;
   int64_t max_eval_states = 16;
+  // Rendered MuJoCo frames (MuJoCo's Python renderer, OSMesa) of the first held-out state.
+  bool render = true;
+  double camera_azimuth = 90, camera_elevation = -45;
   int64_t log_every = 50;
 };
 

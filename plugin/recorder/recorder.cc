@@ -73,20 +73,51 @@ class SharedWriter {
     std::lock_guard<std::mutex> lock(mu_);
     writer_.append(e);
   }
-  // The writer for `path`, opened on first use and shared while any recorder holds it.
+  const FileHeader& header() const { return writer_.header(); }
+
+  // The writer for `path`, opened on first use and shared while any recorder holds it. Throws
+  // when the open file belongs to another model or layout.
   static std::shared_ptr<SharedWriter> ForPath(const std::string& path, const FileHeader& header,
                                                trajectory::SyncPolicy sync) {
-    static std::mutex registry_mu;
-    static std::map<std::string, std::weak_ptr<SharedWriter>> registry;
-    std::lock_guard<std::mutex> lock(registry_mu);
-    const std::string key = fs::absolute(path).lexically_normal().string();
-    if (auto w = registry[key].lock()) return w;
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto& slot = registry()[key(path)];
+    if (auto w = slot.lock()) {
+      trajectory::check_compatible(w->header(), header, path);
+      return w;
+    }
     auto w = std::make_shared<SharedWriter>(path, header, sync);
-    registry[key] = w;
+    slot = w;
     return w;
   }
 
+  // Whether recorders with `header` may append to `path`: checked against the writer this process
+  // has open for it, else against the file's header. Under the registry lock, so a file another
+  // thread is creating right now (header not yet written) is never mistaken for a foreign one.
+  static void CheckPath(const std::string& path, const FileHeader& header) {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto it = registry().find(key(path));
+    if (it != registry().end()) {
+      if (auto w = it->second.lock()) {
+        trajectory::check_compatible(w->header(), header, path);
+        return;
+      }
+    }
+    std::error_code ec;
+    if (fs::exists(path, ec)) trajectory::check_compatible(trajectory::read_file_header(path), header, path);
+  }
+
  private:
+  static std::mutex& registry_mutex() {
+    static std::mutex mu;
+    return mu;
+  }
+  static std::map<std::string, std::weak_ptr<SharedWriter>>& registry() {
+    static std::map<std::string, std::weak_ptr<SharedWriter>> r;
+    return r;
+  }
+  static std::string key(const std::string& path) {
+    return fs::absolute(path).lexically_normal().string();
+  }
   std::mutex mu_;
   trajectory::TrajectoryWriter writer_;
 };
@@ -251,10 +282,10 @@ std::unique_ptr<Recorder> Recorder::Create(const mjModel* m, mjData* d, int inst
   // Refuse now (at compile time) what would fail at the first write: an existing file of another
   // model or layout, or a path that is a directory where a file is expected.
   std::error_code ec;
-  if (!r->directory_mode_ && fs::exists(r->path_, ec)) {
+  if (!r->directory_mode_) {
     if (fs::is_directory(r->path_, ec)) return fail(kAttrPath, "'" + r->path_ + "' is a directory");
     try {
-      trajectory::check_compatible(trajectory::read_file_header(r->path_), h, r->path_);
+      SharedWriter::CheckPath(r->path_, h);
     } catch (const std::exception& e) {
       return fail(kAttrPath, std::string("cannot append: ") + e.what());
     }

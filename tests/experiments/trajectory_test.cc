@@ -32,6 +32,7 @@ TEST(TrajectoryExperiment, ParticlesEbmIsDiverseWhereFcCollapses) {
   EXPECT_LT(ratio, 2.0);
   EXPECT_TRUE(std::filesystem::exists(s.report_html));
   EXPECT_TRUE(std::filesystem::exists(dir + "/run/paths.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/run/frames.png"));  // MuJoCo's renderer (OSMesa)
   // eval alone reuses the models; a mismatched window size is refused.
   o.record = o.train = false;
   o.overrides = {"device=cpu", "windows.future=10"};
