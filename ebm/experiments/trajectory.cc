@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "datasets/trajectory/record_file.h"
@@ -100,6 +101,8 @@ TrajConfig traj_config(const ConfigSection& root) {
   m.check(c.prior_weight >= 0, "prior_weight", ">= 0");
   c.components = m.get<int64_t>("components", c.components);
   m.check(c.components >= 1, "components", "an integer >= 1");
+  c.limit_weight = m.get<double>("limit_weight", c.limit_weight);
+  m.check(c.limit_weight >= 0, "limit_weight", ">= 0");
   c.basis = m.get<int64_t>("basis", c.basis);
   m.check(c.basis >= 0 && c.basis <= c.windows.future, "basis", "an integer in 0..windows.future");
   const auto t = root.section("trainer");
@@ -325,8 +328,27 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
       starts = trainer.buffer().init_states(rows.size(0), f.index_select(0, rows.to(f.device())).cpu());
     }
     if (starts.size(0) > 1024) starts = starts.index_select(0, torch::randperm(starts.size(0), torch::kLong).narrow(0, 0, 1024));
-    TrajectoryGenerator(meta, net, trainer.sampler().options(), stats.mean, stats.std, stats.delta_std, starts)
-        .save(run_dir + "/models/generator.pt");
+    TrajectoryGenerator gen(meta, net, trainer.sampler().options(), stats.mean, stats.std,
+                            stats.delta_std, starts);
+    // Joint limits of the features that are positions of limited hinge/slide joints.
+    auto lower = torch::full({dim}, -std::numeric_limits<float>::infinity());
+    auto upper = torch::full({dim}, std::numeric_limits<float>::infinity());
+    int64_t col = 0;
+    for (const auto& text : c.windows.features) {
+      const auto fsl = trajectory::parse_feature(text, corpus.layout());
+      for (int64_t e = fsl.begin; e < fsl.end; ++e, ++col) {
+        if (fsl.field != "qpos") continue;
+        for (int j = 0; j < model->njnt; ++j) {
+          if (model->jnt_qposadr[j] == e && model->jnt_limited[j] &&
+              (model->jnt_type[j] == mjJNT_HINGE || model->jnt_type[j] == mjJNT_SLIDE)) {
+            lower[col] = model->jnt_range[2 * j];
+            upper[col] = model->jnt_range[2 * j + 1];
+          }
+        }
+      }
+    }
+    gen.set_limits(lower, upper, c.limit_weight);
+    gen.save(run_dir + "/models/generator.pt");
   }
   // Baselines.
   auto train_baseline = [&](const std::string& name, torch::nn::Module& module, int64_t iterations,
@@ -374,7 +396,10 @@ Models load_models(const TrajConfig& c, const std::string& run_dir, torch::Devic
 // chaining windows of F frames: each next history is the last H frames so far.
 torch::Tensor predict(const std::string& method, Models& m, const TrajConfig& c,
                       const torch::Tensor& history, int64_t k, torch::Device device) {
-  if (method == "ebm") return m.generator->sample(history, k, c.horizon, c.eval_langevin_steps);
+  if (method == "ebm" || method == "ebm_limits") {
+    m.generator->set_limit_weight(method == "ebm" ? 0.0 : c.limit_weight);
+    return m.generator->sample(history, k, c.horizon, c.eval_langevin_steps);
+  }
   torch::NoGradGuard no_grad;
   const int64_t n = history.size(0), hlen = c.windows.history, flen = c.windows.future;
   auto hist = history.repeat_interleave(k, 0).to(device);  // [N K, H, D]
@@ -668,7 +693,8 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
     return out;
   };
 
-  const std::vector<std::string> methods = {"ebm", "fc", "mdn", "ground_truth"};
+  std::vector<std::string> methods = {"ebm", "fc", "mdn", "ground_truth"};
+  if (c.limit_weight > 0 && models.generator->has_limits()) methods.push_back("ebm_limits");
   std::map<std::string, std::map<std::string, double>> sum;
   EvalResult res;
   torch::manual_seed(c.seed + 1);
@@ -698,7 +724,14 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
         for (size_t b = 0; b < branches.size(); ++b) fz.push_back(feasibility(phys, truth_qpos[b], truth_feats[b]));
       } else {
         const int64_t k = method == "fc" ? 1 : c.samples;
+        // The same chain starts and noise for ebm and ebm_limits: only the energy differs.
+        if (method == "ebm" || method == "ebm_limits") torch::manual_seed(c.seed + 2 + si);
         const auto pred = predict(method, models, c, history, k, device)[0];  // [k, T, D]
+        if (!torch::isfinite(pred).all().item<bool>()) {
+          throw std::runtime_error("method " + method + " produced non-finite futures from held-out state " +
+                                   std::to_string(state) +
+                                   (method == "ebm_limits" ? " (lower model.limit_weight or langevin.step_size)" : ""));
+        }
         predict_cache[method] = pred;
         std::vector<torch::Tensor> ps;
         for (int64_t j = 0; j < k; ++j) {
@@ -778,8 +811,18 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
   return res;
 }
 
+// Methods in table order: the truth, the EBM (and its composition with the limit expert), the
+// baselines.
+std::vector<std::string> method_order(const std::map<std::string, std::map<std::string, double>>& metrics) {
+  std::vector<std::string> out;
+  for (const char* m : {"ground_truth", "ebm", "ebm_limits", "mdn", "fc"}) {
+    if (metrics.count(m)) out.push_back(m);
+  }
+  return out;
+}
+
 std::string metrics_table(const std::map<std::string, std::map<std::string, double>>& metrics) {
-  const std::vector<std::string> methods = {"ground_truth", "ebm", "mdn", "fc"};
+  const std::vector<std::string> methods = method_order(metrics);
   std::vector<std::string> keys;
   for (const auto& [k, v] : metrics.at("ebm")) keys.push_back(k);
   std::ostringstream out;
@@ -829,8 +872,10 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
   for (size_t i = 0; i < c.sites.size(); ++i) h << (i ? ", " : "") << c.sites[i];
   h << "). <code>ground_truth</code> are the recorded branches from the same state; <code>fc</code> is "
        "the feedforward MSE baseline (one prediction), <code>mdn</code> a mixture density network, "
-       "<code>ebm</code> the energy model sampled with Langevin dynamics.</p>\n<table><tr><th>metric</th>";
-  const std::vector<std::string> methods = {"ground_truth", "ebm", "mdn", "fc"};
+       "<code>ebm</code> the energy model sampled with Langevin dynamics, <code>ebm_limits</code> (when "
+       "model.limit_weight &gt; 0) the same chains under the product of the energy model and a "
+       "joint-limit expert.</p>\n<table><tr><th>metric</th>";
+  const std::vector<std::string> methods = method_order(r.metrics);
   for (const auto& m : methods) h << "<th>" << m << "</th>";
   h << "</tr>\n";
   for (const auto& [k, v] : r.metrics.at("ebm")) {
@@ -858,7 +903,7 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
 
 }  // namespace
 
-TrajRunSummary run_trajectory(const TrajRunOptions& o) {
+TrajRunSummary run_trajectory(const TrajRunOptions& o) {  // NOLINT(readability-function-size)
   auto config = Config::load_file(o.config_path, o.overrides);
   const TrajConfig c = traj_config(config->root());
   config->check_all_used();

@@ -38,6 +38,15 @@ c10::IValue get(torch::serialize::InputArchive& a, const std::string& k, const s
 
 }  // namespace
 
+void TrajectoryGenerator::set_limits(torch::Tensor lower, torch::Tensor upper, double weight) {
+  if (lower.numel() != meta_.dim || upper.numel() != meta_.dim || weight < 0) {
+    throw std::invalid_argument("TrajectoryGenerator::set_limits: need dim values and weight >= 0");
+  }
+  lower_ = lower.reshape({meta_.dim}).to(torch::kFloat32);
+  upper_ = upper.reshape({meta_.dim}).to(torch::kFloat32);
+  limit_weight_ = weight;
+}
+
 void TrajectoryGenerator::save(const std::string& path) const {
   torch::serialize::OutputArchive a;
   put(a, "meta.format", std::string("ebm.trajectory_generator.v1"));
@@ -66,6 +75,11 @@ void TrajectoryGenerator::save(const std::string& path) const {
   a.write("stats.std", std_);
   a.write("stats.delta_std", delta_std_);
   a.write("chain_starts", starts_.to(torch::kCPU));
+  if (lower_.defined()) {
+    a.write("limits.lower", lower_.to(torch::kCPU));
+    a.write("limits.upper", upper_.to(torch::kCPU));
+    put(a, "limits.weight", limit_weight_);
+  }
   torch::serialize::OutputArchive model;
   net_->save(model);
   a.write("model", model);
@@ -127,8 +141,13 @@ std::unique_ptr<TrajectoryGenerator> TrajectoryGenerator::load(const std::string
   net->load(model);
   net->to(device);
   net->eval();
-  return std::make_unique<TrajectoryGenerator>(m, net, lo, mean.to(device), std.to(device),
-                                               delta.to(device), starts);
+  auto g = std::make_unique<TrajectoryGenerator>(m, net, lo, mean.to(device), std.to(device),
+                                                 delta.to(device), starts);
+  torch::Tensor lower, upper;
+  if (a.try_read("limits.lower", lower) && a.try_read("limits.upper", upper)) {
+    g->set_limits(lower, upper, get(a, "limits.weight", path).toDouble());
+  }
+  return g;
 }
 
 torch::Tensor TrajectoryGenerator::sample(const torch::Tensor& history, int64_t k, int64_t frames,
@@ -143,6 +162,16 @@ torch::Tensor TrajectoryGenerator::sample(const torch::Tensor& history, int64_t 
   if (steps > 0) opts.steps(steps);
   const LangevinSampler sampler(opts);
   const auto net_opts = TrajectoryNetOptions(meta_.dim, h, f).basis(meta_.basis);
+  // The energy sampled: the net, or the net composed with the joint-limit expert.
+  std::shared_ptr<EnergyModel> energy = net_;
+  if (lower_.defined() && limit_weight_ > 0) {
+    auto sum = std::make_shared<WeightedSumEnergy>();
+    sum->add(net_, 1.0);
+    sum->add(std::make_shared<StateLimitEnergyImpl>(net_opts, mean_, std_, delta_std_,
+                                                    lower_.to(device_), upper_.to(device_)),
+             limit_weight_);
+    energy = sum;
+  }
   auto hist = history.to(device_, torch::kFloat32).repeat_interleave(k, 0);
   std::vector<torch::Tensor> chunks;
   for (int64_t have = 0; have < frames; have += f) {
@@ -151,7 +180,7 @@ torch::Tensor TrajectoryGenerator::sample(const torch::Tensor& history, int64_t 
     // produced in training), drawn at random.
     const auto idx = torch::randint(starts_.size(0), {n * k}, gen, torch::kLong);
     const auto x0 = starts_.index_select(0, idx.to(starts_.device())).to(device_);
-    const auto z = sampler.sample(*net_, x0, hn, {}, nullptr, gen);
+    const auto z = sampler.sample(*energy, x0, hn, {}, nullptr, gen);
     torch::NoGradGuard no_grad;
     const auto last = hist.select(1, h - 1).unsqueeze(1);
     const auto fut = decode_future(z, net_opts) * delta_std_ + last;

@@ -40,6 +40,13 @@ class TrajectoryGenerator {
   torch::Tensor sample(const torch::Tensor& history, int64_t k, int64_t frames, int64_t steps = 0,
                        std::optional<at::Generator> gen = std::nullopt);
 
+  // Optional joint limits of the raw features ([D], -inf/+inf where none): sampling then uses the
+  // product of experts E_net + weight * E_limits (StateLimitEnergy). weight 0 turns it off.
+  void set_limits(torch::Tensor lower, torch::Tensor upper, double weight);
+  double limit_weight() const { return limit_weight_; }
+  void set_limit_weight(double weight) { limit_weight_ = weight; }
+  bool has_limits() const { return lower_.defined(); }
+
   const TrajectoryGeneratorMeta& meta() const { return meta_; }
   const LangevinOptions& langevin() const { return langevin_; }
 
@@ -47,7 +54,8 @@ class TrajectoryGenerator {
   TrajectoryGeneratorMeta meta_;
   std::shared_ptr<TrajectoryEnergyNetImpl> net_;
   LangevinOptions langevin_;
-  torch::Tensor mean_, std_, delta_std_, starts_;
+  torch::Tensor mean_, std_, delta_std_, starts_, lower_, upper_;
+  double limit_weight_ = 0;
   torch::Device device_ = torch::kCPU;
 };
 

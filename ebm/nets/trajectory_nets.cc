@@ -97,6 +97,29 @@ torch::Tensor TrajectoryEnergyNetImpl::energy(const torch::Tensor& x, const torc
   return e;
 }
 
+StateLimitEnergyImpl::StateLimitEnergyImpl(const TrajectoryNetOptions& o, torch::Tensor mean,
+                                           torch::Tensor std, torch::Tensor delta_std,
+                                           torch::Tensor lower, torch::Tensor upper)
+    : options_(o) {
+  for (const auto* t : {&mean, &std, &delta_std, &lower, &upper}) {
+    if (t->numel() != o.dim()) throw std::invalid_argument("StateLimitEnergy: every vector needs dim values");
+  }
+  mean_ = register_buffer("mean", mean.reshape({o.dim()}).to(torch::kFloat32));
+  std_ = register_buffer("std", std.reshape({o.dim()}).to(torch::kFloat32));
+  delta_std_ = register_buffer("delta_std", delta_std.reshape({o.dim()}).to(torch::kFloat32));
+  lower_ = register_buffer("lower", lower.reshape({o.dim()}).to(torch::kFloat32));
+  upper_ = register_buffer("upper", upper.reshape({o.dim()}).to(torch::kFloat32));
+}
+
+torch::Tensor StateLimitEnergyImpl::energy(const torch::Tensor& x, const torch::Tensor& cond) {
+  check_windows(options_, cond, &x, "StateLimitEnergy");
+  const auto disp = decode_future(x, options_) * delta_std_;
+  const auto last = cond.select(1, options_.history() - 1).unsqueeze(1) * std_ + mean_;
+  const auto raw = last + disp;  // [B, F, D]
+  const auto excess = (torch::relu(raw - upper_) + torch::relu(lower_ - raw)) / std_;
+  return 0.5 * excess.pow(2).flatten(1).sum(1);
+}
+
 FeedforwardPredictorImpl::FeedforwardPredictorImpl(const TrajectoryNetOptions& o) : options_(o) {
   mlp_ = mlp(o.history() * o.dim(), o.channels() * 2, o.layers());
   mlp_->push_back(torch::nn::Linear(o.channels() * 2, o.latent_frames() * o.dim()));

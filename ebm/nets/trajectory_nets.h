@@ -64,6 +64,23 @@ class TrajectoryEnergyNetImpl : public EnergyModel {
 };
 TORCH_MODULE(TrajectoryEnergyNet);
 
+// A hand-written expert for composition with the learned energy (a product of experts,
+// WeightedSumEnergy): 0.5 sum over future frames and features of the squared excess of the raw
+// state beyond [lower, upper] (joint limits), in units of each feature's std. It knows the
+// normalisation (mean, std of states; delta_std of displacements) to read raw states from the
+// models' variables; features without limits carry -inf / +inf.
+class StateLimitEnergyImpl : public EnergyModel {
+ public:
+  StateLimitEnergyImpl(const TrajectoryNetOptions& options, torch::Tensor mean, torch::Tensor std,
+                       torch::Tensor delta_std, torch::Tensor lower, torch::Tensor upper);
+  torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition) override;
+
+ private:
+  TrajectoryNetOptions options_;
+  torch::Tensor mean_, std_, delta_std_, lower_, upper_;
+};
+TORCH_MODULE(StateLimitEnergy);
+
 // The paper's feedforward baseline: an MLP from the flattened history to the future, trained
 // with MSE. It predicts the conditional mean, hence a single future.
 class FeedforwardPredictorImpl : public torch::nn::Module {
