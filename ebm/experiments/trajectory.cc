@@ -785,13 +785,16 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
           for (int64_t t : ts) f.push_back(t == 0 ? base_qpos : qpos[t - 1]);
           return torch::stack(f);
         };
-        const auto ebm_pred = predict_cache.at("ebm");
+        // The EBM as the main job samples it: composed with the limit expert when configured.
+        const bool composed = predict_cache.count("ebm_limits") > 0;
+        const auto ebm_pred = predict_cache.at(composed ? "ebm_limits" : "ebm");
         const auto fc_pred = predict_cache.at("fc");
+        const std::string ebm_name = composed ? "EBM+limits" : "EBM";
         std::vector<std::pair<std::string, torch::Tensor>> rows = {
             {"ground truth", pick(truth_qpos[0])},
             {"FC", pick(to_qpos(phys, fc_pred[0], base_qpos))},
-            {"EBM sample 1", pick(to_qpos(phys, ebm_pred[0], base_qpos))},
-            {"EBM sample 2", pick(to_qpos(phys, ebm_pred[1], base_qpos))}};
+            {ebm_name + " sample 1", pick(to_qpos(phys, ebm_pred[0], base_qpos))},
+            {ebm_name + " sample 2", pick(to_qpos(phys, ebm_pred[1], base_qpos))}};
         const auto lookat = start_sites.mean(0);
         const double spread = (truth - lookat.view({1, 1, 1, 3})).norm(2, -1).max().item<double>();
         const std::string frames_png = run_dir + "/frames.png";
@@ -893,7 +896,8 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
     const std::string name = fs::path(p).filename().string();
     if (name == "frames.png") {
       h << "<h2>Rendered frames</h2>\n<p>Rows: the recorded continuation, the FC prediction, two EBM "
-           "samples; columns: frames after the history.</p>\n";
+           "samples (composed with the joint-limit expert when model.limit_weight &gt; 0); columns: "
+           "frames after the history.</p>\n";
     }
     h << "<img src=\"" << name << "\" width=\"1040\">\n";
   }
