@@ -18,6 +18,7 @@
 #include "ebm/build_info.h"
 #include "ebm/cli/commands.h"
 #include "ebm/core/langevin.h"
+#include "plugin/rollout/scene.h"
 
 namespace ebm::cli {
 namespace {
@@ -50,13 +51,6 @@ class TinyEnergy : public EnergyModel {
   double sigma_;
   torch::nn::Sequential net_{nullptr};
 };
-
-std::string default_scene() {
-  if (const char* env = std::getenv("EBM_HAND_ASSETS")) {
-    return std::string(env) + "/manipulate_block.xml";
-  }
-  return std::string(build::kHandAssetsDir) + "/manipulate_block.xml";
-}
 
 int run_smoke(const SmokeArgs& args) {
   fmt::print("ebm {} | LibTorch {} | MuJoCo {}\n", build::kVersion, build::kTorchVersion,
@@ -143,7 +137,7 @@ int run_smoke(const SmokeArgs& args) {
 
 void add_smoke(CLI::App& app, Action& action) {
   auto args = std::make_shared<SmokeArgs>();
-  args->scene = default_scene();
+  args->scene = rollout::default_hand_scene();
   auto* cmd = app.add_subcommand(
       "smoke", "Step the Shadow Hand scene in MuJoCo and run Langevin on a tiny energy model");
   cmd->add_option("--scene", args->scene, "MJCF scene to load")->capture_default_str();
