@@ -137,18 +137,32 @@ void check_compatible(const FileHeader& a, const FileHeader& b, const std::strin
   }
 }
 
-std::string encode_frame(const std::string& payload) {
-  if (payload.size() > kMaxPayload) {
-    throw TrajectoryError("record of " + std::to_string(payload.size()) + " bytes exceeds the " +
+namespace {
+
+// `f` holds 12 placeholder bytes followed by a payload: writes the frame head over the
+// placeholder and appends the payload's checksum, making `f` one complete frame.
+void seal_frame(std::string& f) {
+  const size_t length = f.size() - 12;
+  if (length > kMaxPayload) {
+    throw TrajectoryError("record of " + std::to_string(length) + " bytes exceeds the " +
                           std::to_string(kMaxPayload) + "-byte limit");
   }
+  std::string head;
+  put_u32(head, kFrameMagic);
+  put_u32(head, static_cast<uint32_t>(length));
+  put_u32(head, util::masked_crc32c(head.data(), 8));
+  f.replace(0, 12, head);
+  put_u32(f, util::masked_crc32c(f.data() + 12, length));
+}
+
+}  // namespace
+
+std::string encode_frame(const std::string& payload) {
   std::string out;
   out.reserve(payload.size() + kFrameOverhead);
-  put_u32(out, kFrameMagic);
-  put_u32(out, static_cast<uint32_t>(payload.size()));
-  put_u32(out, util::masked_crc32c(out.data(), 8));
+  out.assign(12, '\0');
   out += payload;
-  put_u32(out, util::masked_crc32c(payload.data(), payload.size()));
+  seal_frame(out);
   return out;
 }
 
@@ -294,13 +308,7 @@ void TrajectoryWriter::append(const Episode& episode) {
     f.push_back(static_cast<char>((v & 0x7f) | 0x80));
   }
   if (!episode.AppendToString(&f)) throw TrajectoryError(path_ + ": cannot serialize an episode");
-  const uint32_t length = static_cast<uint32_t>(f.size() - 12);
-  std::string head;
-  put_u32(head, kFrameMagic);
-  put_u32(head, length);
-  put_u32(head, util::masked_crc32c(head.data(), 8));
-  f.replace(0, 12, head);
-  put_u32(f, util::masked_crc32c(f.data() + 12, length));
+  seal_frame(f);
   write_all(f);
   ++episodes_written_;
   if (sync_ == SyncPolicy::kEpisode) sync();
