@@ -34,6 +34,29 @@ FeatureSlice parse_feature(const std::string& text, const FrameLayout& layout) {
   return f;
 }
 
+torch::Tensor episode_features(const Episode& episode, const FrameLayout& layout,
+                               const std::vector<FeatureSlice>& features, int64_t begin,
+                               int64_t end) {
+  if (begin < 0 || end < begin || end > episode.num_frames()) {
+    throw TrajectoryError("episode " + std::to_string(episode.episode_id()) + ": frames [" +
+                          std::to_string(begin) + ", " + std::to_string(end) + ") outside its " +
+                          std::to_string(episode.num_frames()));
+  }
+  int64_t dim = 0;
+  for (const auto& f : features) dim += f.end - f.begin;
+  auto out = torch::empty({end - begin, dim}, torch::kFloat32);
+  float* o = out.data_ptr<float>();
+  const size_t fs = layout.frame_size();
+  for (int64_t t = begin; t < end; ++t) {
+    const float* frame = episode.data().data() + t * fs;
+    for (const auto& f : features) {
+      const size_t off = *layout.offset(f.field);
+      for (int64_t k = f.begin; k < f.end; ++k) *o++ = frame[off + k];
+    }
+  }
+  return out;
+}
+
 bool is_validation_state(uint32_t start_state, double val_fraction) {
   uint64_t z = start_state + 0x9e3779b97f4a7c15ull;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -58,10 +81,8 @@ WindowDataset::WindowDataset(const TrajectoryCorpus& corpus, const WindowOptions
     dim += features_.back().end - features_.back().begin;
   }
   const int64_t len = o.history + o.future;
-  std::vector<float> frames;  // one episode's features, [T, dim]
   std::vector<torch::Tensor> windows;
   std::vector<int64_t> ep, ss, br, t0s;
-  const size_t fs = corpus.layout().frame_size();
   for (size_t i = 0; i < corpus.size(); ++i) {
     const auto& info = corpus.episodes()[i];
     const bool val = is_validation_state(info.start_state_id, o.val_fraction);
@@ -69,15 +90,7 @@ WindowDataset::WindowDataset(const TrajectoryCorpus& corpus, const WindowOptions
     if (info.num_frames < len) continue;
     const Episode e = corpus.read(i);
     const int64_t t_count = e.num_frames();
-    auto feats = torch::empty({t_count, dim}, torch::kFloat32);
-    auto* out = feats.data_ptr<float>();
-    for (int64_t t = 0; t < t_count; ++t) {
-      const float* frame = e.data().data() + t * fs;
-      for (const auto& f : features_) {
-        const size_t off = *corpus.layout().offset(f.field);
-        for (int64_t k = f.begin; k < f.end; ++k) *out++ = frame[off + k];
-      }
-    }
+    const auto feats = episode_features(e, corpus.layout(), features_, 0, t_count);
     for (int64_t s = 0; s + len <= t_count; s += o.stride) {
       windows.push_back(feats.narrow(0, s, len));
       ep.push_back(static_cast<int64_t>(i));

@@ -22,6 +22,11 @@ struct FeatureSlice {
 // Parses "field" or "field[a:b]" against a layout; throws TrajectoryError naming what is wrong.
 FeatureSlice parse_feature(const std::string& text, const FrameLayout& layout);
 
+// The features of frames [begin, end) of an episode: float [end - begin, D], slices in order.
+torch::Tensor episode_features(const Episode& episode, const FrameLayout& layout,
+                               const std::vector<FeatureSlice>& features, int64_t begin,
+                               int64_t end);
+
 struct WindowOptions {
   int64_t history = 8;   // H frames of context
   int64_t future = 20;   // F frames to predict

@@ -673,16 +673,7 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
   std::vector<trajectory::FeatureSlice> feats;
   for (const auto& t : c.windows.features) feats.push_back(trajectory::parse_feature(t, L));
   auto features_of = [&](const trajectory::Episode& e, int64_t a, int64_t b) {
-    auto out = torch::empty({b - a, models.dim}, torch::kFloat32);
-    float* o = out.data_ptr<float>();
-    for (int64_t t = a; t < b; ++t) {
-      const float* frame = e.data().data() + t * fs;
-      for (const auto& f : feats) {
-        const size_t off = *L.offset(f.field);
-        for (int64_t k = f.begin; k < f.end; ++k) *o++ = frame[off + k];
-      }
-    }
-    return out;
+    return trajectory::episode_features(e, L, feats, a, b);
   };
   auto qpos_of = [&](const trajectory::Episode& e, int64_t a, int64_t b) {
     auto out = torch::empty({b - a, nq}, torch::kFloat64);
