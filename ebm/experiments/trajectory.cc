@@ -192,52 +192,23 @@ std::string features_text(const TrajConfig& c) {
   return s;
 }
 
-void save_stats(const std::string& path, const WindowStats& s, const TrajConfig& c, int64_t dim) {
-  torch::serialize::OutputArchive a;
-  a.write("mean", s.mean);
-  a.write("std", s.std);
-  a.write("delta_std", s.delta_std);
-  a.write("meta.features", c10::IValue(features_text(c)));
-  a.write("meta.history", c10::IValue(c.windows.history));
-  a.write("meta.future", c10::IValue(c.windows.future));
-  a.write("meta.dim", c10::IValue(dim));
-  a.write("meta.basis", c10::IValue(c.basis));
-  std::ostringstream bytes;
-  a.save_to(bytes);
-  util::write_file_atomic(path, bytes.str());
-}
-
-WindowStats load_stats(const std::string& path, const TrajConfig& c, int64_t* dim) {
-  if (!fs::exists(path)) throw std::runtime_error(path + ": missing; train first (ebm traj train)");
-  torch::serialize::InputArchive a;
-  a.load_from(path);
-  WindowStats s;
-  a.read("mean", s.mean);
-  a.read("std", s.std);
-  a.read("delta_std", s.delta_std);
-  c10::IValue v;
-  a.read("meta.features", v);
-  if (v.toStringRef() != features_text(c)) {
-    throw std::runtime_error(path + ": models were trained on features '" + v.toStringRef() +
+// The window layout and normalisation live in models/generator.pt (written with the EBM); the
+// baselines are only valid with the same ones, so the config must agree with it.
+void check_layout(const TrajectoryGenerator& g, const TrajConfig& c, const std::string& path) {
+  const auto& meta = g.meta();
+  if (meta.features != features_text(c)) {
+    throw std::runtime_error(path + ": models were trained on features '" + meta.features +
                              "', the config asks for '" + features_text(c) + "'");
   }
-  a.read("meta.history", v);
-  const int64_t h = v.toInt();
-  a.read("meta.future", v);
-  const int64_t f = v.toInt();
-  if (h != c.windows.history || f != c.windows.future) {
-    throw std::runtime_error(path + ": models use windows of " + std::to_string(h) + " + " +
-                             std::to_string(f) + " frames, the config " +
+  if (meta.history != c.windows.history || meta.future != c.windows.future) {
+    throw std::runtime_error(path + ": models use windows of " + std::to_string(meta.history) +
+                             " + " + std::to_string(meta.future) + " frames, the config " +
                              std::to_string(c.windows.history) + " + " + std::to_string(c.windows.future));
   }
-  a.read("meta.dim", v);
-  *dim = v.toInt();
-  a.read("meta.basis", v);
-  if (v.toInt() != c.basis) {
-    throw std::runtime_error(path + ": models use model.basis = " + std::to_string(v.toInt()) +
+  if (meta.basis != c.basis) {
+    throw std::runtime_error(path + ": models use model.basis = " + std::to_string(meta.basis) +
                              ", the config " + std::to_string(c.basis));
   }
-  return s;
 }
 
 template <typename M>
@@ -267,7 +238,6 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
   const WindowStats stats = train.compute_stats();
   const int64_t dim = train.dim();
   fs::create_directories(run_dir + "/models");
-  save_stats(run_dir + "/models/stats.pt", stats, c, dim);
   const auto h = trajectory::normalize_history(train.history(), stats).to(device);
   const auto net_opts = net_options(c, dim);
   const auto f = encode_future(trajectory::normalize_future(train.future(), train.history(), stats), net_opts).to(device);
@@ -379,8 +349,14 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
 
 Models load_models(const TrajConfig& c, const std::string& run_dir, torch::Device device) {
   Models m;
-  m.stats = load_stats(run_dir + "/models/stats.pt", c, &m.dim);
-  m.generator = TrajectoryGenerator::load(run_dir + "/models/generator.pt", device);
+  const std::string path = run_dir + "/models/generator.pt";
+  if (!fs::exists(path)) throw std::runtime_error(path + ": missing; train first (ebm traj train)");
+  m.generator = TrajectoryGenerator::load(path, device);
+  check_layout(*m.generator, c, path);
+  m.dim = m.generator->meta().dim;
+  m.stats.mean = m.generator->mean();
+  m.stats.std = m.generator->std_dev();
+  m.stats.delta_std = m.generator->delta_std();
   m.fc = FeedforwardPredictor(net_options(c, m.dim));
   load_module(m.fc, run_dir + "/models/fc.pt");
   m.fc->to(device);

@@ -49,6 +49,10 @@ class TrajectoryGenerator {
 
   const TrajectoryGeneratorMeta& meta() const { return meta_; }
   const LangevinOptions& langevin() const { return langevin_; }
+  // Normalisation of the windows ([D] each; datasets/trajectory/windows.h).
+  const torch::Tensor& mean() const { return mean_; }
+  const torch::Tensor& std_dev() const { return std_; }
+  const torch::Tensor& delta_std() const { return delta_std_; }
 
  private:
   TrajectoryGeneratorMeta meta_;
