@@ -20,6 +20,7 @@
 #include "ebm/nets/trajectory_generator.h"
 #include "plugin/recorder/recorder.h"
 #include "ebm/report/metrics.h"
+#include "ebm/report/plot.h"
 #include "ebm/report/png.h"
 #include "ebm/report/progress.h"
 #include "ebm/util/files.h"
@@ -504,33 +505,6 @@ Feasibility feasibility(Physics& p, const torch::Tensor& qpos, const torch::Tens
 
 // --------------------------------------------------------------------------------- pictures ---
 
-// Draws a polyline of (x, y) pixel coordinates (y up) into an RGB image [3, S, S].
-void draw_path(torch::Tensor& img, const torch::Tensor& xy, const std::array<float, 3>& color) {
-  const int64_t size = img.size(1);
-  auto a = img.accessor<float, 3>();
-  auto p = xy.to(torch::kFloat64).contiguous();
-  const double* v = p.data_ptr<double>();
-  for (int64_t t = 0; t + 1 < p.size(0); ++t) {
-    const double xa = v[2 * t], ya = v[2 * t + 1], xb = v[2 * t + 2], yb = v[2 * t + 3];
-    const int steps = static_cast<int>(std::max(std::abs(xb - xa), std::abs(yb - ya))) + 1;
-    for (int s = 0; s <= steps; ++s) {
-      const double u = static_cast<double>(s) / steps;
-      const auto x = static_cast<int64_t>(xa + u * (xb - xa));
-      const auto y = size - 1 - static_cast<int64_t>(ya + u * (yb - ya));
-      if (x < 0 || y < 0 || x >= size || y >= size) continue;
-      for (int ch = 0; ch < 3; ++ch) a[ch][y][x] = color[ch];
-    }
-  }
-}
-
-std::array<float, 3> palette(int64_t i) {
-  static const std::array<std::array<float, 3>, 8> p = {{{0.85f, 0.1f, 0.1f}, {0.1f, 0.45f, 0.85f},
-                                                         {0.1f, 0.65f, 0.2f}, {0.8f, 0.5f, 0.0f},
-                                                         {0.55f, 0.2f, 0.7f}, {0.0f, 0.6f, 0.6f},
-                                                         {0.6f, 0.4f, 0.2f}, {0.3f, 0.3f, 0.3f}}};
-  return p[static_cast<size_t>(i) % p.size()];
-}
-
 // One panel per method: every trajectory of the set in its own colour, all points (sites).
 void write_paths_png(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& sets) {
   double lo_x = 1e300, lo_y = 1e300, hi_x = -1e300, hi_y = -1e300;
@@ -552,7 +526,7 @@ void write_paths_png(const std::string& path, const std::vector<std::pair<std::s
         auto xy = s[k].select(1, pt).narrow(1, 0, 2).to(torch::kFloat64).clone();
         xy.select(1, 0).sub_(cx).mul_(scale);
         xy.select(1, 1).sub_(cy).mul_(scale);
-        draw_path(img, xy, palette(k));
+        report::draw_polyline(img, xy, report::palette(k));
       }
     }
     panels.push_back(img);

@@ -1,0 +1,117 @@
+#include "ebm/report/html.h"
+
+#include <sstream>
+
+#include "ebm/util/files.h"
+
+namespace ebm::report {
+
+JsonObject& JsonObject::put(const std::string& key, std::string raw, const JsonObject* child) {
+  for (auto& it : items_) {
+    if (it.key == key) {  // replace, keep the position
+      it.raw = std::move(raw);
+      it.child.clear();
+      if (child) it.child.push_back(*child);
+      return *this;
+    }
+  }
+  Item item{key, std::move(raw), {}};
+  if (child) item.child.push_back(*child);
+  items_.push_back(std::move(item));
+  return *this;
+}
+
+JsonObject& JsonObject::set(const std::string& key, double value) {
+  return put(key, util::json_number(value), nullptr);
+}
+JsonObject& JsonObject::set(const std::string& key, const std::string& value) {
+  return put(key, util::json_quote(value), nullptr);
+}
+JsonObject& JsonObject::set(const std::string& key, bool value) {
+  return put(key, value ? "true" : "false", nullptr);
+}
+JsonObject& JsonObject::set(const std::string& key, const std::vector<double>& values) {
+  std::string raw = "[";
+  for (size_t i = 0; i < values.size(); ++i) raw += (i ? ", " : "") + util::json_number(values[i]);
+  return put(key, raw + "]", nullptr);
+}
+JsonObject& JsonObject::set(const std::string& key, const JsonObject& value) {
+  return put(key, "", &value);
+}
+
+std::string JsonObject::dump(int indent) const {
+  if (items_.empty()) return "{}";
+  const std::string pad(static_cast<size_t>(indent + 2), ' ');
+  std::string out = "{\n";
+  for (size_t i = 0; i < items_.size(); ++i) {
+    const auto& it = items_[i];
+    out += pad + util::json_quote(it.key) + ": " + (it.child.empty() ? it.raw : it.child[0].dump(indent + 2));
+    out += i + 1 < items_.size() ? ",\n" : "\n";
+  }
+  return out + std::string(static_cast<size_t>(indent), ' ') + "}";
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+HtmlPage::HtmlPage(const std::string& title) : title_(title) {
+  body_ = "<h1>" + html_escape(title) + "</h1>\n";
+}
+
+HtmlPage& HtmlPage::heading(const std::string& text, int level) {
+  const std::string l = std::to_string(level);
+  body_ += "<h" + l + ">" + html_escape(text) + "</h" + l + ">\n";
+  return *this;
+}
+
+HtmlPage& HtmlPage::paragraph(const std::string& text) {
+  body_ += "<p>" + html_escape(text) + "</p>\n";
+  return *this;
+}
+
+HtmlPage& HtmlPage::raw(const std::string& html) {
+  body_ += html + "\n";
+  return *this;
+}
+
+HtmlPage& HtmlPage::table(const std::vector<std::string>& header,
+                          const std::vector<std::vector<std::string>>& rows) {
+  body_ += "<table><tr>";
+  for (const auto& h : header) body_ += "<th>" + html_escape(h) + "</th>";
+  body_ += "</tr>\n";
+  for (const auto& r : rows) {
+    body_ += "<tr>";
+    for (const auto& c : r) body_ += "<td>" + html_escape(c) + "</td>";
+    body_ += "</tr>\n";
+  }
+  body_ += "</table>\n";
+  return *this;
+}
+
+HtmlPage& HtmlPage::image(const std::string& relative_path, int width) {
+  body_ += "<p><img src=\"" + html_escape(relative_path) + "\"" +
+           (width > 0 ? " width=\"" + std::to_string(width) + "\"" : std::string()) + "></p>\n";
+  return *this;
+}
+
+std::string HtmlPage::str() const {
+  return "<!doctype html><html><head><meta charset=\"utf-8\"><title>" + html_escape(title_) +
+         "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
+         "text-align:right}th:first-child,td:first-child{text-align:left}img{image-rendering:"
+         "pixelated}</style></head><body>\n" +
+         body_ + "</body></html>\n";
+}
+
+}  // namespace ebm::report
