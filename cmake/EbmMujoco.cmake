@@ -47,3 +47,11 @@ if(NOT EXISTS "${EBM_HAND_ASSETS_DIR}/manipulate_block.xml")
   message(FATAL_ERROR "ebm: ${EBM_HAND_ASSETS_DIR}/manipulate_block.xml is missing. "
     "Install gymnasium-robotics with:  scripts/bootstrap.sh")
 endif()
+
+# Small real image sets that ship in Python wheels, for out-of-distribution experiments:
+#   EBM_SKLEARN_DATA_DIR   sklearn/datasets/data (digits.csv.gz: 1797 8x8 handwritten digits)
+#   EBM_SKIMAGE_DATA_DIR   skimage/data (brick.png, grass.png, gravel.png, ...: textures)
+ebm_python_query(EBM_SKLEARN_DATA_DIR "scikit-learn (its bundled digits)"
+  "import importlib.util, os; s = importlib.util.find_spec('sklearn'); print(os.path.join(os.path.dirname(s.origin), 'datasets', 'data'))")
+ebm_python_query(EBM_SKIMAGE_DATA_DIR "scikit-image (its bundled images)"
+  "import importlib.util, os; s = importlib.util.find_spec('skimage'); print(os.path.join(os.path.dirname(s.origin), 'data'))")

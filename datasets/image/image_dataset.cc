@@ -249,9 +249,62 @@ ImageDataset load_image_dataset(const std::string& format, const std::string& pa
   }
   if (format == "folder") return load_image_folder(path);
   if (format == "svhn") return load_svhn(path, split);
+  if (format == "sklearn_digits") return load_sklearn_digits(path);
   throw DatasetError("unknown dataset format '" + format +
                      "' (known: fashion_mnist, mnist, idx, cifar10, cifar100, imagenet32, "
-                     "imagenet64, dsprites, folder, svhn)");
+                     "imagenet64, dsprites, folder, svhn, sklearn_digits)");
+}
+
+ImageDataset load_sklearn_digits(const std::string& path) {
+  const std::string text = read_maybe_gzipped(path);
+  std::vector<uint8_t> pixels;
+  std::vector<int64_t> labels;
+  size_t pos = 0;
+  int64_t line_no = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
+    std::vector<int64_t> values;
+    size_t a = 0;
+    while (a <= line.size()) {
+      size_t b = line.find(',', a);
+      if (b == std::string::npos) b = line.size();
+      const std::string field = line.substr(a, b - a);
+      char* stop = nullptr;
+      const double v = std::strtod(field.c_str(), &stop);
+      if (field.empty() || stop == field.c_str())
+        throw DatasetError(path + ":" + std::to_string(line_no) + ": field " +
+                           std::to_string(values.size() + 1) + " is not a number: '" + field + "'");
+      values.push_back(static_cast<int64_t>(v));
+      a = b + 1;
+    }
+    if (values.size() != 65)
+      throw DatasetError(path + ":" + std::to_string(line_no) + ": expected 65 values (64 pixels and "
+                         "the label), found " + std::to_string(values.size()));
+    for (int i = 0; i < 64; ++i) {
+      if (values[i] < 0 || values[i] > 16)
+        throw DatasetError(path + ":" + std::to_string(line_no) + ": pixel " + std::to_string(i) +
+                           " is " + std::to_string(values[i]) + ", expected 0..16");
+      pixels.push_back(static_cast<uint8_t>((values[i] * 255 + 8) / 16));
+    }
+    if (values[64] < 0 || values[64] > 9)
+      throw DatasetError(path + ":" + std::to_string(line_no) + ": label " + std::to_string(values[64]) +
+                         " is not a digit");
+    labels.push_back(values[64]);
+  }
+  if (labels.empty()) throw DatasetError(path + ": no digits in the file");
+  ImageDataset ds;
+  const auto n = static_cast<int64_t>(labels.size());
+  ds.images = torch::from_blob(pixels.data(), {n, 1, 8, 8}, torch::kUInt8).clone();
+  ds.labels = torch::tensor(labels, torch::kLong);
+  for (int d = 0; d < 10; ++d) ds.class_names.push_back(std::to_string(d));
+  ds.split = "all";
+  ds.source = path;
+  return ds;
 }
 
 torch::Tensor to_float(const torch::Tensor& images) {

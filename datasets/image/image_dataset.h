@@ -81,9 +81,19 @@ ImageDataset load_image_folder(const std::string& dir, int channels = 3, int siz
 // 32x32x3xN column-major, y holds 1..10 with 10 for the digit 0 (mapped to 0).
 ImageDataset load_svhn(const std::string& path_or_dir, const std::string& split);
 
+// scikit-learn's 8x8 handwritten digits (sklearn/datasets/data/digits.csv[.gz]: 1797 rows of 64
+// pixel values 0..16 and the label), scaled to 0..255 as uint8 [N, 1, 8, 8].
+ImageDataset load_sklearn_digits(const std::string& path);
+// One image file (PNG or JPEG) as uint8 [channels, H, W] (channels 1 or 3).
+torch::Tensor load_image_file(const std::string& path, int channels);
+// `count` random square crops of side `crop` (uniform positions over all `files`, chosen
+// uniformly) resized to size x size: texture patches, uint8 [count, channels, size, size].
+ImageDataset random_crops(const std::vector<std::string>& files, int64_t count, int64_t crop,
+                          int64_t size, int channels, uint64_t seed);
+
 // One entry point for configs: format "fashion_mnist" | "mnist" | "idx" (dir as for MNIST) |
 // "cifar10" | "cifar100" | "imagenet32" | "imagenet64" | "dsprites" (npz path, or "procedural")
-// | "folder" | "svhn".
+// | "folder" | "svhn" | "sklearn_digits" (csv path).
 ImageDataset load_image_dataset(const std::string& format, const std::string& path,
                                 const std::string& split);
 

@@ -149,6 +149,42 @@ ImageDataset load_image_folder(const std::string& dir, int channels, int size) {
   return ds;
 }
 
+torch::Tensor load_image_file(const std::string& path, int channels) {
+  if (channels != 1 && channels != 3) fail(path, "channels must be 1 or 3");
+  if (!is_image(path)) fail(path, "not a .png, .jpg or .jpeg file");
+  return lower_ext(path) == ".png" ? decode_png(path, channels) : decode_jpeg(path, channels);
+}
+
+ImageDataset random_crops(const std::vector<std::string>& files, int64_t count, int64_t crop,
+                          int64_t size, int channels, uint64_t seed) {
+  if (files.empty()) throw DatasetError("random_crops: no image files given");
+  if (count <= 0 || crop <= 0 || size <= 0) throw DatasetError("random_crops: count, crop and size must be > 0");
+  std::vector<torch::Tensor> sources;
+  for (const auto& f : files) {
+    auto img = load_image_file(f, channels);
+    if (img.size(1) < crop || img.size(2) < crop)
+      fail(f, "is " + std::to_string(img.size(2)) + "x" + std::to_string(img.size(1)) +
+                  ", smaller than the crop " + std::to_string(crop));
+    sources.push_back(img);
+  }
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::vector<torch::Tensor> crops;
+  for (int64_t i = 0; i < count; ++i) {
+    const auto& src = sources[torch::randint(static_cast<int64_t>(sources.size()), {1}, gen).item<int64_t>()];
+    const int64_t y = torch::randint(src.size(1) - crop + 1, {1}, gen).item<int64_t>();
+    const int64_t x = torch::randint(src.size(2) - crop + 1, {1}, gen).item<int64_t>();
+    crops.push_back(src.narrow(1, y, crop).narrow(2, x, crop));
+  }
+  ImageDataset ds;
+  ds.images = torch::stack(crops);
+  if (crop != size) ds.images = resize(ds.images, size, size);
+  ds.labels = torch::zeros({count}, torch::kLong);
+  ds.class_names = {"texture"};
+  ds.split = "all";
+  ds.source = files.front() + (files.size() > 1 ? " and " + std::to_string(files.size() - 1) + " more" : "");
+  return ds;
+}
+
 ImageDataset load_svhn(const std::string& path_or_dir, const std::string& split) {
   std::string path = path_or_dir;
   std::error_code ec;

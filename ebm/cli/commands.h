@@ -18,5 +18,6 @@ void add_sample(CLI::App& app, Action& action);
 void add_record(CLI::App& app, Action& action);
 void add_data(CLI::App& app, Action& action);
 void add_traj(CLI::App& app, Action& action);
+void add_eval(CLI::App& app, Action& action);
 
 }  // namespace ebm::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   ebm::cli::add_record(app, action);
   ebm::cli::add_data(app, action);
   ebm::cli::add_traj(app, action);
+  ebm::cli::add_eval(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

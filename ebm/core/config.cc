@@ -156,6 +156,13 @@ bool ConfigSection::has(const std::string& key) const {
   return n.IsDefined() && !n.IsNull();
 }
 
+std::vector<std::string> ConfigSection::keys() const {
+  std::vector<std::string> out;
+  if (!node_.IsDefined() || !node_.IsMap()) return out;
+  for (const auto& kv : node_) out.push_back(kv.first.as<std::string>());
+  return out;
+}
+
 bool ConfigSection::is_null(const std::string& key) const {
   config_->mark_used(path(key));
   auto n = child(key);

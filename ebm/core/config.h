@@ -35,6 +35,9 @@ class ConfigSection {
   std::string choice(const std::string& key, const std::string& fallback,
                      const std::vector<std::string>& choices) const;
   bool has(const std::string& key) const;
+  // The keys of this mapping in file order (empty when absent or not a mapping); reading them
+  // marks none as used.
+  std::vector<std::string> keys() const;
   // True when the key is present with an explicit null (`key: null` or `key: ~`); marks it read.
   bool is_null(const std::string& key) const;
   // A nested mapping (an empty one when absent).

@@ -235,31 +235,42 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
   return summary;
 }
 
-torch::Tensor sample_image_ebm(const SampleOptions& o) {
-  if (o.n <= 0) throw std::invalid_argument("--n must be > 0");
-  if (o.init != "noise" && o.init != "buffer")
-    throw std::invalid_argument("--init must be 'noise' or 'buffer', got '" + o.init + "'");
-  auto device = resolve_device(o.device);
+LoadedImageEbm load_image_ebm(const std::string& checkpoint, torch::Device device, int64_t steps) {
+  LoadedImageEbm r;
+  r.checkpoint = checkpoint;
   torch::serialize::InputArchive in;
-  CheckpointManager::load(o.checkpoint, in, device);
+  CheckpointManager::load(checkpoint, in, device);
   c10::IValue text;
   torch::Tensor shape_t;
   try {
     in.read("meta.config", text);
     in.read("meta.sample_shape", shape_t);
   } catch (const c10::Error&) {
-    throw std::runtime_error(o.checkpoint + ": not an image EBM checkpoint (no meta.config)");
+    throw std::runtime_error(checkpoint + ": not an image EBM checkpoint (no meta.config)");
   }
-  auto config = Config::load_string(text.toStringRef(), o.checkpoint + ":meta.config");
-  auto rc = read_config(*config);
-  std::vector<int64_t> shape(shape_t.data_ptr<int64_t>(), shape_t.data_ptr<int64_t>() + shape_t.numel());
-  auto net_options = image_net_options(*rc.model_section, shape[0]);
-  auto model = std::make_shared<ImageEnergyNet>(net_options);
+  r.config = Config::load_string(text.toStringRef(), checkpoint + ":meta.config");
+  auto rc = read_config(*r.config);
+  r.data_format = rc.data_format;
+  r.data_path = rc.data_path;
+  r.shape.assign(shape_t.data_ptr<int64_t>(), shape_t.data_ptr<int64_t>() + shape_t.numel());
+  r.net_options = image_net_options(*rc.model_section, r.shape[0]);
+  r.model = std::make_shared<ImageEnergyNet>(r.net_options);
   auto topts = rc.trainer;
   topts.autocast_bf16(topts.autocast_bf16() && device.is_cuda());
-  if (o.steps >= 0) topts.langevin(LangevinOptions(topts.langevin()).steps(o.steps));
-  ContrastiveDivergenceTrainer trainer(model, shape, topts, device);
-  trainer.load(in);
+  if (steps >= 0) topts.langevin(LangevinOptions(topts.langevin()).steps(steps));
+  r.trainer = std::make_unique<ContrastiveDivergenceTrainer>(r.model, r.shape, topts, device);
+  r.trainer->load(in);
+  return r;
+}
+
+torch::Tensor sample_image_ebm(const SampleOptions& o) {
+  if (o.n <= 0) throw std::invalid_argument("--n must be > 0");
+  if (o.init != "noise" && o.init != "buffer")
+    throw std::invalid_argument("--init must be 'noise' or 'buffer', got '" + o.init + "'");
+  auto device = resolve_device(o.device);
+  auto loaded = load_image_ebm(o.checkpoint, device, o.steps);
+  const auto& net_options = loaded.net_options;
+  auto& trainer = *loaded.trainer;
   torch::manual_seed(o.seed);
   torch::Tensor labels;
   if (net_options.num_classes() > 0) {

@@ -51,6 +51,21 @@ struct SampleOptions {
   bool verbose = false;   // print each Langevin step's mean energy and gradient norm (stderr)
 };
 
+// An image EBM rebuilt from a checkpoint of `ebm train`: its resolved config, the net and a
+// trainer holding the checkpoint's sampler settings, replay buffer and weights (EMA not swapped in).
+struct LoadedImageEbm {
+  std::string checkpoint;
+  std::shared_ptr<Config> config;
+  std::vector<int64_t> shape;  // one sample: {C, H, W}
+  ImageEnergyOptions net_options;
+  std::shared_ptr<ImageEnergyNet> model;
+  std::unique_ptr<ContrastiveDivergenceTrainer> trainer;
+  std::string data_format, data_path;  // the training data (section `data` of its config)
+};
+// steps >= 0 overrides the Langevin steps of the checkpoint's sampler. Throws std::runtime_error
+// naming the file when it is not an image EBM checkpoint.
+LoadedImageEbm load_image_ebm(const std::string& checkpoint, torch::Device device, int64_t steps = -1);
+
 // Samples from a checkpoint with the trainer's sampler and writes a PNG grid. Returns the samples.
 torch::Tensor sample_image_ebm(const SampleOptions& options);
 
