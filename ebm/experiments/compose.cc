@@ -27,8 +27,6 @@ namespace ebm::experiments::detail {
 
 namespace {
 
-const std::vector<double> kScales = {0.5, 0.6, 0.7, 0.8, 0.9, 1.0};  // dSprites' scale grid
-
 // A conditional model that reads its label from one column of a [N, K] condition, so that models
 // with different labels can be summed by WeightedSumEnergy under one condition tensor.
 class ColumnConditioned : public EnergyModel {
@@ -142,6 +140,9 @@ void run_compose(Context& c) {
   s.check(size >= 16 && size <= 64, "image_size", "in [16, 64]");
   const auto train_images = s.get<int64_t>("train_images", 4000);
   s.check(train_images >= 100, "train_images", ">= 100");
+  const auto scales = s.get<std::vector<double>>("scales", {0.5, 0.75, 1.0});
+  s.check(scales.size() >= 2, "scales", "at least 2 values in [0.5, 1]");
+  for (double v : scales) s.check(v >= 0.5 && v <= 1, "scales", "values in [0.5, 1]");
   const auto positions = s.get<std::vector<double>>("positions", {0.2, 0.5, 0.8});
   s.check(positions.size() >= 2, "positions", "at least 2 values in [0, 1]");
   for (double p : positions) s.check(p >= 0 && p <= 1, "positions", "values in [0, 1]");
@@ -154,7 +155,10 @@ void run_compose(Context& c) {
   const auto eval_steps = s.get<int64_t>("eval_steps", 100);
   s.check(eval_steps >= 1, "eval_steps", ">= 1");
   const auto pos_tol = s.get<double>("position_tolerance", 0.1);
-  const auto scale_tol = s.get<double>("scale_tolerance", 0.05);
+  const auto scale_tol = s.get<double>("scale_tolerance", 0.1);
+  const auto weights = s.get<std::vector<double>>("weights", {1.0, 1.0});
+  s.check(weights.size() == 2 && weights[0] > 0 && weights[1] > 0, "weights",
+          "two positive weights (size model, position model)");
   s.check(pos_tol > 0, "position_tolerance", "> 0");
   s.check(scale_tol > 0, "scale_tolerance", "> 0");
   auto t = root.section("trainer");
@@ -165,13 +169,13 @@ void run_compose(Context& c) {
   const auto topts = trainer_options(t, root.section("langevin"), root.section("replay_buffer"));
   auto model_section = root.section("model");
   const auto net_base = image_net_options(model_section, 1);
-  const auto demo_steps = root.section("demo").get<int64_t>("steps", 60);
+  const auto demo_steps = root.section("demo").get<int64_t>("steps", 100);
   root.section("demo").check(demo_steps >= 1, "steps", ">= 1");
   c.config->check_all_used();
 
   torch::manual_seed(c.seed);
   std::mt19937_64 rng(c.seed);
-  std::uniform_int_distribution<size_t> pick_scale(0, kScales.size() - 1), pick_pos(0, positions.size() - 1);
+  std::uniform_int_distribution<size_t> pick_scale(0, scales.size() - 1), pick_pos(0, positions.size() - 1);
   const int64_t cells = static_cast<int64_t>(positions.size() * positions.size());
   // Training sets: size model = every scale at the fixed position; position model = every grid
   // cell at the fixed scale.
@@ -179,7 +183,7 @@ void run_compose(Context& c) {
   std::vector<int64_t> la, lb;
   for (int64_t i = 0; i < train_images; ++i) {
     const size_t si = pick_scale(rng);
-    fa.push_back({kScales[si], fixed_pos, fixed_pos});
+    fa.push_back({scales[si], fixed_pos, fixed_pos});
     la.push_back(static_cast<int64_t>(si));
     const size_t px = pick_pos(rng), py = pick_pos(rng);
     fb.push_back({fixed_scale, positions[px], positions[py]});
@@ -190,10 +194,10 @@ void run_compose(Context& c) {
     std::shared_ptr<ImageEnergyNet> net;
   };
   auto train = [&](const std::string& name, const std::vector<std::array<double, 3>>& f,
-                   const std::vector<int64_t>& labels, int64_t classes) {
+                   const std::vector<int64_t>& labels, int64_t classes, bool coords) {
     auto images = render_squares(f, size);
     auto y = torch::tensor(labels, torch::kLong);
-    auto net = std::make_shared<ImageEnergyNet>(ImageEnergyOptions(net_base).num_classes(classes));
+    auto net = std::make_shared<ImageEnergyNet>(ImageEnergyOptions(net_base).num_classes(classes).coord_channels(coords));
     ContrastiveDivergenceTrainer trainer(net, {1, size, size}, topts, c.device);
     report::Progress progress("train " + name, iterations, c.quiet ? nullptr : stderr);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + classes);
@@ -210,14 +214,17 @@ void run_compose(Context& c) {
     net->eval();
     return Trained{name, net};
   };
-  auto size_model = train("size", fa, la, static_cast<int64_t>(kScales.size()));
-  auto pos_model = train("position", fb, lb, cells);
+  // Only the position model sees coordinate channels: convolutions with global sum pooling are
+  // blind to where a square is, which is what the size model should be (so that it can be moved
+  // by the other expert) and what the position model cannot be.
+  auto size_model = train("size", fa, la, static_cast<int64_t>(scales.size()), false);
+  auto pos_model = train("position", fb, lb, cells, true);
 
   FactorRegressor reg;
   reg.train(size, c.seed + 5);
   {  // the regressor's own accuracy on fresh renders of the targets' grid
     std::vector<std::array<double, 3>> check;
-    for (double sc : kScales)
+    for (double sc : scales)
       for (double px : positions)
         for (double py : positions) check.push_back({sc, px, py});
     const auto sc = score(reg, render_squares(check, size), check, pos_tol, scale_tol);
@@ -226,13 +233,13 @@ void run_compose(Context& c) {
   // Targets: combinations neither model saw (scale != fixed_scale and position != fixed).
   std::vector<std::array<double, 3>> targets;
   std::vector<int64_t> ta, tb;
-  for (size_t si = 0; si < kScales.size(); ++si) {
-    if (std::abs(kScales[si] - fixed_scale) < 1e-9) continue;
+  for (size_t si = 0; si < scales.size(); ++si) {
+    if (std::abs(scales[si] - fixed_scale) < 1e-9) continue;
     for (size_t py = 0; py < positions.size(); ++py)
       for (size_t px = 0; px < positions.size(); ++px) {
         if (std::abs(positions[px] - fixed_pos) < 1e-9 && std::abs(positions[py] - fixed_pos) < 1e-9) continue;
         for (int64_t k = 0; k < samples; ++k) {
-          targets.push_back({kScales[si], positions[px], positions[py]});
+          targets.push_back({scales[si], positions[px], positions[py]});
           ta.push_back(static_cast<int64_t>(si));
           tb.push_back(static_cast<int64_t>(py * positions.size() + px));
         }
@@ -242,7 +249,7 @@ void run_compose(Context& c) {
   auto a = std::make_shared<ColumnConditioned>(size_model.net, 0);
   auto b = std::make_shared<ColumnConditioned>(pos_model.net, 1);
   WeightedSumEnergy sum;
-  sum.add(a, 1.0).add(b, 1.0);
+  sum.add(a, weights[0]).add(b, weights[1]);
   const LangevinSampler sampler(LangevinOptions(topts.langevin()).steps(eval_steps));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + 77);
   auto x0 = torch::rand({static_cast<int64_t>(targets.size()), 1, size, size}, gen).to(c.device);
@@ -290,7 +297,7 @@ void run_compose(Context& c) {
   auto band = std::make_shared<BandEnergy>();
   WeightedSumEnergy both;
   both.add(ring).add(band);
-  const LangevinSampler step2d(LangevinOptions().steps(1).step_size(0.005).noise_std(0.02)
+  const LangevinSampler step2d(LangevinOptions().steps(1).step_size(0.002).noise_std(0.02)
                                    .clip_mode(GradClip::kNone).clamp_min(std::nullopt).clamp_max(std::nullopt));
   const int64_t res = 160;
   auto grid_xy = torch::stack(torch::meshgrid({torch::linspace(-1.6, 1.6, res), torch::linspace(-1.6, 1.6, res)}, "xy"), -1)

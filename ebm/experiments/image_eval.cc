@@ -138,6 +138,22 @@ double classifier_accuracy(ImageClassifier& model, const torch::Tensor& images, 
   return static_cast<double>(correct) / std::max<int64_t>(1, images.size(0));
 }
 
+CommonSpec read_common(const ConfigSection& root) {
+  CommonSpec c;
+  c.ebm = read_ebm_source(root.section("ebm"));
+  c.data = read_data_spec(root.section("data"), "test");
+  c.classifier = read_classifier_spec(root.section("classifier"), "runs/classifiers/" + c.data.format + ".pt");
+  return c;
+}
+
+int64_t require_conditional(const LoadedImageEbm& ebm, const ConfigSection& root, const std::string& experiment) {
+  const int64_t classes = ebm.net_options.num_classes();
+  if (classes < 2)
+    throw ConfigError(root.where("ebm") + ": " + experiment + " needs a class-conditional EBM (" + ebm.checkpoint +
+                      " is unconditional; train one with model.conditional: true)");
+  return classes;
+}
+
 void Context::log(const std::string& line) const {
   if (!quiet) std::cerr << line << "\n";
 }
@@ -382,9 +398,7 @@ void run_completion(Context& c) {
 
 void run_crossclass(Context& c) {
   auto root = c.config->root();
-  const auto src = read_ebm_source(root.section("ebm"));
-  const auto data = read_data_spec(root.section("data"), "test");
-  const auto cls = read_classifier_spec(root.section("classifier"), "runs/classifiers/" + data.format + ".pt");
+  const auto [src, data, cls] = read_common(root);
   auto s = root.section("crossclass");
   const auto steps = s.get<int64_t>("steps", 100);
   s.check(steps >= 1, "steps", ">= 1");
@@ -393,9 +407,7 @@ void run_crossclass(Context& c) {
   c.config->check_all_used();
 
   auto ebm = c.load_ebm(src);
-  const int64_t classes = ebm.net_options.num_classes();
-  if (classes < 2)
-    throw ConfigError(root.where("ebm") + ": crossclass needs a class-conditional EBM (model.conditional: true)");
+  const int64_t classes = require_conditional(ebm, root, "crossclass");
   auto classifier = c.classifier(cls, data);
   auto ds = load_data(data, c.seed);
   // The first `per_class` test images of every class.
@@ -473,8 +485,7 @@ void run_crossclass(Context& c) {
 
 void run_generation(Context& c) {
   auto root = c.config->root();
-  const auto src = read_ebm_source(root.section("ebm"));
-  const auto data = read_data_spec(root.section("data"), "test");
+  const auto [src, data, cls] = read_common(root);
   auto s = root.section("sampling");
   const auto samples = s.get<int64_t>("samples", 1000);
   s.check(samples >= 20, "samples", ">= 20");
@@ -496,7 +507,6 @@ void run_generation(Context& c) {
   f.check(kid_size >= 2, "kid_subset_size", ">= 2");
   const auto is_splits = f.get<int64_t>("is_splits", 10);
   f.check(is_splits >= 1, "is_splits", ">= 1");
-  const auto cls = read_classifier_spec(root.section("classifier"), "runs/classifiers/" + data.format + ".pt");
   c.config->check_all_used();
 
   std::vector<LoadedImageEbm> members;

@@ -46,6 +46,18 @@ struct ClassifierSpec {
 };
 ClassifierSpec read_classifier_spec(const ConfigSection& s, const std::string& default_path);
 
+// The sections most experiments share: `ebm`, `data` (default split test) and `classifier`
+// (default path runs/classifiers/<data format>.pt).
+struct CommonSpec {
+  EbmSource ebm;
+  DataSpec data;
+  ClassifierSpec classifier;
+};
+CommonSpec read_common(const ConfigSection& root);
+
+// The number of classes of a conditional EBM; throws ConfigError naming the experiment otherwise.
+int64_t require_conditional(const LoadedImageEbm& ebm, const ConfigSection& root, const std::string& experiment);
+
 struct Context {
   std::string experiment, config_path, name, run_dir;
   std::shared_ptr<Config> config;

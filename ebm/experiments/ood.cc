@@ -133,9 +133,7 @@ std::vector<report::Series> histograms(const std::vector<std::pair<std::string, 
 
 void run_ood(Context& c) {
   auto root = c.config->root();
-  const auto src = read_ebm_source(root.section("ebm"));
-  const auto data = read_data_spec(root.section("data"), "test");
-  const auto cls = read_classifier_spec(root.section("classifier"), "runs/classifiers/" + data.format + ".pt");
+  const auto [src, data, cls] = read_common(root);
   auto s = root.section("ood");
   const auto count = s.get<int64_t>("count", 1000);
   s.check(count >= 10, "count", ">= 10");

@@ -32,9 +32,7 @@ class MarginalEnergy : public EnergyModel {
 
 void run_robustness(Context& c) {
   auto root = c.config->root();
-  const auto src = read_ebm_source(root.section("ebm"));
-  const auto data = read_data_spec(root.section("data"), "test");
-  const auto cls = read_classifier_spec(root.section("classifier"), "runs/classifiers/" + data.format + ".pt");
+  const auto [src, data, cls] = read_common(root);
   auto s = root.section("robustness");
   const auto images = s.get<int64_t>("images", 500);
   s.check(images >= 1, "images", ">= 1");
@@ -56,9 +54,7 @@ void run_robustness(Context& c) {
   c.config->check_all_used();
 
   auto ebm = c.load_ebm(src);
-  const int64_t classes = ebm.net_options.num_classes();
-  if (classes < 2)
-    throw ConfigError(root.where("ebm") + ": robustness needs a class-conditional EBM (model.conditional: true)");
+  const int64_t classes = require_conditional(ebm, root, "robustness");
   auto classifier = c.classifier(cls, data);
   auto ds = load_data(data, c.seed);
   const int64_t n = std::min(images, ds.size());
