@@ -24,11 +24,13 @@ void add_eval(CLI::App& app, Action& action) {
     cmd->add_option("--out,-o", o->out_dir, "run directory (default: runs/<config name>)");
     cmd->add_option("--set", o->overrides, "override a config key, e.g. --set ood.count=200")->take_all();
     cmd->add_flag("--quiet,-q", o->quiet, "no progress display");
+    cmd->add_flag("--check", o->check_only, "validate the config (unknown keys, ranges) and exit");
     cmd->callback([o, name, &action] {
       o->experiment = name;
       action = [o] {
         const auto s = experiments::run_image_eval(*o);
         fmt::print("{}\n", s.table);
+        if (o->check_only) return 0;
         fmt::print("run directory: {}\nmetrics: {}\nreport: {}\n", s.run_dir, s.metrics_json, s.report_html);
         return 0;
       };

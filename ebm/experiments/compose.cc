@@ -1,6 +1,7 @@
 // `ebm eval compose`: composition of energy models (a product of experts = a sum of energies).
 //  1. dSprites: a "size" model trained on squares of every scale at one fixed position and a
-//     "position" model trained on squares at a grid of positions at one fixed scale. Summing their
+//     "position" model trained on squares at a grid of positions at one fixed scale (its
+//     condition given as a map: a Gaussian bump at the target position). Summing their
 //     energies asks for a size AND a position; targets are the combinations neither saw in
 //     training. A factor regressor (least squares on image moments, fitted on rendered sprites)
 //     scores where each sampler puts the square and how big it is.
@@ -11,6 +12,8 @@
 #include <Eigen/Dense>
 
 #include <cmath>
+#include <filesystem>
+#include <sstream>
 #include <map>
 #include <random>
 
@@ -22,8 +25,11 @@
 #include "ebm/report/plot.h"
 #include "ebm/report/png.h"
 #include "ebm/report/progress.h"
+#include "ebm/util/files.h"
 
 namespace ebm::experiments::detail {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -39,6 +45,32 @@ class ColumnConditioned : public EnergyModel {
  private:
   std::shared_ptr<EnergyModel> m_;
   int64_t col_;
+};
+
+// The position expert's condition: a Gaussian bump (std in image fractions) at the centre that the
+// dSprites rules give a sprite at (pos_x, pos_y), as a size x size map.
+torch::Tensor position_map(double pos_x, double pos_y, int64_t size, double std_dev) {
+  const double cx = (8.0 + 48.0 * pos_x) / 64.0, cy = (8.0 + 48.0 * pos_y) / 64.0;
+  auto u = (torch::arange(size, torch::kFloat32) + 0.5) / size;
+  auto dx = (u - cx).pow(2).view({1, size}), dy = (u - cy).pow(2).view({size, 1});
+  return torch::exp(-(dx + dy) / (2 * std_dev * std_dev));
+}
+
+// An unconditional image net that sees its condition as an extra input channel: the map of the
+// label ([classes, 1, H, W] maps, one per label).
+class MapConditioned : public EnergyModel {
+ public:
+  MapConditioned(std::shared_ptr<ImageEnergyNet> net, torch::Tensor maps)
+      : net_(register_module("net", std::move(net))), maps_(std::move(maps)) {}
+  torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& label) override {
+    if (!label.defined()) throw std::invalid_argument("the position expert needs a position label");
+    auto m = maps_.to(x.device(), x.scalar_type()).index_select(0, label.to(x.device(), torch::kLong));
+    return net_->energy(torch::cat({x, m}, 1));
+  }
+
+ private:
+  std::shared_ptr<ImageEnergyNet> net_;
+  torch::Tensor maps_;
 };
 
 // Squares rendered at 64x64 by the dSprites rules, area-averaged down to size x size.
@@ -156,6 +188,8 @@ void run_compose(Context& c) {
   s.check(eval_steps >= 1, "eval_steps", ">= 1");
   const auto pos_tol = s.get<double>("position_tolerance", 0.1);
   const auto scale_tol = s.get<double>("scale_tolerance", 0.1);
+  const auto bump_std = s.get<double>("bump_std", 0.08);
+  s.check(bump_std > 0, "bump_std", "> 0");
   const auto weights = s.get<std::vector<double>>("weights", {1.0, 1.0});
   s.check(weights.size() == 2 && weights[0] > 0 && weights[1] > 0, "weights",
           "two positive weights (size model, position model)");
@@ -171,7 +205,7 @@ void run_compose(Context& c) {
   const auto net_base = image_net_options(model_section, 1);
   const auto demo_steps = root.section("demo").get<int64_t>("steps", 100);
   root.section("demo").check(demo_steps >= 1, "steps", ">= 1");
-  c.config->check_all_used();
+  if (c.checked_only()) return;
 
   torch::manual_seed(c.seed);
   std::mt19937_64 rng(c.seed);
@@ -189,18 +223,41 @@ void run_compose(Context& c) {
     fb.push_back({fixed_scale, positions[px], positions[py]});
     lb.push_back(static_cast<int64_t>(py * positions.size() + px));
   }
-  struct Trained {
-    std::string name;
-    std::shared_ptr<ImageEnergyNet> net;
-  };
-  auto train = [&](const std::string& name, const std::vector<std::array<double, 3>>& f,
-                   const std::vector<int64_t>& labels, int64_t classes, bool coords) {
+  // Trains one expert with the core's trainer on rendered squares and their labels.
+  // Trained experts are kept in <run dir>/models/<name>.pt with the config text they were trained
+  // under; a later run with the same training settings (only eval keys changed) reuses them.
+  const std::string training_key = [&] {
+    auto copy = YAML::Clone(YAML::Load(c.config->dump()));
+    for (const char* k : {"samples_per_target", "eval_steps", "position_tolerance", "scale_tolerance", "weights"})
+      copy["compose"].remove(k);
+    copy.remove("demo");
+    copy.remove("name");
+    YAML::Emitter e;
+    e << copy;
+    return std::string(e.c_str());
+  }();
+  auto train = [&](const std::string& name, const std::shared_ptr<EnergyModel>& model,
+                   const std::vector<std::array<double, 3>>& f, const std::vector<int64_t>& labels) {
     auto images = render_squares(f, size);
+    c.figure("train_" + name + ".png", images.narrow(0, 0, 16), 16, "Training images of the " + name + " model.");
+    const std::string cache = c.run_dir + "/models/" + name + ".pt";
+    if (fs::exists(cache)) {
+      torch::serialize::InputArchive in;
+      in.load_from(cache, c.device);
+      c10::IValue key;
+      in.read("training_config", key);
+      if (key.toStringRef() == training_key) {
+        model->load(in);
+        model->to(c.device);
+        model->eval();
+        c.log("compose: reusing " + cache + " (same training settings)");
+        return;
+      }
+    }
     auto y = torch::tensor(labels, torch::kLong);
-    auto net = std::make_shared<ImageEnergyNet>(ImageEnergyOptions(net_base).num_classes(classes).coord_channels(coords));
-    ContrastiveDivergenceTrainer trainer(net, {1, size, size}, topts, c.device);
+    ContrastiveDivergenceTrainer trainer(model, {1, size, size}, topts, c.device);
     report::Progress progress("train " + name, iterations, c.quiet ? nullptr : stderr);
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + classes);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + labels.size() + name.size());
     TrainStepResult r;
     for (int64_t it = 0; it < iterations; ++it) {
       auto idx = torch::randint(images.size(0), {batch}, gen, torch::kLong);
@@ -210,15 +267,28 @@ void run_compose(Context& c) {
       progress.update(it + 1, f2);
     }
     progress.finish("");
-    c.figure("train_" + name + ".png", images.narrow(0, 0, 16), 16, "Training images of the " + name + " model.");
-    net->eval();
-    return Trained{name, net};
+    model->eval();
+    torch::serialize::OutputArchive out;
+    model->save(out);
+    out.write("training_config", c10::IValue(training_key));
+    std::ostringstream bytes;
+    out.save_to(bytes);
+    util::write_file_atomic(cache, bytes.str());
   };
-  // Only the position model sees coordinate channels: convolutions with global sum pooling are
-  // blind to where a square is, which is what the size model should be (so that it can be moved
-  // by the other expert) and what the position model cannot be.
-  auto size_model = train("size", fa, la, static_cast<int64_t>(scales.size()), false);
-  auto pos_model = train("position", fb, lb, cells, true);
+  // The size expert: the class-conditional net (label = scale class). Convolutions with global
+  // sum pooling cannot tell where a square is, so it leaves position to the other expert.
+  auto size_net = std::make_shared<ImageEnergyNet>(ImageEnergyOptions(net_base).num_classes(static_cast<int64_t>(scales.size())));
+  train("size", size_net, fa, la);
+  // The position expert: the same net, unconditional, over [image, condition map].
+  auto maps = torch::empty({cells, 1, size, size});
+  for (int64_t k = 0; k < cells; ++k) {
+    const double px = positions[static_cast<size_t>(k) % positions.size()];
+    const double py = positions[static_cast<size_t>(k) / positions.size()];
+    maps[k][0].copy_(position_map(px, py, size, bump_std));
+  }
+  auto pos_net = std::make_shared<ImageEnergyNet>(ImageEnergyOptions(net_base).in_channels(2).num_classes(0));
+  auto pos_model = std::make_shared<MapConditioned>(pos_net, maps);
+  train("position", pos_model, fb, lb);
 
   FactorRegressor reg;
   reg.train(size, c.seed + 5);
@@ -246,8 +316,8 @@ void run_compose(Context& c) {
       }
   }
   auto cond = torch::stack({torch::tensor(ta, torch::kLong), torch::tensor(tb, torch::kLong)}, 1).to(c.device);
-  auto a = std::make_shared<ColumnConditioned>(size_model.net, 0);
-  auto b = std::make_shared<ColumnConditioned>(pos_model.net, 1);
+  auto a = std::make_shared<ColumnConditioned>(size_net, 0);
+  auto b = std::make_shared<ColumnConditioned>(pos_model, 1);
   WeightedSumEnergy sum;
   sum.add(a, weights[0]).add(b, weights[1]);
   const LangevinSampler sampler(LangevinOptions(topts.langevin()).steps(eval_steps));

@@ -154,6 +154,11 @@ int64_t require_conditional(const LoadedImageEbm& ebm, const ConfigSection& root
   return classes;
 }
 
+bool Context::checked_only() const {
+  config->check_all_used();
+  return check_only;
+}
+
 void Context::log(const std::string& line) const {
   if (!quiet) std::cerr << line << "\n";
 }
@@ -335,7 +340,7 @@ void run_completion(Context& c) {
   s.check(box_fraction > 0 && box_fraction <= 1, "box_fraction", "in (0, 1]");
   const auto sp_fraction = s.get<double>("salt_pepper_fraction", 0.5);
   s.check(sp_fraction > 0 && sp_fraction < 1, "salt_pepper_fraction", "in (0, 1)");
-  c.config->check_all_used();
+  if (c.checked_only()) return;
 
   auto ebm = c.load_ebm(src);
   auto ds = load_data(data, c.seed);
@@ -404,7 +409,7 @@ void run_crossclass(Context& c) {
   s.check(steps >= 1, "steps", ">= 1");
   const auto per_class = s.get<int64_t>("inputs_per_class", 4);
   s.check(per_class >= 1, "inputs_per_class", ">= 1");
-  c.config->check_all_used();
+  if (c.checked_only()) return;
 
   auto ebm = c.load_ebm(src);
   const int64_t classes = require_conditional(ebm, root, "crossclass");
@@ -507,7 +512,7 @@ void run_generation(Context& c) {
   f.check(kid_size >= 2, "kid_subset_size", ">= 2");
   const auto is_splits = f.get<int64_t>("is_splits", 10);
   f.check(is_splits >= 1, "is_splits", ">= 1");
-  c.config->check_all_used();
+  if (c.checked_only()) return;
 
   std::vector<LoadedImageEbm> members;
   auto ebm = c.load_ebm(src, &members);
@@ -614,6 +619,7 @@ EvalRunSummary run_image_eval(const EvalRunOptions& o) {
   c.experiment = o.experiment;
   c.config_path = o.config_path;
   c.quiet = o.quiet;
+  c.check_only = o.check_only;
   c.config = Config::load_file(o.config_path, o.overrides);
   auto root = c.config->root();
   const auto declared = root.get<std::string>("experiment", o.experiment);
@@ -626,7 +632,7 @@ EvalRunSummary run_image_eval(const EvalRunOptions& o) {
   c.run_dir = o.out_dir.empty() ? "runs/" + c.name : o.out_dir;
   c.summary.run_dir = c.run_dir;
   c.page = std::make_unique<report::HtmlPage>(c.name + ": " + o.experiment);
-  fs::create_directories(c.run_dir);
+  if (!o.check_only) fs::create_directories(c.run_dir);
   c.metrics.set("experiment", o.experiment).set("config", o.config_path);
   if (o.experiment == "generation") run_generation(c);
   if (o.experiment == "completion") run_completion(c);
@@ -634,6 +640,10 @@ EvalRunSummary run_image_eval(const EvalRunOptions& o) {
   if (o.experiment == "ood") run_ood(c);
   if (o.experiment == "robustness") run_robustness(c);
   if (o.experiment == "compose") run_compose(c);
+  if (o.check_only) {
+    c.summary.table = o.config_path + ": a valid " + o.experiment + " config";
+    return c.summary;
+  }
   util::write_file_atomic(c.run_dir + "/config.yaml", c.config->dump());
   c.summary.metrics_json = c.run_dir + "/metrics.json";
   util::write_file_atomic(c.summary.metrics_json, c.metrics.dump() + "\n");

@@ -27,6 +27,7 @@ struct EvalRunOptions {
   std::vector<std::string> overrides;   // --set key=value
   std::string out_dir;                  // empty: runs/<name>
   bool quiet = false;                   // no progress display
+  bool check_only = false;              // validate the config (every key) and stop
 };
 
 struct EvalRunSummary {

@@ -64,6 +64,7 @@ struct Context {
   torch::Device device = torch::kCPU;
   uint64_t seed = 0;
   bool quiet = false;
+  bool check_only = false;
   report::JsonObject metrics;
   std::unique_ptr<report::HtmlPage> page;
   EvalRunSummary summary;
@@ -79,6 +80,8 @@ struct Context {
   std::string figure(const std::string& file, const torch::Tensor& images, int64_t nrow,
                      const std::string& caption);
   void log(const std::string& line) const;
+  // Call once every key is read: refuses unknown keys; true when the run stops there (--check).
+  bool checked_only() const;
 };
 
 // Images converted to `shape` ({C, H, W}): channels, then bilinear resize; float in [0, 1].

@@ -51,7 +51,7 @@ void run_robustness(Context& c) {
   s.check(purify_eps >= 0, "purify_eps", ">= 0 (units of 1/255)");
   const auto batch = s.get<int64_t>("batch_size", 100);
   s.check(batch >= 1, "batch_size", ">= 1");
-  c.config->check_all_used();
+  if (c.checked_only()) return;
 
   auto ebm = c.load_ebm(src);
   const int64_t classes = require_conditional(ebm, root, "robustness");

@@ -64,7 +64,6 @@ ImageEnergyOptions image_net_options(const ConfigSection& m, int64_t in_channels
   m.check(!o.stage_filters().empty(), "stage_filters", "a non-empty list");
   o.blocks_per_stage(m.get<int64_t>("blocks_per_stage", o.blocks_per_stage()));
   m.check(o.blocks_per_stage() > 0, "blocks_per_stage", "> 0");
-  o.coord_channels(m.get<bool>("coord_channels", false));
   return o;
 }
 
@@ -120,7 +119,7 @@ ImageEnergyNet::ImageEnergyNet(ImageEnergyOptions options) : options_(std::move(
   const auto& o = options_;
   if (o.stage_filters().empty() || o.blocks_per_stage() < 1)
     throw std::invalid_argument("image net: need at least one stage and one block per stage");
-  stem_ = make_conv(o.in_channels() + (o.coord_channels() ? 2 : 0), o.stem_filters(), 3, o.spectral_norm());
+  stem_ = make_conv(o.in_channels(), o.stem_filters(), 3, o.spectral_norm());
   register_module("stem", stem_.ptr());
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   int64_t c = o.stem_filters();
@@ -165,15 +164,7 @@ torch::Tensor ImageEnergyNet::energy(const torch::Tensor& x, const torch::Tensor
                                 c10::str(x.sizes()));
   auto oh = onehot(condition, x.size(0));
   if (oh.defined()) oh = oh.to(x.device(), x.scalar_type());
-  torch::Tensor in = x;
-  if (options_.coord_channels()) {
-    const int64_t hgt = x.size(2), wid = x.size(3);
-    auto opts = x.options();
-    auto ys = torch::linspace(-1, 1, hgt, opts).view({1, 1, hgt, 1}).expand({x.size(0), 1, hgt, wid});
-    auto xs = torch::linspace(-1, 1, wid, opts).view({1, 1, 1, wid}).expand({x.size(0), 1, hgt, wid});
-    in = torch::cat({x, xs, ys}, 1);
-  }
-  auto h = stem_.forward(in);
+  auto h = stem_.forward(x);
   for (auto& block : *blocks_) h = block->as<CondResBlock>()->forward(h, oh);
   h = options_.activation() == Activation::kSwish ? torch::silu(h) : torch::relu(h);
   h = h.sum({2, 3});  // global sum pooling

@@ -34,10 +34,6 @@ struct ImageEnergyOptions {
   // Dropout inside the blocks when training (ResNet32Large uses 0.5).
   TORCH_ARG(double, dropout) = 0.0;
   TORCH_ARG(bool, spectral_norm) = true;
-  // CoordConv: two channels holding the pixel's x and y in [-1, 1] are appended to the input.
-  // Convolutions and global sum pooling are (up to borders) blind to where things are; a model
-  // of position needs this, a model that should ignore position (composition) must not have it.
-  TORCH_ARG(bool, coord_channels) = false;
 };
 
 // Named presets: "resnet32", "resnet32_large", "resnet32_wider", "resnet32_wider_imagenet",

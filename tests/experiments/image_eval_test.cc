@@ -173,3 +173,49 @@ TEST_F(ImageEval, ConfigErrorsNameTheKey) {
   o.experiment = "painting";
   EXPECT_THROW(ex::run_image_eval(o), std::invalid_argument);
 }
+
+TEST(Compose, TheSumOfTwoFactorModelsPlacesSquaresWhereNeitherAloneDoes) {
+  const auto dir = ebm::testing::FreshTempDir("eval_compose");
+  ex::EvalRunOptions o;
+  o.experiment = "compose";
+  o.config_path = std::string(EBM_TEST_SOURCE_DIR) + "/configs/eval/compose_dsprites.yaml";
+  o.out_dir = dir + "/run";
+  o.quiet = true;
+  o.overrides = {"device=cpu", "compose.train_images=2000", "compose.samples_per_target=2"};
+  const auto s = ex::run_image_eval(o);
+  // The regressor reads rendered squares right (else the scores below mean nothing).
+  EXPECT_TRUE(PythonCheck(s.metrics_json, "d['regressor_accuracy_on_renders'] == 1")) << s.table;
+  // Unseen (scale, position) targets: the size model keeps its one position and the position
+  // model its one scale, so neither alone gets both; their sum does, for most targets.
+  EXPECT_TRUE(PythonCheck(s.metrics_json,
+                          "f=d['factor_accuracy']; f['sum']['joint_accuracy'] >= 0.5 and "
+                          "f['sum']['joint_accuracy'] > 2 * max(f['size_model']['joint_accuracy'], "
+                          "f['position_model']['joint_accuracy'])"))
+      << s.table;
+  EXPECT_TRUE(PythonCheck(s.metrics_json, "d['demo_2d']['A_plus_B']['on_both'] > 0.9 and "
+                                          "d['demo_2d']['A_ring']['on_both'] < 0.5"))
+      << s.table;
+}
+
+TEST(EvalConfigs, EveryShippedConfigIsValid) {
+  int checked = 0;
+  for (const auto& e : fs::directory_iterator(std::string(EBM_TEST_SOURCE_DIR) + "/configs/eval")) {
+    if (e.path().extension() != ".yaml") continue;
+    const std::string stem = e.path().stem().string();
+    ex::EvalRunOptions o;
+    o.experiment = stem.substr(0, stem.find('_'));  // <experiment>_<data>.yaml
+    o.config_path = e.path().string();
+    o.check_only = true;
+    EXPECT_NO_THROW(ex::run_image_eval(o)) << o.config_path;
+    ++checked;
+  }
+  EXPECT_GE(checked, 11);
+  // And a typo is caught by the same check.
+  const auto dir = ebm::testing::FreshTempDir("eval_typo");
+  ex::EvalRunOptions o;
+  o.experiment = "completion";
+  o.config_path = dir + "/c.yaml";
+  o.check_only = true;
+  std::ofstream(o.config_path) << "experiment: completion\nebm: {checkpoint: x}\ndata: {path: y}\ncompletion: {stepz: 3}\n";
+  EXPECT_THROW(ex::run_image_eval(o), ebm::ConfigError);
+}
