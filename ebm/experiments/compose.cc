@@ -73,6 +73,29 @@ class MapConditioned : public EnergyModel {
   torch::Tensor maps_;
 };
 
+// An expert made blind to position by construction: the net sees the image translated so that
+// its centre of mass (of intensity) sits in the middle (bilinear resampling, differentiable).
+class Recentred : public EnergyModel {
+ public:
+  explicit Recentred(std::shared_ptr<ImageEnergyNet> net) : net_(register_module("net", std::move(net))) {}
+  torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& label) override {
+    const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
+    auto m = x.sum(1);  // [N, H, W]
+    auto mass = m.sum({1, 2}) + 1e-6;
+    auto us = (torch::arange(w, x.options()) + 0.5) / w, vs = (torch::arange(h, x.options()) + 0.5) / h;
+    auto cx = (m * us.view({1, 1, w})).sum({1, 2}) / mass, cy = (m * vs.view({1, h, 1})).sum({1, 2}) / mass;
+    auto one = torch::ones_like(cx), zero = torch::zeros_like(cx);
+    auto theta = torch::stack({torch::stack({one, zero, 2 * cx - 1}, 1), torch::stack({zero, one, 2 * cy - 1}, 1)}, 1);
+    auto grid = torch::nn::functional::affine_grid(theta, {n, x.size(1), h, w}, false);
+    auto centred = torch::nn::functional::grid_sample(
+        x, grid, torch::nn::functional::GridSampleFuncOptions().align_corners(false).padding_mode(torch::kZeros));
+    return net_->energy(centred, label);
+  }
+
+ private:
+  std::shared_ptr<ImageEnergyNet> net_;
+};
+
 // Squares rendered at 64x64 by the dSprites rules, area-averaged down to size x size.
 torch::Tensor render_squares(const std::vector<std::array<double, 3>>& factors, int64_t size) {
   auto out = torch::empty({static_cast<int64_t>(factors.size()), 1, 64, 64}, torch::kUInt8);
@@ -275,9 +298,12 @@ void run_compose(Context& c) {
     out.save_to(bytes);
     util::write_file_atomic(cache, bytes.str());
   };
-  // The size expert: the class-conditional net (label = scale class). Convolutions with global
-  // sum pooling cannot tell where a square is, so it leaves position to the other expert.
-  auto size_net = std::make_shared<ImageEnergyNet>(ImageEnergyOptions(net_base).num_classes(static_cast<int64_t>(scales.size())));
+  // The size expert: the class-conditional net (label = scale class) on the recentred image, so
+  // that it judges size only and leaves position to the other expert. (Convolutions with zero
+  // padding and global sum pooling alone still see the borders: trained at one position only, a
+  // plain net penalises every other position, and the sum then fights the position expert.)
+  auto size_net = std::make_shared<Recentred>(std::make_shared<ImageEnergyNet>(
+      ImageEnergyOptions(net_base).num_classes(static_cast<int64_t>(scales.size()))));
   train("size", size_net, fa, la);
   // The position expert: the same net, unconditional, over [image, condition map].
   auto maps = torch::empty({cells, 1, size, size});
