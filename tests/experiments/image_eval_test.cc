@@ -210,7 +210,7 @@ TEST(EvalConfigs, EveryShippedConfigIsValid) {
     EXPECT_NO_THROW(ex::run_image_eval(o)) << o.config_path;
     ++checked;
   }
-  EXPECT_GE(checked, 11);
+  EXPECT_GE(checked, 12);
   // And a typo is caught by the same check.
   const auto dir = ebm::testing::FreshTempDir("eval_typo");
   ex::EvalRunOptions o;
