@@ -46,7 +46,7 @@ std::string Common(const std::string& dir, const std::string& experiment, const 
   s << "experiment: " << experiment << "\nname: t\nseed: 0\ndevice: cpu\n"
     << "ebm: {checkpoint: " << ckpt << "}\n"
     << "data: {format: fashion_mnist, path: " << kData << ", split: test, limit: 200}\n"
-    << "classifier: {path: " << dir << "/cls.pt, epochs: 2, train_limit: 3000, filters: [8, 16], feature_dim: 16}\n";
+    << "classifier: {path: " << dir << "/cls.pt, epochs: 6, batch_size: 32, lr: 3.0e-3, train_limit: 3000, filters: [8, 16], feature_dim: 16}\n";
   return s.str();
 }
 
