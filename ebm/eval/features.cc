@@ -67,11 +67,7 @@ class ClassifierExtractor : public FeatureExtractor {
     auto dev = c_->parameters().front().device();
     auto f = c_->features(x.to(dev));
     if (features) *features = f.to(torch::kCPU, torch::kFloat64);
-    if (probs) {
-      // Same head as forward(): softmax of the logits.
-      auto logits = c_->forward(x.to(dev));
-      *probs = torch::softmax(logits, 1).to(torch::kCPU, torch::kFloat64);
-    }
+    if (probs) *probs = torch::softmax(c_->head(f), 1).to(torch::kCPU, torch::kFloat64);
   }
   std::string name() const override { return "project classifier (not comparable with published numbers)"; }
   bool comparable_with_published() const override { return false; }

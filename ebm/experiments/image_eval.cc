@@ -163,7 +163,7 @@ void Context::log(const std::string& line) const {
   if (!quiet) std::cerr << line << "\n";
 }
 
-LoadedImageEbm Context::load_ebm(const EbmSource& src, std::vector<LoadedImageEbm>* ensemble) {
+LoadedImageEbm Context::load_ebm(const EbmSource& src, std::vector<std::shared_ptr<ImageEnergyNet>>* ensemble) {
   std::string dir, file;
   if (!src.checkpoint.empty()) {
     if (fs::is_directory(src.checkpoint)) {
@@ -198,12 +198,14 @@ LoadedImageEbm Context::load_ebm(const EbmSource& src, std::vector<LoadedImageEb
           std::to_string(all.size()) + ": using " + std::to_string(k));
     files.assign(all.end() - static_cast<std::ptrdiff_t>(k), all.end());
   }
+  log("EBM: " + files.back() + (files.size() > 1 ? " (+" + std::to_string(files.size() - 1) + " older in the ensemble)" : ""));
+  auto newest = load_image_ebm(files.back(), device);
   if (ensemble) {
     ensemble->clear();
-    for (const auto& f : files) ensemble->push_back(load_image_ebm(f, device));
+    for (size_t i = 0; i + 1 < files.size(); ++i) ensemble->push_back(load_image_ebm(files[i], device).model);
+    ensemble->push_back(newest.model);
   }
-  log("EBM: " + files.back() + (files.size() > 1 ? " (+" + std::to_string(files.size() - 1) + " older in the ensemble)" : ""));
-  return load_image_ebm(files.back(), device);
+  return newest;
 }
 
 ImageClassifier Context::classifier(const ClassifierSpec& spec, const DataSpec& train_data) {
@@ -514,10 +516,10 @@ void run_generation(Context& c) {
   f.check(is_splits >= 1, "is_splits", ">= 1");
   if (c.checked_only()) return;
 
-  std::vector<LoadedImageEbm> members;
+  std::vector<std::shared_ptr<ImageEnergyNet>> members;
   auto ebm = c.load_ebm(src, &members);
   WeightedSumEnergy ensemble;
-  for (auto& m : members) ensemble.add(m.model, 1.0 / static_cast<double>(members.size()));
+  for (auto& m : members) ensemble.add(m, 1.0 / static_cast<double>(members.size()));
   std::unique_ptr<eval::FeatureExtractor> fx;
   if (kind == "inception") {
     fx = eval::inception_features(inception_path, c.device);

@@ -69,8 +69,9 @@ struct Context {
   std::unique_ptr<report::HtmlPage> page;
   EvalRunSummary summary;
 
-  // Resolves (training when needed) and loads the EBM, or the ensemble's models.
-  LoadedImageEbm load_ebm(const EbmSource& src, std::vector<LoadedImageEbm>* ensemble = nullptr);
+  // Resolves (training when needed) and loads the newest EBM; `ensemble`, when given, receives the
+  // nets of the src.ensemble newest checkpoints, oldest first, the returned one's net last.
+  LoadedImageEbm load_ebm(const EbmSource& src, std::vector<std::shared_ptr<ImageEnergyNet>>* ensemble = nullptr);
   // Loads the classifier, training and saving it first when its file is missing; the training
   // data is the given data set's train split.
   ImageClassifier classifier(const ClassifierSpec& spec, const DataSpec& train_data);

@@ -30,6 +30,8 @@ torch::Tensor ImageClassifierImpl::features(const torch::Tensor& x) {
   return torch::relu(hidden_->forward(h));
 }
 
-torch::Tensor ImageClassifierImpl::forward(const torch::Tensor& x) { return head_->forward(features(x)); }
+torch::Tensor ImageClassifierImpl::head(const torch::Tensor& features) { return head_->forward(features); }
+
+torch::Tensor ImageClassifierImpl::forward(const torch::Tensor& x) { return head(features(x)); }
 
 }  // namespace ebm

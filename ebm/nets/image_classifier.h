@@ -29,6 +29,8 @@ class ImageClassifierImpl : public torch::nn::Module {
   torch::Tensor features(const torch::Tensor& x);
   // -> logits [N, num_classes].
   torch::Tensor forward(const torch::Tensor& x);
+  // The last layer alone: features [N, feature_dim] -> logits (forward(x) == head(features(x))).
+  torch::Tensor head(const torch::Tensor& features);
   const ImageClassifierOptions& options() const { return options_; }
 
  private:
