@@ -79,6 +79,11 @@ TrainerOptions trainer_options(const ConfigSection& t, const ConfigSection& lang
   t.check(o.ema_decay() >= 0 && o.ema_decay() < 1, "ema_decay", "in [0, 1)");
   o.dequantize(t.get<bool>("dequantize", o.dequantize()));
   o.use_buffer(t.get<bool>("use_buffer", o.use_buffer()));
+  o.negative_condition(t.choice("negative_condition", "buffer", {"buffer", "batch"}) == "batch"
+                           ? NegativeCondition::kBatch
+                           : NegativeCondition::kBuffer);
+  o.mismatch_weight(t.get<double>("mismatch_weight", o.mismatch_weight()));
+  t.check(o.mismatch_weight() >= 0, "mismatch_weight", ">= 0");
   o.max_bad_steps(t.get<int64_t>("max_bad_steps", o.max_bad_steps()));
   t.check(o.max_bad_steps() >= 1, "max_bad_steps", ">= 1");
   o.max_restores(t.get<int64_t>("max_restores", o.max_restores()));

@@ -120,15 +120,26 @@ TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in
   // Negatives: chains from the buffer (or fresh), sampled without touching model statistics.
   auto draw = buffer_.draw(b, device_, labels,
                            options_.buffer().init() == BufferInit::kData ? x_pos : torch::Tensor());
+  if (cond.defined() && options_.negative_condition() == NegativeCondition::kBatch) {
+    draw.condition = cond;
+  }
   model_->eval();
   auto x_neg = sampler_.sample(*model_, draw.x, draw.condition);
   model_->train();
   if (options_.use_buffer()) buffer_.push(x_neg, draw.condition);
 
   // Loss on positives and negatives in one forward.
-  auto both = torch::cat({x_pos, x_neg}, 0);
+  // With the mismatch term, a third block: positives rolled by one under the unrolled conditions.
+  const bool mismatch = options_.mismatch_weight() > 0 && cond.defined() && b >= 2;
+  std::vector<torch::Tensor> xs = {x_pos, x_neg};
+  if (mismatch) xs.push_back(x_pos.roll(-1, 0));
+  auto both = torch::cat(xs, 0);
   torch::Tensor both_cond;
-  if (cond.defined()) both_cond = torch::cat({cond, draw.condition.to(device_)}, 0);
+  if (cond.defined()) {
+    std::vector<torch::Tensor> cs = {cond, draw.condition.to(device_)};
+    if (mismatch) cs.push_back(cond);
+    both_cond = torch::cat(cs, 0);
+  }
   auto energies = model_->energy(both, both_cond).to(torch::kFloat32);
   auto e_pos = energies.narrow(0, 0, b), e_neg = energies.narrow(0, b, b);
   torch::Tensor ml;
@@ -144,6 +155,9 @@ TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in
     case Objective::kSoftplus:
       ml = torch::softplus(2.0 * (e_pos - e_neg)).mean();
       break;
+  }
+  if (mismatch) {
+    ml = ml + options_.mismatch_weight() * torch::softplus(e_pos - energies.narrow(0, 2 * b, b)).mean();
   }
   auto l2 = options_.l2_coeff() * (e_pos.pow(2) + e_neg.pow(2)).mean();
   auto loss = ml + l2;

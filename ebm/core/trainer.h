@@ -21,6 +21,13 @@ namespace ebm {
 
 enum class Objective { kCD, kLogSumExp, kSoftplus };
 
+// Conditions the negatives of a conditional model are sampled under: the ones stored with their
+// buffer states (kBuffer, IGEBM's labelled buffer), or the batch's own (kBatch: every chain, from
+// whatever buffer state, is moved under the positive's condition, so each positive is contrasted
+// with a sample for the same condition and the energy must read it; suits continuous conditions
+// such as trajectory histories, which never repeat).
+enum class NegativeCondition { kBuffer, kBatch };
+
 struct TrainerOptions {
   // cd: E+ - E-; logsumexp: E+ - sum softmax(-E-) E-; softplus: softplus(2 (E+ - E-)).
   TORCH_ARG(Objective, objective) = Objective::kCD;
@@ -35,6 +42,12 @@ struct TrainerOptions {
   TORCH_ARG(double, ema_decay) = 0.0;
   // Start chains in the replay buffer; otherwise always from the buffer's init distribution.
   TORCH_ARG(bool, use_buffer) = true;
+  TORCH_ARG(NegativeCondition, negative_condition) = NegativeCondition::kBuffer;
+  // Conditional models: weight w of a mismatch term w * mean softplus(E(x_i | c_i) - E(x_i+1 | c_i)),
+  // each positive against the next positive of the batch under the same condition (a logistic
+  // contrast of matched and mismatched pairs). It teaches the energy to read the condition even
+  // while the sampler's negatives are still far from the data (0: off; needs batches of >= 2).
+  TORCH_ARG(double, mismatch_weight) = 0.0;
   TORCH_ARG(ReplayBufferOptions, buffer) = ReplayBufferOptions();
   TORCH_ARG(LangevinOptions, langevin) = LangevinOptions();
   // Non-finite guard: a step with a NaN/Inf loss or gradient is skipped; after max_bad_steps in a
