@@ -49,6 +49,8 @@ class TrajectoryGenerator {
 
   const TrajectoryGeneratorMeta& meta() const { return meta_; }
   const LangevinOptions& langevin() const { return langevin_; }
+  // The learned energy E(future | history) alone (no experts).
+  TrajectoryEnergyNetImpl& net() const { return *net_; }
   // Normalisation of the windows ([D] each; datasets/trajectory/windows.h).
   const torch::Tensor& mean() const { return mean_; }
   const torch::Tensor& std_dev() const { return std_; }
