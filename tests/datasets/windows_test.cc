@@ -10,7 +10,9 @@ using namespace ebm::trajectory;
 namespace {
 
 // 12 start states x 2 branches, 30 frames of qpos[3] and qvel[2]; value = 1000 s + 100 b + t + k / 10.
-std::string Write(const std::string& dir) {
+// scattered: into two shards, the episodes dealt alternately and each shard in reverse order (as
+// two rollout threads finishing in any order would write them).
+std::string Write(const std::string& dir, bool scattered = false) {
   FileHeader h;
   h.set_model_hash(1);
   auto* q = h.add_fields();
@@ -20,7 +22,7 @@ std::string Write(const std::string& dir) {
   v->set_name("qvel");
   v->set_size(2);
   const std::string path = dir + "/w.ebmtraj";
-  TrajectoryWriter w(path, h, SyncPolicy::kNone);
+  std::vector<Episode> episodes;
   for (uint32_t s = 0; s < 12; ++s) {
     for (uint32_t b = 0; b < 2; ++b) {
       Episode e;
@@ -31,10 +33,17 @@ std::string Write(const std::string& dir) {
       for (int t = 0; t < 30; ++t) {
         for (int k = 0; k < 5; ++k) e.add_data(static_cast<float>(1000 * s + 100 * b + t + k / 10.0));
       }
-      w.append(e);
+      episodes.push_back(e);
     }
   }
-  return path;
+  if (!scattered) {
+    TrajectoryWriter w(path, h, SyncPolicy::kNone);
+    for (const auto& e : episodes) w.append(e);
+    return path;
+  }
+  TrajectoryWriter a(dir + "/a.ebmtraj", h, SyncPolicy::kNone), b(dir + "/b.ebmtraj", h, SyncPolicy::kNone);
+  for (size_t i = episodes.size(); i-- > 0;) (i % 3 == 0 ? a : b).append(episodes[i]);
+  return dir;
 }
 
 }  // namespace
@@ -83,4 +92,26 @@ TEST(Windows, ShapesValuesAndSplit) {
   o.features = {"qpos"};
   o.future = 40;
   EXPECT_THROW(WindowDataset(corpus, o, "all"), TrajectoryError);
+}
+
+TEST(Windows, OrderDoesNotDependOnShards) {
+  // The same episodes in one file and scattered over two shards in another order: the same
+  // windows in the same order (it decides the training batches).
+  const auto one_dir = ebm::testing::FreshTempDir("windows_one"), two_dir = ebm::testing::FreshTempDir("windows_two");
+  TrajectoryCorpus one(Write(one_dir)), two(Write(two_dir, true));
+  ASSERT_EQ(two.size(), one.size());
+  ASSERT_NE(two.episodes()[0].episode_id, one.episodes()[0].episode_id);  // the files differ in order
+  WindowOptions o;
+  o.history = 3;
+  o.future = 5;
+  o.stride = 4;
+  o.features = {"qpos", "qvel"};
+  o.val_fraction = 0.25;
+  for (const char* split : {"all", "train", "val"}) {
+    WindowDataset x(one, o, split), y(two, o, split);
+    EXPECT_TRUE(torch::equal(x.history(), y.history())) << split;
+    EXPECT_TRUE(torch::equal(x.future(), y.future())) << split;
+    EXPECT_TRUE(torch::equal(x.start_state(), y.start_state())) << split;
+    EXPECT_TRUE(torch::equal(x.branch(), y.branch())) << split;
+  }
 }
