@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <tuple>
 
 #include "datasets/trajectory/record_file.h"
 #include "ebm/core/options_config.h"
@@ -104,6 +105,8 @@ TrajConfig traj_config(const ConfigSection& root) {
   m.check(c.components >= 1, "components", "an integer >= 1");
   c.limit_weight = m.get<double>("limit_weight", c.limit_weight);
   m.check(c.limit_weight >= 0, "limit_weight", ">= 0");
+  c.kinematic_weight = m.get<double>("kinematic_weight", c.kinematic_weight);
+  m.check(c.kinematic_weight >= 0, "kinematic_weight", ">= 0");
   c.basis = m.get<int64_t>("basis", c.basis);
   m.check(c.basis >= 0 && c.basis <= c.windows.future, "basis", "an integer in 0..windows.future");
   const auto t = root.section("trainer");
@@ -191,6 +194,35 @@ std::string features_text(const TrajConfig& c) {
   std::string s;
   for (const auto& f : c.windows.features) s += (s.empty() ? "" : " ") + f;
   return s;
+}
+
+// The hinge and slide joints whose position is a feature: its column, its velocity's column (-1
+// when the velocity is not a feature) and the joint. Free and ball joints are left out (their
+// qpos are not their velocities' integrals coordinate by coordinate).
+struct JointColumns {
+  int64_t pos_col = -1, vel_col = -1;
+  int joint = -1;
+};
+
+std::vector<JointColumns> joint_columns(const mjModel* m, const TrajConfig& c, const trajectory::FrameLayout& layout) {
+  std::map<int64_t, int64_t> pos_col_of, vel_col_of;  // qpos / dof address -> feature column
+  int64_t col = 0;
+  for (const auto& text : c.windows.features) {
+    const auto f = trajectory::parse_feature(text, layout);
+    for (int64_t e = f.begin; e < f.end; ++e, ++col) {
+      if (f.field == "qpos") pos_col_of[e] = col;
+      if (f.field == "qvel") vel_col_of[e] = col;
+    }
+  }
+  std::vector<JointColumns> out;
+  for (int j = 0; j < m->njnt; ++j) {
+    if (m->jnt_type[j] != mjJNT_HINGE && m->jnt_type[j] != mjJNT_SLIDE) continue;
+    const auto p = pos_col_of.find(m->jnt_qposadr[j]);
+    if (p == pos_col_of.end()) continue;
+    const auto v = vel_col_of.find(m->jnt_dofadr[j]);
+    out.push_back({p->second, v == vel_col_of.end() ? -1 : v->second, j});
+  }
+  return out;
 }
 
 // The window layout and normalisation live in models/generator.pt (written with the EBM); the
@@ -301,24 +333,29 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
     if (starts.size(0) > 1024) starts = starts.index_select(0, torch::randperm(starts.size(0), torch::kLong).narrow(0, 0, 1024));
     TrajectoryGenerator gen(meta, net, trainer.sampler().options(), stats.mean, stats.std,
                             stats.delta_std, starts);
-    // Joint limits of the features that are positions of limited hinge/slide joints.
+    // Joint limits of the features that are positions of limited hinge/slide joints, and the
+    // position-velocity pairs with their residuals' RMS on the training windows.
     auto lower = torch::full({dim}, -std::numeric_limits<float>::infinity());
     auto upper = torch::full({dim}, std::numeric_limits<float>::infinity());
-    int64_t col = 0;
-    for (const auto& text : c.windows.features) {
-      const auto fsl = trajectory::parse_feature(text, corpus.layout());
-      for (int64_t e = fsl.begin; e < fsl.end; ++e, ++col) {
-        if (fsl.field != "qpos") continue;
-        for (int j = 0; j < model->njnt; ++j) {
-          if (model->jnt_qposadr[j] == e && model->jnt_limited[j] &&
-              (model->jnt_type[j] == mjJNT_HINGE || model->jnt_type[j] == mjJNT_SLIDE)) {
-            lower[col] = model->jnt_range[2 * j];
-            upper[col] = model->jnt_range[2 * j + 1];
-          }
-        }
+    std::vector<int64_t> pos_cols, vel_cols;
+    for (const auto& jc : joint_columns(model.get(), c, corpus.layout())) {
+      if (model->jnt_limited[jc.joint]) {
+        lower[jc.pos_col] = model->jnt_range[2 * jc.joint];
+        upper[jc.pos_col] = model->jnt_range[2 * jc.joint + 1];
+      }
+      if (jc.vel_col >= 0) {
+        pos_cols.push_back(jc.pos_col);
+        vel_cols.push_back(jc.vel_col);
       }
     }
     gen.set_limits(lower, upper, c.limit_weight);
+    if (!pos_cols.empty()) {
+      const auto pc = torch::tensor(pos_cols, torch::kLong), vc = torch::tensor(vel_cols, torch::kLong);
+      const auto r = kinematic_residual(torch::cat({train.history(), train.future()}, 1).to(torch::kFloat64), pc, vc,
+                                        static_cast<double>(meta.decimation) * meta.timestep);
+      const auto rms = r.pow(2).flatten(0, 1).mean(0).sqrt().clamp_min(1e-3).to(torch::kFloat32);
+      gen.set_kinematics(pc, vc, rms, c.kinematic_weight);
+    }
     gen.save(run_dir + "/models/generator.pt");
   }
   // Baselines.
@@ -373,22 +410,19 @@ Models load_models(const TrajConfig& c, const std::string& run_dir, torch::Devic
 // chaining windows of F frames: each next history is the last H frames so far.
 torch::Tensor predict(const std::string& method, Models& m, const TrajConfig& c,
                       const torch::Tensor& history, int64_t k, torch::Device device) {
-  if (method == "ebm" || method == "ebm_limits") {
+  if (method == "ebm" || method == "ebm_experts") {
     m.generator->set_limit_weight(method == "ebm" ? 0.0 : c.limit_weight);
+    m.generator->set_kinematic_weight(method == "ebm" ? 0.0 : c.kinematic_weight);
     return m.generator->sample(history, k, c.horizon, c.eval_langevin_steps);
   }
   torch::NoGradGuard no_grad;
-  const int64_t n = history.size(0), hlen = c.windows.history, flen = c.windows.future;
-  auto hist = history.repeat_interleave(k, 0).to(device);  // [N K, H, D]
-  std::vector<torch::Tensor> chunks;
-  for (int64_t have = 0; have < c.horizon; have += flen) {
-    const auto hn = trajectory::normalize_history(hist, m.stats);
-    const auto z = method == "fc" ? m.fc->forward(hn) : m.mdn->sample(hn, 1).squeeze(1);
-    const auto fut = trajectory::denormalize_future(decode_future(z, net_options(c, m.dim)), hist, m.stats);
-    chunks.push_back(fut);
-    hist = torch::cat({hist, fut}, 1).narrow(1, flen, hlen).contiguous();
-  }
-  return torch::cat(chunks, 1).narrow(1, 0, c.horizon).to(torch::kCPU).view({n, k, c.horizon, history.size(2)});
+  const auto out = chain_windows(history.repeat_interleave(k, 0).to(device), c.horizon, c.windows.future,
+                                 [&](const torch::Tensor& hist) {
+                                   const auto hn = trajectory::normalize_history(hist, m.stats);
+                                   const auto z = method == "fc" ? m.fc->forward(hn) : m.mdn->sample(hn, 1).squeeze(1);
+                                   return trajectory::denormalize_future(decode_future(z, net_options(c, m.dim)), hist, m.stats);
+                                 });
+  return out.to(torch::kCPU).view({history.size(0), k, c.horizon, history.size(2)});
 }
 
 // --------------------------------------------------------------------------- MuJoCo checks ---
@@ -399,7 +433,7 @@ struct Physics {
   std::vector<int> sites;
   // Feature columns -> qpos / qvel addresses.
   std::vector<std::pair<int64_t, int64_t>> qpos_cols;  // (feature column, qpos index)
-  std::map<int64_t, int64_t> qvel_col_of_dof;          // dof -> feature column
+  std::vector<std::pair<int64_t, int64_t>> pos_vel_cols;  // (position, velocity) feature columns of a joint
   double frame_dt = 0;
 };
 
@@ -422,8 +456,10 @@ Physics make_physics(const TrajConfig& c, const trajectory::FrameLayout& layout)
     const auto f = trajectory::parse_feature(text, layout);
     for (int64_t e = f.begin; e < f.end; ++e, ++col) {
       if (f.field == "qpos") p.qpos_cols.emplace_back(col, e);
-      if (f.field == "qvel") p.qvel_col_of_dof[e] = col;
     }
+  }
+  for (const auto& jc : joint_columns(m, c, layout)) {
+    if (jc.vel_col >= 0) p.pos_vel_cols.emplace_back(jc.pos_col, jc.vel_col);
   }
   if (p.qpos_cols.empty()) throw std::runtime_error("windows.features must include a qpos slice (positions to evaluate)");
   p.frame_dt = m->opt.timestep * c.record.decimation;
@@ -481,14 +517,8 @@ Feasibility feasibility(Physics& p, const torch::Tensor& qpos, const torch::Tens
   // Positions against velocities: (q[t+1] - q[t]) / dt vs (v[t] + v[t+1]) / 2 on hinge/slide dofs.
   double inc = 0;
   int64_t count = 0;
-  for (const auto& [col, idx] : p.qpos_cols) {
-    int dof = -1;
-    for (int j = 0; j < m->njnt; ++j) {
-      if (m->jnt_qposadr[j] == idx && (m->jnt_type[j] == mjJNT_HINGE || m->jnt_type[j] == mjJNT_SLIDE)) dof = m->jnt_dofadr[j];
-    }
-    auto it = p.qvel_col_of_dof.find(dof);
-    if (dof < 0 || it == p.qvel_col_of_dof.end()) continue;
-    auto pos = feats.select(1, col).to(torch::kFloat64), vel = feats.select(1, it->second).to(torch::kFloat64);
+  for (const auto& [col, vcol] : p.pos_vel_cols) {
+    auto pos = feats.select(1, col).to(torch::kFloat64), vel = feats.select(1, vcol).to(torch::kFloat64);
     const int64_t t = pos.size(0);
     if (t < 2) continue;
     auto fd = (pos.narrow(0, 1, t - 1) - pos.narrow(0, 0, t - 1)) / p.frame_dt;
@@ -613,6 +643,13 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
   }
   std::vector<std::pair<uint32_t, std::vector<size_t>>> states;
   for (auto& [s, eps] : by_state) {
+    // Branch order, not file order (rollout threads fill shards in any order): the first is the
+    // recorded continuation the errors are measured against.
+    std::sort(eps.begin(), eps.end(), [&](size_t a, size_t b) {
+      const auto& x = corpus.episodes()[a];
+      const auto& y = corpus.episodes()[b];
+      return std::tie(x.branch_id, x.episode_id) < std::tie(y.branch_id, y.episode_id);
+    });
     if (eps.size() >= 2 && static_cast<int64_t>(states.size()) < c.max_eval_states) states.emplace_back(s, eps);
   }
   if (states.empty()) {
@@ -635,7 +672,10 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
   };
 
   std::vector<std::string> methods = {"ebm", "fc", "mdn", "ground_truth"};
-  if (c.limit_weight > 0 && models.generator->has_limits()) methods.push_back("ebm_limits");
+  if ((c.limit_weight > 0 && models.generator->has_limits()) ||
+      (c.kinematic_weight > 0 && models.generator->has_kinematics())) {
+    methods.push_back("ebm_experts");
+  }
   std::map<std::string, std::map<std::string, double>> sum;
   EvalResult res;
   torch::manual_seed(c.seed + 1);
@@ -665,13 +705,13 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
         for (size_t b = 0; b < branches.size(); ++b) fz.push_back(feasibility(phys, truth_qpos[b], truth_feats[b]));
       } else {
         const int64_t k = method == "fc" ? 1 : c.samples;
-        // The same chain starts and noise for ebm and ebm_limits: only the energy differs.
-        if (method == "ebm" || method == "ebm_limits") torch::manual_seed(c.seed + 2 + si);
+        // The same chain starts and noise for ebm and ebm_experts: only the energy differs.
+        if (method == "ebm" || method == "ebm_experts") torch::manual_seed(c.seed + 2 + si);
         const auto pred = predict(method, models, c, history, k, device)[0];  // [k, T, D]
         if (!torch::isfinite(pred).all().item<bool>()) {
           throw std::runtime_error("method " + method + " produced non-finite futures from held-out state " +
                                    std::to_string(state) +
-                                   (method == "ebm_limits" ? " (lower model.limit_weight or langevin.step_size)" : ""));
+                                   (method == "ebm_experts" ? " (lower model.limit_weight, model.kinematic_weight or langevin.step_size)" : ""));
         }
         predict_cache[method] = pred;
         std::vector<torch::Tensor> ps;
@@ -726,16 +766,16 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
           for (int64_t t : ts) f.push_back(t == 0 ? base_qpos : qpos[t - 1]);
           return torch::stack(f);
         };
-        // The EBM as the main job samples it: composed with the limit expert when configured.
-        const bool composed = predict_cache.count("ebm_limits") > 0;
-        const auto ebm_pred = predict_cache.at(composed ? "ebm_limits" : "ebm");
+        // The EBM as the main job samples it: composed with the experts when configured.
+        const bool composed = predict_cache.count("ebm_experts") > 0;
+        const auto ebm_pred = predict_cache.at(composed ? "ebm_experts" : "ebm");
         const auto fc_pred = predict_cache.at("fc");
-        const std::string ebm_name = composed ? "EBM+limits" : "EBM";
+        const std::string ebm_name = composed ? "EBM + experts" : "EBM";
         std::vector<std::pair<std::string, torch::Tensor>> rows = {
             {"ground truth", pick(truth_qpos[0])},
             {"FC", pick(to_qpos(phys, fc_pred[0], base_qpos))},
-            {ebm_name + " sample 1", pick(to_qpos(phys, ebm_pred[0], base_qpos))},
-            {ebm_name + " sample 2", pick(to_qpos(phys, ebm_pred[1], base_qpos))}};
+            {ebm_name + ", sample 1", pick(to_qpos(phys, ebm_pred[0], base_qpos))},
+            {ebm_name + ", sample 2", pick(to_qpos(phys, ebm_pred[1], base_qpos))}};
         const auto lookat = start_sites.mean(0);
         const double spread = (truth - lookat.view({1, 1, 1, 3})).norm(2, -1).max().item<double>();
         const std::string frames_png = run_dir + "/frames.png";
@@ -755,11 +795,11 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
   return res;
 }
 
-// Methods in table order: the truth, the EBM (and its composition with the limit expert), the
+// Methods in table order: the truth, the EBM (and its composition with the experts), the
 // baselines.
 std::vector<std::string> method_order(const std::map<std::string, std::map<std::string, double>>& metrics) {
   std::vector<std::string> out;
-  for (const char* m : {"ground_truth", "ebm", "ebm_limits", "mdn", "fc"}) {
+  for (const char* m : {"ground_truth", "ebm", "ebm_experts", "mdn", "fc"}) {
     if (metrics.count(m)) out.push_back(m);
   }
   return out;
@@ -816,9 +856,10 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
   for (size_t i = 0; i < c.sites.size(); ++i) h << (i ? ", " : "") << c.sites[i];
   h << "). <code>ground_truth</code> are the recorded branches from the same state; <code>fc</code> is "
        "the feedforward MSE baseline (one prediction), <code>mdn</code> a mixture density network, "
-       "<code>ebm</code> the energy model sampled with Langevin dynamics, <code>ebm_limits</code> (when "
-       "model.limit_weight &gt; 0) the same chains under the product of the energy model and a "
-       "joint-limit expert.</p>\n<table><tr><th>metric</th>";
+       "<code>ebm</code> the energy model sampled with Langevin dynamics, <code>ebm_experts</code> (when "
+       "model.limit_weight or model.kinematic_weight &gt; 0) the same chains under the product of the "
+       "energy model and the hand-written experts (joint limits, position-velocity consistency).</p>\n"
+       "<table><tr><th>metric</th>";
   const std::vector<std::string> methods = method_order(r.metrics);
   for (const auto& m : methods) h << "<th>" << m << "</th>";
   h << "</tr>\n";
@@ -837,7 +878,7 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
     const std::string name = fs::path(p).filename().string();
     if (name == "frames.png") {
       h << "<h2>Rendered frames</h2>\n<p>Rows: the recorded continuation, the FC prediction, two EBM "
-           "samples (composed with the joint-limit expert when model.limit_weight &gt; 0); columns: "
+           "samples (composed with the experts when their weights are &gt; 0); columns: "
            "frames after the history.</p>\n";
     }
     h << "<img src=\"" << name << "\" width=\"1040\">\n";

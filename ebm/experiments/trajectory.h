@@ -33,9 +33,10 @@ struct TrajConfig {
   // Model and baselines.
   int64_t channels = 128, layers = 3, components = 8, basis = 0;
   double prior_weight = 0.01;
-  // Weight of the joint-limit expert composed with the learned energy when sampling (0: off);
-  // evaluated as the extra method `ebm_limits`, and used by the ebm.generator plugin.
-  double limit_weight = 0;
+  // Weights of the hand-written experts composed with the learned energy when sampling (0: off):
+  // joint limits and position-velocity consistency. With either on, the composition is
+  // evaluated as the extra method `ebm_experts`; the ebm.generator plugin samples it.
+  double limit_weight = 0, kinematic_weight = 0;
   TrainerOptions ebm;
   int64_t ebm_iterations = 2000, batch_size = 64;
   int64_t fc_iterations = 2000, mdn_iterations = 2000;

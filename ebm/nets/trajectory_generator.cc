@@ -44,7 +44,36 @@ void TrajectoryGenerator::set_limits(torch::Tensor lower, torch::Tensor upper, d
   }
   lower_ = lower.reshape({meta_.dim}).to(torch::kFloat32);
   upper_ = upper.reshape({meta_.dim}).to(torch::kFloat32);
+  limit_expert_ = std::make_shared<StateLimitEnergyImpl>(window_options(), mean_, std_, delta_std_,
+                                                         lower_.to(device_), upper_.to(device_));
   limit_weight_ = weight;
+}
+
+void TrajectoryGenerator::set_kinematics(torch::Tensor pos_cols, torch::Tensor vel_cols,
+                                         torch::Tensor scale, double weight) {
+  const int64_t pairs = pos_cols.numel();
+  if (pairs == 0 || vel_cols.numel() != pairs || scale.numel() != pairs || weight < 0) {
+    throw std::invalid_argument("TrajectoryGenerator::set_kinematics: need P > 0 column pairs, P scales and weight >= 0");
+  }
+  // Validates columns, scales and dt (throws std::invalid_argument).
+  kinematic_expert_ = std::make_shared<KinematicEnergyImpl>(
+      window_options(), mean_, std_, delta_std_, pos_cols.to(device_), vel_cols.to(device_),
+      scale.to(device_), static_cast<double>(meta_.decimation) * meta_.timestep);
+  pos_cols_ = pos_cols.reshape({pairs}).to(torch::kLong);
+  vel_cols_ = vel_cols.reshape({pairs}).to(torch::kLong);
+  kin_scale_ = scale.reshape({pairs}).to(torch::kFloat32);
+  kinematic_weight_ = weight;
+}
+
+std::shared_ptr<EnergyModel> TrajectoryGenerator::sampling_energy() const {
+  const bool limits = limit_expert_ && limit_weight_ > 0;
+  const bool kinematics = kinematic_expert_ && kinematic_weight_ > 0;
+  if (!limits && !kinematics) return net_;
+  auto sum = std::make_shared<WeightedSumEnergy>();
+  sum->add(net_, 1.0);
+  if (limits) sum->add(limit_expert_, limit_weight_);
+  if (kinematics) sum->add(kinematic_expert_, kinematic_weight_);
+  return sum;
 }
 
 void TrajectoryGenerator::save(const std::string& path) const {
@@ -79,6 +108,12 @@ void TrajectoryGenerator::save(const std::string& path) const {
     a.write("limits.lower", lower_.to(torch::kCPU));
     a.write("limits.upper", upper_.to(torch::kCPU));
     put(a, "limits.weight", limit_weight_);
+  }
+  if (pos_cols_.defined()) {
+    a.write("kinematics.pos_cols", pos_cols_);
+    a.write("kinematics.vel_cols", vel_cols_);
+    a.write("kinematics.scale", kin_scale_);
+    put(a, "kinematics.weight", kinematic_weight_);
   }
   torch::serialize::OutputArchive model;
   net_->save(model);
@@ -147,6 +182,15 @@ std::unique_ptr<TrajectoryGenerator> TrajectoryGenerator::load(const std::string
   if (a.try_read("limits.lower", lower) && a.try_read("limits.upper", upper)) {
     g->set_limits(lower, upper, get(a, "limits.weight", path).toDouble());
   }
+  torch::Tensor pos_cols, vel_cols, scale;
+  if (a.try_read("kinematics.pos_cols", pos_cols) && a.try_read("kinematics.vel_cols", vel_cols) &&
+      a.try_read("kinematics.scale", scale)) {
+    try {
+      g->set_kinematics(pos_cols.cpu(), vel_cols.cpu(), scale.cpu(), get(a, "kinematics.weight", path).toDouble());
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(path + ": bad kinematics (" + e.what() + ")");
+    }
+  }
   return g;
 }
 
@@ -161,33 +205,19 @@ torch::Tensor TrajectoryGenerator::sample(const torch::Tensor& history, int64_t 
   auto opts = langevin_;
   if (steps > 0) opts.steps(steps);
   const LangevinSampler sampler(opts);
-  const auto net_opts = TrajectoryNetOptions(meta_.dim, h, f).basis(meta_.basis);
-  // The energy sampled: the net, or the net composed with the joint-limit expert.
-  std::shared_ptr<EnergyModel> energy = net_;
-  if (lower_.defined() && limit_weight_ > 0) {
-    auto sum = std::make_shared<WeightedSumEnergy>();
-    sum->add(net_, 1.0);
-    sum->add(std::make_shared<StateLimitEnergyImpl>(net_opts, mean_, std_, delta_std_,
-                                                    lower_.to(device_), upper_.to(device_)),
-             limit_weight_);
-    energy = sum;
-  }
-  auto hist = history.to(device_, torch::kFloat32).repeat_interleave(k, 0);
-  std::vector<torch::Tensor> chunks;
-  for (int64_t have = 0; have < frames; have += f) {
-    const auto hn = (hist - mean_) / std_;
+  const auto net_opts = window_options();
+  const auto energy = sampling_energy();
+  const auto hist = history.to(device_, torch::kFloat32).repeat_interleave(k, 0);
+  const auto out = chain_windows(hist, frames, f, [&](const torch::Tensor& hraw) {
     // Chain starts: rows of the stored replay-buffer states (smooth, diverse futures the model
     // produced in training), drawn at random.
     const auto idx = torch::randint(starts_.size(0), {n * k}, gen, torch::kLong);
     const auto x0 = starts_.index_select(0, idx.to(starts_.device())).to(device_);
-    const auto z = sampler.sample(*energy, x0, hn, {}, nullptr, gen);
+    const auto z = sampler.sample(*energy, x0, (hraw - mean_) / std_, {}, nullptr, gen);
     torch::NoGradGuard no_grad;
-    const auto last = hist.select(1, h - 1).unsqueeze(1);
-    const auto fut = decode_future(z, net_opts) * delta_std_ + last;
-    chunks.push_back(fut);
-    hist = torch::cat({hist, fut}, 1).narrow(1, f, h).contiguous();
-  }
-  return torch::cat(chunks, 1).narrow(1, 0, frames).to(torch::kCPU).view({n, k, frames, meta_.dim});
+    return decode_future(z, net_opts) * delta_std_ + hraw.select(1, h - 1).unsqueeze(1);
+  });
+  return out.to(torch::kCPU).view({n, k, frames, meta_.dim});
 }
 
 }  // namespace ebm

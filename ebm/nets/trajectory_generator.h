@@ -47,6 +47,15 @@ class TrajectoryGenerator {
   void set_limit_weight(double weight) { limit_weight_ = weight; }
   bool has_limits() const { return lower_.defined(); }
 
+  // Optional position-velocity pairs (feature columns [P] each) and their residual scale [P]:
+  // sampling then adds weight * E_kinematic (KinematicEnergy, with dt = decimation x timestep).
+  void set_kinematics(torch::Tensor pos_cols, torch::Tensor vel_cols, torch::Tensor scale, double weight);
+  double kinematic_weight() const { return kinematic_weight_; }
+  void set_kinematic_weight(double weight) { kinematic_weight_ = weight; }
+  bool has_kinematics() const { return pos_cols_.defined(); }
+  // The energy that sample() uses: the net, composed with the experts whose weights are > 0.
+  std::shared_ptr<EnergyModel> sampling_energy() const;
+
   const TrajectoryGeneratorMeta& meta() const { return meta_; }
   const LangevinOptions& langevin() const { return langevin_; }
   // The learned energy E(future | history) alone (no experts).
@@ -55,13 +64,20 @@ class TrajectoryGenerator {
   const torch::Tensor& mean() const { return mean_; }
   const torch::Tensor& std_dev() const { return std_; }
   const torch::Tensor& delta_std() const { return delta_std_; }
+  // The window layout of the models' variables (dim, history, future, basis).
+  TrajectoryNetOptions window_options() const {
+    return TrajectoryNetOptions(meta_.dim, meta_.history, meta_.future).basis(meta_.basis);
+  }
 
  private:
   TrajectoryGeneratorMeta meta_;
   std::shared_ptr<TrajectoryEnergyNetImpl> net_;
   LangevinOptions langevin_;
-  torch::Tensor mean_, std_, delta_std_, starts_, lower_, upper_;
-  double limit_weight_ = 0;
+  torch::Tensor mean_, std_, delta_std_, starts_, lower_, upper_, pos_cols_, vel_cols_, kin_scale_;
+  double limit_weight_ = 0, kinematic_weight_ = 0;
+  // Built once by set_limits / set_kinematics (the kinematic expert's stiffness costs an SVD).
+  std::shared_ptr<StateLimitEnergyImpl> limit_expert_;
+  std::shared_ptr<KinematicEnergyImpl> kinematic_expert_;
   torch::Device device_ = torch::kCPU;
 };
 

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 namespace ebm {
@@ -51,16 +53,49 @@ torch::Tensor smooth_basis(int64_t frames, int64_t size) {
   return q.to(torch::kFloat32);
 }
 
+namespace {
+
+// smooth_basis computed once per shape: it costs a QR, and the experts decode their variable at
+// every Langevin step. Read-only.
+const torch::Tensor& cached_basis(int64_t frames, int64_t size) {
+  static std::mutex mutex;
+  static std::map<std::pair<int64_t, int64_t>, torch::Tensor> cache;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto& b = cache[{frames, size}];
+  if (!b.defined()) b = smooth_basis(frames, size);
+  return b;
+}
+
+}  // namespace
+
 torch::Tensor encode_future(const torch::Tensor& future, const TrajectoryNetOptions& o) {
   if (o.basis() <= 0) return future;
-  const auto b = smooth_basis(o.future(), o.basis()).to(future.device());
+  const auto b = cached_basis(o.future(), o.basis()).to(future.device());
   return torch::einsum("fm,bfd->bmd", {b, future});
 }
 
 torch::Tensor decode_future(const torch::Tensor& latent, const TrajectoryNetOptions& o) {
   if (o.basis() <= 0) return latent;
-  const auto b = smooth_basis(o.future(), o.basis()).to(latent.device(), latent.scalar_type());
+  const auto b = cached_basis(o.future(), o.basis()).to(latent.device(), latent.scalar_type());
   return torch::einsum("fm,bmd->bfd", {b, latent});
+}
+
+torch::Tensor chain_windows(torch::Tensor history, int64_t frames, int64_t future,
+                            const std::function<torch::Tensor(const torch::Tensor&)>& next) {
+  if (history.dim() != 3 || frames < 1 || future < 1) {
+    throw std::invalid_argument("chain_windows: need histories [N, H, D], frames >= 1 and future >= 1");
+  }
+  const int64_t h = history.size(1);
+  std::vector<torch::Tensor> chunks;
+  for (int64_t have = 0; have < frames; have += future) {
+    auto fut = next(history);
+    if (fut.dim() != 3 || fut.size(0) != history.size(0) || fut.size(1) != future || fut.size(2) != history.size(2)) {
+      throw std::logic_error("chain_windows: next() must return [N, future, D]");
+    }
+    chunks.push_back(fut);
+    history = torch::cat({history, fut}, 1).narrow(1, future, h).contiguous();
+  }
+  return torch::cat(chunks, 1).narrow(1, 0, frames);
 }
 
 TrajectoryEnergyNetImpl::TrajectoryEnergyNetImpl(const TrajectoryNetOptions& o) : options_(o) {
@@ -111,13 +146,87 @@ StateLimitEnergyImpl::StateLimitEnergyImpl(const TrajectoryNetOptions& o, torch:
   upper_ = register_buffer("upper", upper.reshape({o.dim()}).to(torch::kFloat32));
 }
 
+namespace {
+
+// Raw frames [B, 1 + F, D] of a window in the models' variables: the last history frame, then the
+// future (displacements from it).
+torch::Tensor raw_last_and_future(const torch::Tensor& x, const torch::Tensor& cond,
+                                  const TrajectoryNetOptions& o, const torch::Tensor& mean,
+                                  const torch::Tensor& std, const torch::Tensor& delta_std) {
+  const auto last = cond.select(1, o.history() - 1).unsqueeze(1) * std + mean;
+  return torch::cat({last, last + decode_future(x, o) * delta_std}, 1);
+}
+
+}  // namespace
+
 torch::Tensor StateLimitEnergyImpl::energy(const torch::Tensor& x, const torch::Tensor& cond) {
   check_windows(options_, cond, &x, "StateLimitEnergy");
-  const auto disp = decode_future(x, options_) * delta_std_;
-  const auto last = cond.select(1, options_.history() - 1).unsqueeze(1) * std_ + mean_;
-  const auto raw = last + disp;  // [B, F, D]
+  const auto raw = raw_last_and_future(x, cond, options_, mean_, std_, delta_std_).narrow(1, 1, options_.future());
   const auto excess = (torch::relu(raw - upper_) + torch::relu(lower_ - raw)) / std_;
   return 0.5 * excess.pow(2).flatten(1).sum(1);
+}
+
+torch::Tensor kinematic_residual(const torch::Tensor& frames, const torch::Tensor& pos_cols,
+                                 const torch::Tensor& vel_cols, double dt) {
+  if (frames.dim() != 3 || frames.size(1) < 2 || pos_cols.dim() != 1 || pos_cols.sizes() != vel_cols.sizes() || !(dt > 0)) {
+    throw std::invalid_argument("kinematic_residual: need frames [B, T >= 2, D], equal 1-D column lists and dt > 0");
+  }
+  const auto q = frames.index_select(2, pos_cols.to(frames.device(), torch::kLong));
+  const auto v = frames.index_select(2, vel_cols.to(frames.device(), torch::kLong));
+  const int64_t t = frames.size(1);
+  return (q.narrow(1, 1, t - 1) - q.narrow(1, 0, t - 1)) / dt - 0.5 * (v.narrow(1, 1, t - 1) + v.narrow(1, 0, t - 1));
+}
+
+KinematicEnergyImpl::KinematicEnergyImpl(const TrajectoryNetOptions& o, torch::Tensor mean,
+                                         torch::Tensor std, torch::Tensor delta_std,
+                                         torch::Tensor pos_cols, torch::Tensor vel_cols,
+                                         torch::Tensor scale, double dt)
+    : options_(o), dt_(dt) {
+  for (const auto* t : {&mean, &std, &delta_std}) {
+    if (t->numel() != o.dim()) throw std::invalid_argument("KinematicEnergy: mean, std and delta_std need dim values");
+  }
+  const int64_t pairs = pos_cols.numel();
+  if (pairs == 0 || vel_cols.numel() != pairs || scale.numel() != pairs) {
+    throw std::invalid_argument("KinematicEnergy: need one or more (position, velocity) column pairs and a scale for each");
+  }
+  const auto in_range = [&](const torch::Tensor& c) {
+    return c.min().item<int64_t>() >= 0 && c.max().item<int64_t>() < o.dim();
+  };
+  if (!in_range(pos_cols.to(torch::kLong)) || !in_range(vel_cols.to(torch::kLong))) {
+    throw std::invalid_argument("KinematicEnergy: a column is outside [0, dim)");
+  }
+  if (!(scale.min().item<double>() > 0) || !(dt > 0)) throw std::invalid_argument("KinematicEnergy: scale and dt must be > 0");
+  mean_ = register_buffer("mean", mean.reshape({o.dim()}).to(torch::kFloat32));
+  std_ = register_buffer("std", std.reshape({o.dim()}).to(torch::kFloat32));
+  delta_std_ = register_buffer("delta_std", delta_std.reshape({o.dim()}).to(torch::kFloat32));
+  pos_cols_ = register_buffer("pos_cols", pos_cols.reshape({pairs}).to(mean_.device(), torch::kLong));
+  vel_cols_ = register_buffer("vel_cols", vel_cols.reshape({pairs}).to(mean_.device(), torch::kLong));
+  scale_ = register_buffer("scale", scale.reshape({pairs}).to(mean_.device(), torch::kFloat32));
+  // The residual is affine in x: its Jacobian J has a column r(e_i) - r(0) per unit vector e_i of
+  // x, and Q's Hessian J^T J has largest eigenvalue |J|_2^2.
+  torch::NoGradGuard no_grad;
+  const int64_t n = o.latent_frames() * o.dim();
+  const auto units = torch::cat({torch::zeros({1, n}), torch::eye(n)}, 0)
+                         .to(mean_.device(), torch::kFloat64)
+                         .view({n + 1, o.latent_frames(), o.dim()});
+  const auto cond = torch::zeros({n + 1, o.history(), o.dim()}, units.options());
+  const auto r = residual_over_scale(units, cond).flatten(1);
+  const auto jacobian = (r.narrow(0, 1, n) - r.narrow(0, 0, 1)).t();
+  stiffness_ = std::pow(torch::linalg_svdvals(jacobian.cpu()).max().item<double>(), 2);
+  if (!(stiffness_ > 0) || !std::isfinite(stiffness_)) {
+    throw std::invalid_argument("KinematicEnergy: the residuals do not depend on the future (no usable pairs)");
+  }
+}
+
+torch::Tensor KinematicEnergyImpl::residual_over_scale(const torch::Tensor& x, const torch::Tensor& cond) const {
+  const auto raw = raw_last_and_future(x, cond, options_, mean_.to(x.dtype()), std_.to(x.dtype()),
+                                       delta_std_.to(x.dtype()));
+  return kinematic_residual(raw, pos_cols_, vel_cols_, dt_) / scale_.to(x.dtype());
+}
+
+torch::Tensor KinematicEnergyImpl::energy(const torch::Tensor& x, const torch::Tensor& cond) {
+  check_windows(options_, cond, &x, "KinematicEnergy");
+  return 0.5 / stiffness_ * residual_over_scale(x, cond).pow(2).flatten(1).sum(1);
 }
 
 FeedforwardPredictorImpl::FeedforwardPredictorImpl(const TrajectoryNetOptions& o) : options_(o) {

@@ -11,6 +11,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
+#include <functional>
+
 #include "ebm/core/energy.h"
 
 namespace ebm {
@@ -46,6 +48,12 @@ torch::Tensor smooth_basis(int64_t frames, int64_t size);
 torch::Tensor encode_future(const torch::Tensor& future, const TrajectoryNetOptions& o);
 torch::Tensor decode_future(const torch::Tensor& latent, const TrajectoryNetOptions& o);
 
+// Long futures from window models: from raw histories [N, H, D], next(history) gives the next
+// `future` raw frames [N, F, D]; they are appended and the last H frames become the next history,
+// until `frames` frames -> [N, frames, D].
+torch::Tensor chain_windows(torch::Tensor history, int64_t frames, int64_t future,
+                            const std::function<torch::Tensor(const torch::Tensor&)>& next);
+
 // E(future | history): dilated temporal convolutions (swish) over the H + F frames, with two extra
 // input channels marking future frames and time, then a linear read-out of all frames.
 class TrajectoryEnergyNetImpl : public EnergyModel {
@@ -80,6 +88,36 @@ class StateLimitEnergyImpl : public EnergyModel {
   torch::Tensor mean_, std_, delta_std_, lower_, upper_;
 };
 TORCH_MODULE(StateLimitEnergy);
+
+// Position-velocity residuals of raw frames [B, T, D]: for each pair (pos_cols[i], vel_cols[i]) of
+// a joint's position and velocity features, (q[t] - q[t-1]) / dt - (v[t] + v[t-1]) / 2 (the
+// trapezoid rule; what the evaluation reports as velocity_inconsistency) -> [B, T - 1, pairs].
+torch::Tensor kinematic_residual(const torch::Tensor& frames, const torch::Tensor& pos_cols,
+                                 const torch::Tensor& vel_cols, double dt);
+
+// A second hand-written expert, for models that sample positions and velocities as separate
+// features: Q / lambda, Q = 0.5 sum over future frames and pairs of (residual / scale)^2 (the first
+// residual taken from the last history frame), scale [pairs] the residuals' RMS on the training
+// data. Q is quadratic in the models' variable x with a constant Hessian whose largest eigenvalue
+// is lambda (computed once here; on the hand about 10^3, as 1/dt and the small scale make it
+// stiff): dividing by it makes the expert's Hessian norm 1, so that a composition weight w is
+// stable in explicit Langevin steps while w x step_size < 2.
+class KinematicEnergyImpl : public EnergyModel {
+ public:
+  KinematicEnergyImpl(const TrajectoryNetOptions& options, torch::Tensor mean, torch::Tensor std,
+                      torch::Tensor delta_std, torch::Tensor pos_cols, torch::Tensor vel_cols,
+                      torch::Tensor scale, double dt);
+  torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition) override;
+  // lambda: the largest eigenvalue of Q's Hessian in x.
+  double stiffness() const { return stiffness_; }
+
+ private:
+  torch::Tensor residual_over_scale(const torch::Tensor& x, const torch::Tensor& cond) const;
+  TrajectoryNetOptions options_;
+  torch::Tensor mean_, std_, delta_std_, pos_cols_, vel_cols_, scale_;
+  double dt_, stiffness_ = 1;
+};
+TORCH_MODULE(KinematicEnergy);
 
 // The paper's feedforward baseline: an MLP from the flattened history to the future, trained
 // with MSE. It predicts the conditional mean, hence a single future.
