@@ -705,8 +705,10 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
         for (size_t b = 0; b < branches.size(); ++b) fz.push_back(feasibility(phys, truth_qpos[b], truth_feats[b]));
       } else {
         const int64_t k = method == "fc" ? 1 : c.samples;
-        // The same chain starts and noise for ebm and ebm_experts: only the energy differs.
-        if (method == "ebm" || method == "ebm_experts") torch::manual_seed(c.seed + 2 + si);
+        // Every method draws from the same seed at each state: ebm and ebm_experts get the same
+        // chain starts and noise (only the energy differs), and no method's numbers depend on
+        // how many random numbers another one drew (the MDN's did, on the EBM's Langevin steps).
+        torch::manual_seed(c.seed + 2 + si);
         const auto pred = predict(method, models, c, history, k, device)[0];  // [k, T, D]
         if (!torch::isfinite(pred).all().item<bool>()) {
           throw std::runtime_error("method " + method + " produced non-finite futures from held-out state " +
