@@ -171,6 +171,14 @@ LimitViolations joint_limit_violations(const mjModel* m, const torch::Tensor& qp
 
 // --------------------------------------------------------------------------------- helpers ---
 
+trajectory::WindowStats generator_stats(const TrajectoryGenerator& g) {
+  trajectory::WindowStats s;
+  s.mean = g.mean();
+  s.std = g.std_dev();
+  s.delta_std = g.delta_std();
+  return s;
+}
+
 namespace {
 
 struct Models {
@@ -392,9 +400,7 @@ Models load_models(const TrajConfig& c, const std::string& run_dir, torch::Devic
   m.generator = TrajectoryGenerator::load(path, device);
   check_layout(*m.generator, c, path);
   m.dim = m.generator->meta().dim;
-  m.stats.mean = m.generator->mean();
-  m.stats.std = m.generator->std_dev();
-  m.stats.delta_std = m.generator->delta_std();
+  m.stats = generator_stats(*m.generator);
   m.fc = FeedforwardPredictor(net_options(c, m.dim));
   load_module(m.fc, run_dir + "/models/fc.pt");
   m.fc->to(device);
@@ -754,8 +760,10 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
     }
     if (si == 0) {
       const std::string png = run_dir + "/paths.png";
+      // The EBM as the main job samples it: composed with the experts when configured.
+      const std::string ebm_method = sets.count("ebm_experts") ? "ebm_experts" : "ebm";
       write_paths_png(png, {{"ground_truth", sets["ground_truth"]}, {"fc", sets["fc"].narrow(0, 0, 1)},
-                            {"ebm", sets["ebm"]}, {"mdn", sets["mdn"]}});
+                            {ebm_method, sets[ebm_method]}, {"mdn", sets["mdn"]}});
       res.pictures.push_back(png);
       if (c.render) {
         // Frames T = 0 (the last history frame) and every quarter of the horizon.
@@ -874,8 +882,8 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
     h << "</tr>\n";
   }
   h << "</table>\n<h2>Top-down paths of the tracked sites from the first held-out state</h2>\n"
-       "<p>Panels, left to right: true branches, FC prediction, EBM samples, MDN samples (one colour "
-       "per trajectory).</p>\n";
+       "<p>Panels, left to right: true branches, FC prediction, EBM samples (composed with the experts "
+       "when their weights are &gt; 0), MDN samples (one colour per trajectory).</p>\n";
   for (const auto& p : r.pictures) {
     const std::string name = fs::path(p).filename().string();
     if (name == "frames.png") {

@@ -13,6 +13,7 @@
 #include "datasets/trajectory/windows.h"
 #include "ebm/core/config.h"
 #include "ebm/core/trainer.h"
+#include "ebm/nets/trajectory_generator.h"
 #include "ebm/nets/trajectory_nets.h"
 #include "plugin/rollout/rollout.h"
 
@@ -64,6 +65,10 @@ LimitViolations joint_limit_violations(const mjModel* m, const torch::Tensor& qp
 
 // Reads and validates a trajectory config (keys in configs/README.md).
 TrajConfig traj_config(const ConfigSection& root);
+
+// The window normalisation a trained generator stores (models/generator.pt), to normalise
+// windows for its net or the baselines.
+trajectory::WindowStats generator_stats(const TrajectoryGenerator& generator);
 
 struct TrajRunOptions {
   std::string config_path;

@@ -42,10 +42,7 @@ TEST(TrajectoryExperiment, ParticlesEbmIsDiverseWhereFcCollapses) {
     const auto c = ebm::experiments::traj_config(ebm::Config::load_file(dir + "/run/config.yaml", {})->root());
     const ebm::trajectory::TrajectoryCorpus corpus(dir + "/run/trajectories");
     const ebm::trajectory::WindowDataset val(corpus, c.windows, "val");
-    ebm::trajectory::WindowStats st;
-    st.mean = g->mean();
-    st.std = g->std_dev();
-    st.delta_std = g->delta_std();
+    const auto st = ebm::experiments::generator_stats(*g);
     const auto opts = ebm::TrajectoryNetOptions(g->meta().dim, c.windows.history, c.windows.future).basis(c.basis);
     const auto h = ebm::trajectory::normalize_history(val.history(), st);
     const auto f = ebm::encode_future(ebm::trajectory::normalize_future(val.future(), val.history(), st), opts);
