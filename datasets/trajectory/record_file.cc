@@ -9,9 +9,11 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <numeric>
 #include <sstream>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 
 #include "ebm/util/crc32c.h"
 #include "ebm/util/files.h"
@@ -429,6 +431,17 @@ std::optional<size_t> TrajectoryCorpus::find(uint64_t episode_id) const {
     if (episodes_[i].episode_id == episode_id) return i;
   }
   return std::nullopt;
+}
+
+std::vector<size_t> TrajectoryCorpus::branch_order() const {
+  std::vector<size_t> order(episodes_.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const auto& x = episodes_[a];
+    const auto& y = episodes_[b];
+    return std::tie(x.start_state_id, x.branch_id, x.episode_id) < std::tie(y.start_state_id, y.branch_id, y.episode_id);
+  });
+  return order;
 }
 
 std::string TrajectoryCorpus::stats_json() const {

@@ -157,6 +157,10 @@ class TrajectoryCorpus {
   Episode read(size_t i) const;
   // Index of the episode with this id, or nullopt.
   std::optional<size_t> find(uint64_t episode_id) const;
+  // Indices of all episodes by (start state, branch, episode id), whatever the shards' order
+  // (rollout threads fill their shards in whatever order they finish): what consumers that must
+  // be reproducible iterate.
+  std::vector<size_t> branch_order() const;
   // A JSON summary: shards, episodes, frames, field layout, model, issues with offsets.
   std::string stats_json() const;
 

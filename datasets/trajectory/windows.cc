@@ -2,10 +2,7 @@
 
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <numeric>
 #include <regex>
-#include <tuple>
 
 namespace ebm::trajectory {
 
@@ -86,17 +83,8 @@ WindowDataset::WindowDataset(const TrajectoryCorpus& corpus, const WindowOptions
   const int64_t len = o.history + o.future;
   std::vector<torch::Tensor> windows;
   std::vector<int64_t> ep, ss, br, t0s;
-  // Episodes in (start state, branch, episode id) order, not file order: rollout threads append
-  // to their own shards in whatever order they finish, and the windows' order must not depend on
-  // it (it decides the training batches, hence reproducibility).
-  std::vector<size_t> order(corpus.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    const auto& x = corpus.episodes()[a];
-    const auto& y = corpus.episodes()[b];
-    return std::tie(x.start_state_id, x.branch_id, x.episode_id) < std::tie(y.start_state_id, y.branch_id, y.episode_id);
-  });
-  for (const size_t i : order) {
+  // Episodes in branch order, not file order: the windows' order decides the training batches.
+  for (const size_t i : corpus.branch_order()) {
     const auto& info = corpus.episodes()[i];
     const bool val = is_validation_state(info.start_state_id, o.val_fraction);
     if ((split == "train" && val) || (split == "val" && !val)) continue;

@@ -11,7 +11,6 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
-#include <tuple>
 
 #include "datasets/trajectory/record_file.h"
 #include "ebm/core/options_config.h"
@@ -640,7 +639,9 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
   }
   // Validation start states with their branches.
   std::map<uint32_t, std::vector<size_t>> by_state;
-  for (size_t i = 0; i < corpus.size(); ++i) {
+  // Branch order, not file order: each state's first episode is branch 0, the recorded
+  // continuation the errors are measured against.
+  for (const size_t i : corpus.branch_order()) {
     const auto& e = corpus.episodes()[i];
     if (trajectory::is_validation_state(e.start_state_id, c.windows.val_fraction) &&
         e.num_frames >= prefix + c.horizon) {
@@ -649,13 +650,6 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
   }
   std::vector<std::pair<uint32_t, std::vector<size_t>>> states;
   for (auto& [s, eps] : by_state) {
-    // Branch order, not file order (rollout threads fill shards in any order): the first is the
-    // recorded continuation the errors are measured against.
-    std::sort(eps.begin(), eps.end(), [&](size_t a, size_t b) {
-      const auto& x = corpus.episodes()[a];
-      const auto& y = corpus.episodes()[b];
-      return std::tie(x.branch_id, x.episode_id) < std::tie(y.branch_id, y.episode_id);
-    });
     if (eps.size() >= 2 && static_cast<int64_t>(states.size()) < c.max_eval_states) states.emplace_back(s, eps);
   }
   if (states.empty()) {

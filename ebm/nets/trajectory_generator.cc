@@ -51,17 +51,14 @@ void TrajectoryGenerator::set_limits(torch::Tensor lower, torch::Tensor upper, d
 
 void TrajectoryGenerator::set_kinematics(torch::Tensor pos_cols, torch::Tensor vel_cols,
                                          torch::Tensor scale, double weight) {
-  const int64_t pairs = pos_cols.numel();
-  if (pairs == 0 || vel_cols.numel() != pairs || scale.numel() != pairs || weight < 0) {
-    throw std::invalid_argument("TrajectoryGenerator::set_kinematics: need P > 0 column pairs, P scales and weight >= 0");
-  }
-  // Validates columns, scales and dt (throws std::invalid_argument).
+  if (weight < 0) throw std::invalid_argument("TrajectoryGenerator::set_kinematics: weight must be >= 0");
+  // Validates the column pairs, scales and dt (throws std::invalid_argument).
   kinematic_expert_ = std::make_shared<KinematicEnergyImpl>(
       window_options(), mean_, std_, delta_std_, pos_cols.to(device_), vel_cols.to(device_),
       scale.to(device_), static_cast<double>(meta_.decimation) * meta_.timestep);
-  pos_cols_ = pos_cols.reshape({pairs}).to(torch::kLong);
-  vel_cols_ = vel_cols.reshape({pairs}).to(torch::kLong);
-  kin_scale_ = scale.reshape({pairs}).to(torch::kFloat32);
+  pos_cols_ = pos_cols.flatten().to(torch::kLong);
+  vel_cols_ = vel_cols.flatten().to(torch::kLong);
+  kin_scale_ = scale.flatten().to(torch::kFloat32);
   kinematic_weight_ = weight;
 }
 

@@ -101,6 +101,12 @@ TEST(Windows, OrderDoesNotDependOnShards) {
   TrajectoryCorpus one(Write(one_dir)), two(Write(two_dir, true));
   ASSERT_EQ(two.size(), one.size());
   ASSERT_NE(two.episodes()[0].episode_id, one.episodes()[0].episode_id);  // the files differ in order
+  // The corpus's branch order: episode ids are s * 2 + b, so ascending ids.
+  for (const auto* corpus : {&one, &two}) {
+    const auto order = corpus->branch_order();
+    ASSERT_EQ(order.size(), 24u);
+    for (size_t k = 0; k < order.size(); ++k) EXPECT_EQ(corpus->episodes()[order[k]].episode_id, k);
+  }
   WindowOptions o;
   o.history = 3;
   o.future = 5;
