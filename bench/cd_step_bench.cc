@@ -18,12 +18,18 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const char* v = argv[i + 1];
-    if (k == "--iters") iters = std::atoll(v);
-    else if (k == "--warmup") warmup = std::atoll(v);
-    else if (k == "--batch") batch = std::atoll(v);
-    else if (k == "--steps") steps = std::atoll(v);
-    else if (k == "--threads") threads = std::atoll(v);
-    else if (k == "--device") device = v;
+    if (k == "--iters")
+      iters = std::atoll(v);
+    else if (k == "--warmup")
+      warmup = std::atoll(v);
+    else if (k == "--batch")
+      batch = std::atoll(v);
+    else if (k == "--steps")
+      steps = std::atoll(v);
+    else if (k == "--threads")
+      threads = std::atoll(v);
+    else if (k == "--device")
+      device = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -33,9 +39,11 @@ int main(int argc, char** argv) {
   torch::manual_seed(0);
   const torch::Device dev(device);
   auto model = std::make_shared<ebm::ImageEnergyNet>(ebm::image_net_preset("small_cnn", 1, 0));
-  auto opts = ebm::TrainerOptions()
-                  .buffer(ebm::ReplayBufferOptions().capacity(10000).storage(ebm::BufferStorage::kUint8))
-                  .langevin(ebm::LangevinOptions().steps(steps).step_size(10).noise_std(0.005).grad_clip(0.01));
+  auto opts =
+      ebm::TrainerOptions()
+          .buffer(ebm::ReplayBufferOptions().capacity(10000).storage(ebm::BufferStorage::kUint8))
+          .langevin(
+              ebm::LangevinOptions().steps(steps).step_size(10).noise_std(0.005).grad_clip(0.01));
   ebm::ContrastiveDivergenceTrainer trainer(model, {1, 28, 28}, opts, dev);
   auto data = torch::rand({batch * 8, 1, 28, 28});
   auto sync = [&] {
@@ -47,9 +55,10 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < iters; ++i) trainer.step(data.narrow(0, (i % 8) * batch, batch));
   sync();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("{\"impl\": \"cpp\", \"device\": \"%s\", \"threads\": %d, \"batch\": %ld, \"steps\": %ld, "
-              "\"iters\": %ld, \"ms_per_iter\": %.3f}\n",
-              device.c_str(), torch::get_num_threads(), static_cast<long>(batch),
-              static_cast<long>(steps), static_cast<long>(iters), 1000.0 * secs / iters);
+  std::printf(
+      "{\"impl\": \"cpp\", \"device\": \"%s\", \"threads\": %d, \"batch\": %ld, \"steps\": %ld, "
+      "\"iters\": %ld, \"ms_per_iter\": %.3f}\n",
+      device.c_str(), torch::get_num_threads(), static_cast<long>(batch), static_cast<long>(steps),
+      static_cast<long>(iters), 1000.0 * secs / iters);
   return 0;
 }

@@ -53,7 +53,8 @@ int cifar(const std::string& dir) {
   for (int round = 0; round < 5; ++round) {  // alternate, keep the best of each (warm cache)
     auto t0 = std::chrono::steady_clock::now();
     size_t bytes = 0;
-    for (int b = 1; b <= 5; ++b) bytes += ebm::util::read_file(dir + "/data_batch_" + std::to_string(b) + ".bin").size();
+    for (int b = 1; b <= 5; ++b)
+      bytes += ebm::util::read_file(dir + "/data_batch_" + std::to_string(b) + ".bin").size();
     best_read = std::min(best_read, seconds_since(t0));
     t0 = std::chrono::steady_clock::now();
     auto ds = ebm::data::load_cifar10(dir, "train");
@@ -61,11 +62,12 @@ int cifar(const std::string& dir) {
     n = ds.size();
     if (bytes != 5u * 10000 * 3073) return 1;
   }
-  std::printf("{\"benchmark\": \"cifar10_train_load\", \"images\": %lld, \"load_s\": %.4f, "
-              "\"images_per_s\": %.0f, \"plain_read_s\": %.4f, \"load_over_read\": %.2f, "
-              "\"read_MB_per_s\": %.0f}\n",
-              static_cast<long long>(n), best_load, n / best_load, best_read, best_load / best_read,
-              5 * 10000 * 3073 / 1e6 / best_read);
+  std::printf(
+      "{\"benchmark\": \"cifar10_train_load\", \"images\": %lld, \"load_s\": %.4f, "
+      "\"images_per_s\": %.0f, \"plain_read_s\": %.4f, \"load_over_read\": %.2f, "
+      "\"read_MB_per_s\": %.0f}\n",
+      static_cast<long long>(n), best_load, n / best_load, best_read, best_load / best_read,
+      5 * 10000 * 3073 / 1e6 / best_read);
   return 0;
 }
 
@@ -79,13 +81,13 @@ int imagenet(const std::string& dir, const std::string& split) {
   const long peak = status_kb("VmHWM");
   // MiB, like /proc/self/status.
   const double data_mb = (ds.images.numel() + ds.labels.numel() * 8.0) / (1024.0 * 1024.0);
-  std::printf("{\"benchmark\": \"imagenet_load\", \"dir\": \"%s\", \"images\": %lld, "
-              "\"data_MiB\": %.1f, \"baseline_rss_MiB\": %.1f, \"peak_rss_MiB\": %.1f, "
-              "\"peak_over_baseline_MiB\": %.1f, \"extra_over_data\": %.3f, \"load_s\": %.3f, "
-              "\"images_per_s\": %.0f}\n",
-              dir.c_str(), static_cast<long long>(ds.size()), data_mb, base_rss / 1024.0,
-              peak / 1024.0, (peak - base_rss) / 1024.0, (peak - base_rss) / 1024.0 / data_mb, s,
-              ds.size() / s);
+  std::printf(
+      "{\"benchmark\": \"imagenet_load\", \"dir\": \"%s\", \"images\": %lld, "
+      "\"data_MiB\": %.1f, \"baseline_rss_MiB\": %.1f, \"peak_rss_MiB\": %.1f, "
+      "\"peak_over_baseline_MiB\": %.1f, \"extra_over_data\": %.3f, \"load_s\": %.3f, "
+      "\"images_per_s\": %.0f}\n",
+      dir.c_str(), static_cast<long long>(ds.size()), data_mb, base_rss / 1024.0, peak / 1024.0,
+      (peak - base_rss) / 1024.0, (peak - base_rss) / 1024.0 / data_mb, s, ds.size() / s);
   return 0;
 }
 

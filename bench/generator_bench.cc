@@ -31,9 +31,12 @@ int main(int argc, char** argv) {
   int samples = 8, rounds = 20;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--scene") scene.name = argv[i + 1];
-    else if (a == "--samples") samples = std::atoi(argv[i + 1]);
-    else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
+    if (a == "--scene")
+      scene.name = argv[i + 1];
+    else if (a == "--samples")
+      samples = std::atoi(argv[i + 1]);
+    else if (a == "--rounds")
+      rounds = std::atoi(argv[i + 1]);
   }
   if (rounds < 2 || samples < 1) {
     std::fprintf(stderr, "error: --rounds must be >= 2 and --samples >= 1\n");
@@ -45,8 +48,9 @@ int main(int argc, char** argv) {
     // Side by side: the checkpoint as stored (the net composed with the experts it was trained
     // with) and a copy with the experts' weights set to 0 (the learned energy alone).
     const bool composed = loaded->limit_weight() > 0 || loaded->kinematic_weight() > 0;
-    const std::string alone =
-        (std::filesystem::temp_directory_path() / ("bench_generator_net_alone_" + std::to_string(::getpid()) + ".pt")).string();
+    const std::string alone = (std::filesystem::temp_directory_path() /
+                               ("bench_generator_net_alone_" + std::to_string(::getpid()) + ".pt"))
+                                  .string();
     if (composed) {
       loaded->set_limit_weight(0);
       loaded->set_kinematic_weight(0);
@@ -56,7 +60,8 @@ int main(int argc, char** argv) {
     auto measure = [&](const std::string& path, int count) {
       auto spec = load_scene(scene);
       attach_plugin(spec.get(), "ebm.generator",
-                    {{"checkpoint", path}, {"every", "1"}, {"samples", std::to_string(samples)}}, "gen");
+                    {{"checkpoint", path}, {"every", "1"}, {"samples", std::to_string(samples)}},
+                    "gen");
       auto m = compile(spec.get());
       DataPtr d(mj_makeData(m.get()));
       OUPolicy policy(m.get(), PolicyOptions(), 3);
@@ -72,19 +77,23 @@ int main(int argc, char** argv) {
       return ms;
     };
     std::vector<double> stored, net_only;
-    for (int half = 0; half < 2; ++half) {  // alternate, so that a slow phase of the machine hits both
+    for (int half = 0; half < 2;
+         ++half) {  // alternate, so that a slow phase of the machine hits both
       for (double v : measure(checkpoint, rounds / 2 + 1)) stored.push_back(v);
-      if (composed) for (double v : measure(alone, rounds / 2 + 1)) net_only.push_back(v);
+      if (composed)
+        for (double v : measure(alone, rounds / 2 + 1)) net_only.push_back(v);
     }
     if (composed) std::filesystem::remove(alone);
     auto print = [&](const char* energy, std::vector<double> ms) {
       std::sort(ms.begin(), ms.end());
-      std::printf("{\"benchmark\": \"generator_latency\", \"energy\": \"%s\", \"scene\": \"%s\", \"samples\": %d, "
-                  "\"frames\": %lld, \"langevin_steps\": %lld, \"dim\": %lld, \"samplings\": %zu, "
-                  "\"median_ms\": %.1f, \"min_ms\": %.1f, \"max_ms\": %.1f}\n",
-                  energy, scene.name.c_str(), samples, static_cast<long long>(meta.future),
-                  static_cast<long long>(loaded->langevin().steps()), static_cast<long long>(meta.dim), ms.size(),
-                  ms[ms.size() / 2], ms.front(), ms.back());
+      std::printf(
+          "{\"benchmark\": \"generator_latency\", \"energy\": \"%s\", \"scene\": \"%s\", "
+          "\"samples\": %d, "
+          "\"frames\": %lld, \"langevin_steps\": %lld, \"dim\": %lld, \"samplings\": %zu, "
+          "\"median_ms\": %.1f, \"min_ms\": %.1f, \"max_ms\": %.1f}\n",
+          energy, scene.name.c_str(), samples, static_cast<long long>(meta.future),
+          static_cast<long long>(loaded->langevin().steps()), static_cast<long long>(meta.dim),
+          ms.size(), ms[ms.size() / 2], ms.front(), ms.back());
     };
     print(composed ? "net+experts" : "net", stored);
     if (composed) {

@@ -58,17 +58,22 @@ int main(int argc, char** argv) {
   int episodes = 16;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
-    else if (a == "--steps") steps = std::atol(argv[i + 1]);
-    else if (a == "--episode-steps") episode_steps = std::atol(argv[i + 1]);
-    else if (a == "--episodes") episodes = std::atoi(argv[i + 1]);
+    if (a == "--rounds")
+      rounds = std::atoi(argv[i + 1]);
+    else if (a == "--steps")
+      steps = std::atol(argv[i + 1]);
+    else if (a == "--episode-steps")
+      episode_steps = std::atol(argv[i + 1]);
+    else if (a == "--episodes")
+      episodes = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
   }
   ebm::recorder::RegisterPlugin();
-  const fs::path tmp = fs::temp_directory_path() / ("ebm_bench_recorder_" + std::to_string(getpid()));
+  const fs::path tmp =
+      fs::temp_directory_path() / ("ebm_bench_recorder_" + std::to_string(getpid()));
   fs::remove_all(tmp);
 
   // 1. Overhead.
@@ -83,11 +88,14 @@ int main(int argc, char** argv) {
     std::vector<double> rates;
   };
   std::vector<Variant> variants;
-  for (auto [dec, flush] : std::vector<std::pair<int, std::string>>{{1, "episode"}, {20, "episode"}, {1, "none"}}) {
+  for (auto [dec, flush] :
+       std::vector<std::pair<int, std::string>>{{1, "episode"}, {20, "episode"}, {1, "none"}}) {
     SpecPtr spec = load_scene(scene);
     const std::string name = "recorder_dec" + std::to_string(dec) + "_" + flush;
-    attach_recorder(spec.get(), {{"path", (tmp / name).string()}, {"fields", "qpos qvel ctrl"},
-                                 {"decimation", std::to_string(dec)}, {"flush", flush}});
+    attach_recorder(spec.get(), {{"path", (tmp / name).string()},
+                                 {"fields", "qpos qvel ctrl"},
+                                 {"decimation", std::to_string(dec)},
+                                 {"flush", flush}});
     variants.push_back({name, dec, flush, compile(spec.get()), {}});
   }
   std::vector<double> plain_rates;
@@ -105,8 +113,10 @@ int main(int argc, char** argv) {
     }
   }
   const double base = median(plain_rates);
-  std::printf("{\n  \"scene\": \"shadow_hand_block\",\n  \"steps_per_round\": %ld,\n  \"rounds\": %d,\n"
-              "  \"plain_steps_per_s\": %.0f,\n  \"recorder\": [\n", steps, rounds, base);
+  std::printf(
+      "{\n  \"scene\": \"shadow_hand_block\",\n  \"steps_per_round\": %ld,\n  \"rounds\": %d,\n"
+      "  \"plain_steps_per_s\": %.0f,\n  \"recorder\": [\n",
+      steps, rounds, base);
   for (size_t i = 0; i < variants.size(); ++i) {
     const double rate = median(variants[i].rates);
     std::printf("    {\"variant\": \"%s\", \"steps_per_s\": %.0f, \"overhead_percent\": %.2f}%s\n",
@@ -131,9 +141,10 @@ int main(int argc, char** argv) {
     }
   }
   const double e1 = median(eps[1]), e2 = median(eps[2]);
-  std::printf("  \"rollout_episodes_per_s\": {\"threads_1\": %.2f, \"threads_2\": %.2f},\n"
-              "  \"speedup_2_threads\": %.3f,\n  \"episode_steps\": %ld, \"episodes\": %d\n}\n",
-              e1, e2, e2 / e1, episode_steps, episodes);
+  std::printf(
+      "  \"rollout_episodes_per_s\": {\"threads_1\": %.2f, \"threads_2\": %.2f},\n"
+      "  \"speedup_2_threads\": %.3f,\n  \"episode_steps\": %ld, \"episodes\": %d\n}\n",
+      e1, e2, e2 / e1, episode_steps, episodes);
   fs::remove_all(tmp);
   return 0;
 }

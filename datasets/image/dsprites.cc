@@ -16,7 +16,8 @@ namespace {
 }
 
 const std::vector<std::string> kShapeNames = {"square", "ellipse", "heart"};
-const std::vector<std::string> kFactorNames = {"color", "shape", "scale", "orientation", "pos_x", "pos_y"};
+const std::vector<std::string> kFactorNames = {"color",       "shape", "scale",
+                                               "orientation", "pos_x", "pos_y"};
 
 std::vector<double> linspace(double a, double b, int n) {
   std::vector<double> v(n);
@@ -55,7 +56,8 @@ ImageDataset generate_dsprites(const DSpritesSpec& spec) {
   if (spec.count < 1) throw DatasetError("dsprites: count must be >= 1");
   if (spec.shapes.empty()) throw DatasetError("dsprites: at least one shape is needed");
   for (int s : spec.shapes) {
-    if (s < 0 || s > 2) throw DatasetError("dsprites: shapes are 0 (square), 1 (ellipse), 2 (heart)");
+    if (s < 0 || s > 2)
+      throw DatasetError("dsprites: shapes are 0 (square), 1 (ellipse), 2 (heart)");
   }
   std::vector<double> scales, positions;
   for (double v : linspace(0.5, 1.0, 6)) {
@@ -105,21 +107,27 @@ ImageDataset load_dsprites(const std::string& path) {
   read_npz_array(zip, "imgs", [&](const NpyHeader&) { return ds.images.data_ptr<uint8_t>(); });
   auto* ip = ds.images.data_ptr<uint8_t>();
   for (int64_t i = 0; i < n * 4096; ++i) {
-    if (ip[i] > 1) fail(path, "'imgs' value " + std::to_string(ip[i]) + " at element " + std::to_string(i) + " (expected 0 or 1)");
+    if (ip[i] > 1)
+      fail(path, "'imgs' value " + std::to_string(ip[i]) + " at element " + std::to_string(i) +
+                     " (expected 0 or 1)");
     ip[i] = static_cast<uint8_t>(ip[i] * 255);
   }
   const NpyHeader vh = npz_array_header(zip, "latents_values");
   if (vh.descr != "<f8" || vh.shape != std::vector<int64_t>{n, 6}) {
-    fail(path, "'latents_values' must be float64 " + std::to_string(n) + " x 6, found " + vh.descr + " " + vh.shape_text());
+    fail(path, "'latents_values' must be float64 " + std::to_string(n) + " x 6, found " + vh.descr +
+                   " " + vh.shape_text());
   }
   ds.factors = torch::empty({n, 6}, torch::kFloat64);
-  read_npz_array(zip, "latents_values", [&](const NpyHeader&) { return ds.factors.data_ptr<double>(); });
+  read_npz_array(zip, "latents_values",
+                 [&](const NpyHeader&) { return ds.factors.data_ptr<double>(); });
   const NpyHeader ch = npz_array_header(zip, "latents_classes");
   if (ch.descr != "<i8" || ch.shape != std::vector<int64_t>{n, 6}) {
-    fail(path, "'latents_classes' must be int64 " + std::to_string(n) + " x 6, found " + ch.descr + " " + ch.shape_text());
+    fail(path, "'latents_classes' must be int64 " + std::to_string(n) + " x 6, found " + ch.descr +
+                   " " + ch.shape_text());
   }
   auto classes = torch::empty({n, 6}, torch::kLong);
-  read_npz_array(zip, "latents_classes", [&](const NpyHeader&) { return classes.data_ptr<int64_t>(); });
+  read_npz_array(zip, "latents_classes",
+                 [&](const NpyHeader&) { return classes.data_ptr<int64_t>(); });
   ds.labels = classes.select(1, 1).contiguous();
   if (n && (ds.labels.min().item<int64_t>() < 0 || ds.labels.max().item<int64_t>() > 2)) {
     fail(path, "shape classes outside 0..2");

@@ -42,8 +42,8 @@ std::string read_file(const std::string& path) {
   }
 }
 
-const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                "Coat",        "Sandal",  "Shirt",    "Sneaker",
+const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                                 "Bag",         "Ankle boot"};
 
 // The first existing path among `base` and `base.gz`.
@@ -75,7 +75,8 @@ std::string read_maybe_gzipped(const std::string& path) {
     if (rc != Z_OK && rc != Z_STREAM_END) {
       const std::string msg = zs.msg ? zs.msg : "error " + std::to_string(rc);
       inflateEnd(&zs);
-      if (rc == Z_BUF_ERROR) fail(path, "truncated gzip stream after " + std::to_string(out.size()) + " bytes");
+      if (rc == Z_BUF_ERROR)
+        fail(path, "truncated gzip stream after " + std::to_string(out.size()) + " bytes");
       fail(path, "corrupt gzip stream (" + msg + ")");
     }
     out.append(chunk.data(), chunk.size() - zs.avail_out);
@@ -92,9 +93,11 @@ ImageDataset load_idx(const std::string& images_path, const std::string& labels_
                       std::vector<std::string> class_names) {
   const std::string img = read_maybe_gzipped(images_path);
   const std::string lab = read_maybe_gzipped(labels_path);
-  if (img.size() < 16) fail(images_path, "IDX header needs 16 bytes, file has " + std::to_string(img.size()));
+  if (img.size() < 16)
+    fail(images_path, "IDX header needs 16 bytes, file has " + std::to_string(img.size()));
   if (be32(img, 0) != 0x00000803)
-    fail(images_path, "IDX images need magic 0x00000803 (uint8, 3 dims), found " + hex(be32(img, 0)));
+    fail(images_path,
+         "IDX images need magic 0x00000803 (uint8, 3 dims), found " + hex(be32(img, 0)));
   const uint64_t n = be32(img, 4), h = be32(img, 8), w = be32(img, 12);
   if (h == 0 || w == 0 || h > 4096 || w > 4096)
     fail(images_path, "implausible image size " + std::to_string(h) + "x" + std::to_string(w));
@@ -102,15 +105,21 @@ ImageDataset load_idx(const std::string& images_path, const std::string& labels_
     fail(images_path, "header says " + std::to_string(n) + " images of " + std::to_string(h) + "x" +
                           std::to_string(w) + " = " + std::to_string(n * h * w) +
                           " bytes, file holds " + std::to_string(img.size() - 16));
-  if (lab.size() < 8) fail(labels_path, "IDX header needs 8 bytes, file has " + std::to_string(lab.size()));
+  if (lab.size() < 8)
+    fail(labels_path, "IDX header needs 8 bytes, file has " + std::to_string(lab.size()));
   if (be32(lab, 0) != 0x00000801)
-    fail(labels_path, "IDX labels need magic 0x00000801 (uint8, 1 dim), found " + hex(be32(lab, 0)));
+    fail(labels_path,
+         "IDX labels need magic 0x00000801 (uint8, 1 dim), found " + hex(be32(lab, 0)));
   const uint64_t nl = be32(lab, 4);
-  if (nl != n) fail(labels_path, std::to_string(nl) + " labels for " + std::to_string(n) + " images");
+  if (nl != n)
+    fail(labels_path, std::to_string(nl) + " labels for " + std::to_string(n) + " images");
   if (lab.size() - 8 != nl)
-    fail(labels_path, "header says " + std::to_string(nl) + " labels, file holds " + std::to_string(lab.size() - 8));
+    fail(labels_path, "header says " + std::to_string(nl) + " labels, file holds " +
+                          std::to_string(lab.size() - 8));
   ImageDataset ds;
-  ds.images = torch::empty({static_cast<int64_t>(n), 1, static_cast<int64_t>(h), static_cast<int64_t>(w)}, torch::kUInt8);
+  ds.images =
+      torch::empty({static_cast<int64_t>(n), 1, static_cast<int64_t>(h), static_cast<int64_t>(w)},
+                   torch::kUInt8);
   std::memcpy(ds.images.data_ptr<uint8_t>(), img.data() + 16, n * h * w);
   ds.labels = torch::empty({static_cast<int64_t>(n)}, torch::kLong);
   auto* lp = ds.labels.data_ptr<int64_t>();
@@ -133,12 +142,17 @@ ImageDataset load_idx(const std::string& images_path, const std::string& labels_
 ImageDataset load_mnist_folder(const std::string& dir, const std::string& split,
                                const std::string& class_set) {
   std::string prefix;
-  if (split == "train") prefix = "train";
-  else if (split == "test") prefix = "t10k";
-  else throw DatasetError(dir + ": split must be 'train' or 'test', got '" + split + "'");
+  if (split == "train")
+    prefix = "train";
+  else if (split == "test")
+    prefix = "t10k";
+  else
+    throw DatasetError(dir + ": split must be 'train' or 'test', got '" + split + "'");
   std::vector<std::string> names;
-  if (class_set == "fashion_mnist") names = kFashionNames;
-  else if (class_set == "mnist") names = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  if (class_set == "fashion_mnist")
+    names = kFashionNames;
+  else if (class_set == "mnist")
+    names = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
   auto ds = load_idx(with_optional_gz(dir + "/" + prefix + "-images-idx3-ubyte"),
                      with_optional_gz(dir + "/" + prefix + "-labels-idx1-ubyte"), names);
   ds.split = split;
@@ -283,8 +297,10 @@ ImageDataset load_sklearn_digits(const std::string& path) {
       a = b + 1;
     }
     if (values.size() != 65)
-      throw DatasetError(path + ":" + std::to_string(line_no) + ": expected 65 values (64 pixels and "
-                         "the label), found " + std::to_string(values.size()));
+      throw DatasetError(path + ":" + std::to_string(line_no) +
+                         ": expected 65 values (64 pixels and "
+                         "the label), found " +
+                         std::to_string(values.size()));
     for (int i = 0; i < 64; ++i) {
       if (values[i] < 0 || values[i] > 16)
         throw DatasetError(path + ":" + std::to_string(line_no) + ": pixel " + std::to_string(i) +
@@ -292,8 +308,8 @@ ImageDataset load_sklearn_digits(const std::string& path) {
       pixels.push_back(static_cast<uint8_t>((values[i] * 255 + 8) / 16));
     }
     if (values[64] < 0 || values[64] > 9)
-      throw DatasetError(path + ":" + std::to_string(line_no) + ": label " + std::to_string(values[64]) +
-                         " is not a digit");
+      throw DatasetError(path + ":" + std::to_string(line_no) + ": label " +
+                         std::to_string(values[64]) + " is not a digit");
     labels.push_back(values[64]);
   }
   if (labels.empty()) throw DatasetError(path + ": no digits in the file");

@@ -5,22 +5,21 @@
 
 #include <torch/types.h>
 
-#include "datasets/image/npz.h"  // DatasetError
-
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-namespace ebm::data {
+#include "datasets/image/npz.h"  // DatasetError
 
+namespace ebm::data {
 
 struct ImageDataset {
   torch::Tensor images;  // uint8 [N, C, H, W]
   torch::Tensor labels;  // int64 [N]
   std::vector<std::string> class_names;
-  std::string split;     // "train", "test", ...
-  std::string source;    // where it was read from
+  std::string split;   // "train", "test", ...
+  std::string source;  // where it was read from
   // Optional ground-truth factors per image (float64 [N, K], e.g. dSprites latents) and names.
   torch::Tensor factors;
   std::vector<std::string> factor_names;
@@ -102,9 +101,11 @@ torch::Tensor to_float(const torch::Tensor& images);
 
 // Transforms on batches.
 // uint8 -> float with the original's dequantisation: x * 255/256 / 255 + U(0, 1/256).
-torch::Tensor to_float_dequantized(const torch::Tensor& images, std::optional<at::Generator> gen = std::nullopt);
+torch::Tensor to_float_dequantized(const torch::Tensor& images,
+                                   std::optional<at::Generator> gen = std::nullopt);
 // Random crop of size x size after zero padding by `padding` on every side, per image.
-torch::Tensor random_crop(const torch::Tensor& x, int64_t size, int64_t padding, std::optional<at::Generator> gen = std::nullopt);
+torch::Tensor random_crop(const torch::Tensor& x, int64_t size, int64_t padding,
+                          std::optional<at::Generator> gen = std::nullopt);
 // Horizontal flip of each image with probability 1/2.
 torch::Tensor random_flip(const torch::Tensor& x, std::optional<at::Generator> gen = std::nullopt);
 // Bilinear resize of float [N, C, H, W] (uint8 is converted and rounded back).

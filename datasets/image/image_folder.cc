@@ -1,4 +1,5 @@
-// Folders of PNG/JPEG images (libpng's simplified API, libjpeg), and SVHN's MATLAB files (libmatio).
+// Folders of PNG/JPEG images (libpng's simplified API, libjpeg), and SVHN's MATLAB files
+// (libmatio).
 #include <jpeglib.h>
 #include <matio.h>
 #include <png.h>
@@ -45,7 +46,8 @@ torch::Tensor decode_png(const std::string& path, int channels) {
   img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
   if (img.width == 0 || img.height == 0 || img.width > 16384 || img.height > 16384) {
     png_image_free(&img);
-    fail(path, "implausible PNG size " + std::to_string(img.width) + "x" + std::to_string(img.height));
+    fail(path,
+         "implausible PNG size " + std::to_string(img.width) + "x" + std::to_string(img.height));
   }
   auto hwc = torch::empty({img.height, img.width, channels}, torch::kUInt8);
   if (!png_image_finish_read(&img, nullptr, hwc.data_ptr<uint8_t>(), 0, nullptr)) {
@@ -133,9 +135,9 @@ ImageDataset load_image_folder(const std::string& dir, int channels, int size) {
     if (size > 0 && (img.size(1) != size || img.size(2) != size)) {
       img = resize(img.unsqueeze(0), size, size).squeeze(0);
     } else if (size <= 0 && !images.empty() && img.sizes() != images.front().sizes()) {
-      fail(f, "is " + std::to_string(img.size(2)) + "x" + std::to_string(img.size(1)) + ", the first image " +
-                  std::to_string(images.front().size(2)) + "x" + std::to_string(images.front().size(1)) +
-                  " (give a size to resize them all)");
+      fail(f, "is " + std::to_string(img.size(2)) + "x" + std::to_string(img.size(1)) +
+                  ", the first image " + std::to_string(images.front().size(2)) + "x" +
+                  std::to_string(images.front().size(1)) + " (give a size to resize them all)");
     }
     images.push_back(img);
   }
@@ -158,7 +160,8 @@ torch::Tensor load_image_file(const std::string& path, int channels) {
 ImageDataset random_crops(const std::vector<std::string>& files, int64_t count, int64_t crop,
                           int64_t size, int channels, uint64_t seed) {
   if (files.empty()) throw DatasetError("random_crops: no image files given");
-  if (count <= 0 || crop <= 0 || size <= 0) throw DatasetError("random_crops: count, crop and size must be > 0");
+  if (count <= 0 || crop <= 0 || size <= 0)
+    throw DatasetError("random_crops: count, crop and size must be > 0");
   std::vector<torch::Tensor> sources;
   for (const auto& f : files) {
     auto img = load_image_file(f, channels);
@@ -170,7 +173,8 @@ ImageDataset random_crops(const std::vector<std::string>& files, int64_t count, 
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   std::vector<torch::Tensor> crops;
   for (int64_t i = 0; i < count; ++i) {
-    const auto& src = sources[torch::randint(static_cast<int64_t>(sources.size()), {1}, gen).item<int64_t>()];
+    const auto& src =
+        sources[torch::randint(static_cast<int64_t>(sources.size()), {1}, gen).item<int64_t>()];
     const int64_t y = torch::randint(src.size(1) - crop + 1, {1}, gen).item<int64_t>();
     const int64_t x = torch::randint(src.size(2) - crop + 1, {1}, gen).item<int64_t>();
     crops.push_back(src.narrow(1, y, crop).narrow(2, x, crop));
@@ -181,7 +185,8 @@ ImageDataset random_crops(const std::vector<std::string>& files, int64_t count, 
   ds.labels = torch::zeros({count}, torch::kLong);
   ds.class_names = {"texture"};
   ds.split = "all";
-  ds.source = files.front() + (files.size() > 1 ? " and " + std::to_string(files.size() - 1) + " more" : "");
+  ds.source = files.front() +
+              (files.size() > 1 ? " and " + std::to_string(files.size() - 1) + " more" : "");
   return ds;
 }
 
@@ -223,7 +228,8 @@ ImageDataset load_svhn(const std::string& path_or_dir, const std::string& split)
   }
   ImageDataset ds;
   // MATLAB is column-major: X(h, w, c, n) sits at h + 32 w + 1024 c + 3072 n; we want [n][c][h][w].
-  auto cwhn = torch::from_blob(x->data, {n, 3, 32, 32}, torch::kUInt8);  // dims reversed: [n][c][w][h]
+  auto cwhn =
+      torch::from_blob(x->data, {n, 3, 32, 32}, torch::kUInt8);  // dims reversed: [n][c][w][h]
   ds.images = cwhn.transpose(2, 3).contiguous();
   ds.labels = torch::empty({n}, torch::kLong);
   auto* lp = ds.labels.data_ptr<int64_t>();
@@ -232,7 +238,8 @@ ImageDataset load_svhn(const std::string& path_or_dir, const std::string& split)
                                                   : static_cast<const uint8_t*>(y->data)[i];
     if (v < 1 || v > 10 || v != std::floor(v)) {
       cleanup();
-      fail(path, "label " + std::to_string(v) + " of item " + std::to_string(i) + " is not in 1..10");
+      fail(path,
+           "label " + std::to_string(v) + " of item " + std::to_string(i) + " is not in 1..10");
     }
     lp[i] = static_cast<int64_t>(v) % 10;
   }
@@ -286,7 +293,8 @@ torch::Tensor to_channels(const torch::Tensor& x, int64_t channels) {
   if (x.size(1) == 3 && channels == 1) {
     const bool u8 = x.scalar_type() == torch::kUInt8;
     auto f = x.to(torch::kFloat32);
-    auto g = (f.select(1, 0) * 0.299 + f.select(1, 1) * 0.587 + f.select(1, 2) * 0.114).unsqueeze(1);
+    auto g =
+        (f.select(1, 0) * 0.299 + f.select(1, 1) * 0.587 + f.select(1, 2) * 0.114).unsqueeze(1);
     return u8 ? g.round_().clamp_(0, 255).to(torch::kUInt8) : g;
   }
   throw DatasetError("to_channels: cannot convert " + std::to_string(x.size(1)) + " channels to " +

@@ -19,9 +19,7 @@ namespace {
   throw DatasetError(where + ": " + what);
 }
 
-bool is_npz(const std::string& path) {
-  return fs::path(path).extension() == ".npz";
-}
+bool is_npz(const std::string& path) { return fs::path(path).extension() == ".npz"; }
 
 // The batch files of a split, in batch order.
 std::vector<std::string> batch_files(const std::string& path, const std::string& split) {
@@ -48,8 +46,8 @@ std::vector<std::string> batch_files(const std::string& path, const std::string&
   std::sort(found.begin(), found.end());
   for (size_t i = 1; i < found.size(); ++i) {
     if (found[i].first == found[i - 1].first) {
-      fail(path, "batch " + std::to_string(found[i].first) + " exists twice (" + found[i - 1].second +
-                     ", " + found[i].second + ")");
+      fail(path, "batch " + std::to_string(found[i].first) + " exists twice (" +
+                     found[i - 1].second + ", " + found[i].second + ")");
     }
   }
   std::vector<std::string> out;
@@ -76,14 +74,35 @@ void store_labels(const char* data, const NpyHeader& h, int64_t n, int64_t* out,
     int64_t v = 0;
     const char* p = data + i * h.item_size();
     switch (h.item_size()) {
-      case 1: v = h.kind() == 'i' ? *reinterpret_cast<const int8_t*>(p) : *reinterpret_cast<const uint8_t*>(p); break;
-      case 2: { int16_t a; uint16_t b; std::memcpy(&a, p, 2); std::memcpy(&b, p, 2); v = h.kind() == 'i' ? a : b; break; }
-      case 4: { int32_t a; uint32_t b; std::memcpy(&a, p, 4); std::memcpy(&b, p, 4); v = h.kind() == 'i' ? a : b; break; }
-      case 8: std::memcpy(&v, p, 8); break;
-      default: fail(where, "labels of " + std::to_string(h.item_size()) + "-byte integers");
+      case 1:
+        v = h.kind() == 'i' ? *reinterpret_cast<const int8_t*>(p)
+                            : *reinterpret_cast<const uint8_t*>(p);
+        break;
+      case 2: {
+        int16_t a;
+        uint16_t b;
+        std::memcpy(&a, p, 2);
+        std::memcpy(&b, p, 2);
+        v = h.kind() == 'i' ? a : b;
+        break;
+      }
+      case 4: {
+        int32_t a;
+        uint32_t b;
+        std::memcpy(&a, p, 4);
+        std::memcpy(&b, p, 4);
+        v = h.kind() == 'i' ? a : b;
+        break;
+      }
+      case 8:
+        std::memcpy(&v, p, 8);
+        break;
+      default:
+        fail(where, "labels of " + std::to_string(h.item_size()) + "-byte integers");
     }
     if (v < 1 || v > 1000) {
-      fail(where, "label " + std::to_string(v) + " of item " + std::to_string(i) + " is outside 1..1000");
+      fail(where,
+           "label " + std::to_string(v) + " of item " + std::to_string(i) + " is outside 1..1000");
     }
     out[i] = v - 1;
   }
@@ -105,7 +124,8 @@ BatchInfo npz_info(const std::string& file, int resolution) {
   ZipArchive zip(file);
   const NpyHeader h = npz_array_header(zip, "data");
   if (h.descr != "|u1" || h.shape.size() != 2) {
-    fail(file, "'data' must be a 2-D uint8 array (N x 3R^2), found " + h.descr + " " + h.shape_text());
+    fail(file,
+         "'data' must be a 2-D uint8 array (N x 3R^2), found " + h.descr + " " + h.shape_text());
   }
   check_labels_header(npz_array_header(zip, "labels"), h.shape[0], file);
   return {h.shape[0], side_of(h.shape[1], resolution, file)};
@@ -133,7 +153,8 @@ ImageDataset load_imagenet_downsampled(const std::string& path, const std::strin
           data->array.shape.size() != 2) {
         fail(files[f], "'data' must be a 2-D uint8 array (N x 3R^2)");
       }
-      if (!labels || (labels->kind != PickleValue::Kind::kList && labels->kind != PickleValue::Kind::kArray)) {
+      if (!labels ||
+          (labels->kind != PickleValue::Kind::kList && labels->kind != PickleValue::Kind::kArray)) {
         fail(files[f], "'labels' must be a list or an integer array");
       }
       b = {data->array.shape[0], side_of(data->array.shape[1], resolution, files[f])};
@@ -141,7 +162,8 @@ ImageDataset load_imagenet_downsampled(const std::string& path, const std::strin
     }
     if (side && b.side != side) {
       fail(files[f], "holds " + std::to_string(b.side) + "x" + std::to_string(b.side) +
-                         " images, the first batch " + std::to_string(side) + "x" + std::to_string(side));
+                         " images, the first batch " + std::to_string(side) + "x" +
+                         std::to_string(side));
     }
     side = b.side;
     total += b.count;
@@ -175,7 +197,8 @@ ImageDataset load_imagenet_downsampled(const std::string& path, const std::strin
         store_labels(labels->bytes, labels->array, n, lp + at, files[f]);
       } else {
         if (static_cast<int64_t>(labels->items.size()) != n) {
-          fail(files[f], std::to_string(labels->items.size()) + " labels for " + std::to_string(n) + " images");
+          fail(files[f], std::to_string(labels->items.size()) + " labels for " + std::to_string(n) +
+                             " images");
         }
         for (int64_t i = 0; i < n; ++i) {
           const auto& v = *labels->items[static_cast<size_t>(i)];

@@ -31,13 +31,14 @@ uint64_t le(const unsigned char* p, int n) {
 void pread_all(int fd, void* buf, size_t n, uint64_t offset, const std::string& where) {
   size_t done = 0;
   while (done < n) {
-    const ssize_t r = ::pread(fd, static_cast<char*>(buf) + done, n - done,
-                              static_cast<off_t>(offset + done));
+    const ssize_t r =
+        ::pread(fd, static_cast<char*>(buf) + done, n - done, static_cast<off_t>(offset + done));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) fail(where, "read failed: " + errno_text());
-    if (r == 0) fail(where, "truncated: needed " + std::to_string(n) + " bytes at offset " +
-                                std::to_string(offset) + ", file ends after " +
-                                std::to_string(offset + done));
+    if (r == 0)
+      fail(where, "truncated: needed " + std::to_string(n) + " bytes at offset " +
+                      std::to_string(offset) + ", file ends after " +
+                      std::to_string(offset + done));
     done += static_cast<size_t>(r);
   }
 }
@@ -76,7 +77,8 @@ size_t parse_npy_header(const char* data, size_t size, const std::string& where,
   } else {
     fail(where, ".npy version " + std::to_string(major) + " is not supported (1, 2 or 3)");
   }
-  if (len > (1u << 20)) fail(where, ".npy header of " + std::to_string(len) + " bytes is implausible");
+  if (len > (1u << 20))
+    fail(where, ".npy header of " + std::to_string(len) + " bytes is implausible");
   if (size < start + len) return 0;
   const std::string h(data + start, len);
   auto value_of = [&](const std::string& key) -> std::string {
@@ -89,13 +91,15 @@ size_t parse_npy_header(const char* data, size_t size, const std::string& where,
     return h.substr(v);
   };
   std::string d = value_of("descr");
-  if (d.empty() || (d[0] != '\'' && d[0] != '"')) fail(where, "'descr' is not a plain type string: " + h);
+  if (d.empty() || (d[0] != '\'' && d[0] != '"'))
+    fail(where, "'descr' is not a plain type string: " + h);
   const size_t e = d.find(d[0], 1);
   if (e == std::string::npos) fail(where, "malformed .npy header: " + h);
   out->descr = d.substr(1, e - 1);
   const std::string fo = value_of("fortran_order");
   out->fortran_order = fo.rfind("True", 0) == 0;
-  if (!out->fortran_order && fo.rfind("False", 0) != 0) fail(where, "malformed 'fortran_order': " + h);
+  if (!out->fortran_order && fo.rfind("False", 0) != 0)
+    fail(where, "malformed 'fortran_order': " + h);
   const std::string sh = value_of("shape");
   if (sh.empty() || sh[0] != '(') fail(where, "malformed 'shape': " + h);
   const size_t close = sh.find(')');
@@ -168,7 +172,8 @@ ZipArchive::ZipArchive(const std::string& path) : path_(path) {
     pread_all(fd_, cd.data(), cd_size, cd_offset, path);
     size_t p = 0;
     for (uint64_t e = 0; e < entries; ++e) {
-      if (p + 46 > cd.size() || le(&cd[p], 4) != 0x02014b50) fail(path, "corrupt central directory entry " + std::to_string(e));
+      if (p + 46 > cd.size() || le(&cd[p], 4) != 0x02014b50)
+        fail(path, "corrupt central directory entry " + std::to_string(e));
       Member m;
       m.method = static_cast<uint16_t>(le(&cd[p + 10], 2));
       m.crc = static_cast<uint32_t>(le(&cd[p + 16], 4));
@@ -177,7 +182,8 @@ ZipArchive::ZipArchive(const std::string& path) : path_(path) {
       const size_t name_len = le(&cd[p + 28], 2), extra_len = le(&cd[p + 30], 2),
                    comment_len = le(&cd[p + 32], 2);
       m.local_offset = le(&cd[p + 42], 4);
-      if (p + 46 + name_len + extra_len + comment_len > cd.size()) fail(path, "corrupt central directory entry " + std::to_string(e));
+      if (p + 46 + name_len + extra_len + comment_len > cd.size())
+        fail(path, "corrupt central directory entry " + std::to_string(e));
       const std::string name(reinterpret_cast<const char*>(&cd[p + 46]), name_len);
       // Zip64 extended information: the 0xffffffff fields, in order.
       size_t x = p + 46 + name_len;
@@ -240,7 +246,8 @@ void ZipArchive::read(const std::string& name,
   const std::string where = path_ + " member '" + name + "'";
   unsigned char local[30];
   pread_all(fd_, local, sizeof(local), m.local_offset, where);
-  if (le(local, 4) != 0x04034b50) fail(where, "bad local header at offset " + std::to_string(m.local_offset));
+  if (le(local, 4) != 0x04034b50)
+    fail(where, "bad local header at offset " + std::to_string(m.local_offset));
   uint64_t pos = m.local_offset + 30 + le(local + 26, 2) + le(local + 28, 2);
   if (pos + m.compressed > file_size_) {
     fail(where, "data (" + std::to_string(m.compressed) + " bytes at " + std::to_string(pos) +
@@ -282,13 +289,15 @@ void ZipArchive::read(const std::string& name,
       if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
         const std::string msg = zs.msg ? zs.msg : std::to_string(rc);
         inflateEnd(&zs);
-        fail(where, "corrupt deflate data after " + std::to_string(produced) + " bytes (" + msg + ")");
+        fail(where,
+             "corrupt deflate data after " + std::to_string(produced) + " bytes (" + msg + ")");
       }
       const size_t n = out.size() - zs.avail_out;
       produced += n;
       if (produced > m.uncompressed) {
         inflateEnd(&zs);
-        fail(where, "inflates past its declared size of " + std::to_string(m.uncompressed) + " bytes");
+        fail(where,
+             "inflates past its declared size of " + std::to_string(m.uncompressed) + " bytes");
       }
       crc = crc32(crc, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(n));
       if (n) stopped = !sink(out.data(), n);
@@ -378,18 +387,30 @@ PVRef make(PV::Kind k) {
 
 const char* kind_name(PV::Kind k) {
   switch (k) {
-    case PV::Kind::kNone: return "None";
-    case PV::Kind::kBool: return "bool";
-    case PV::Kind::kInt: return "int";
-    case PV::Kind::kFloat: return "float";
-    case PV::Kind::kStr: return "str";
-    case PV::Kind::kBytes: return "bytes";
-    case PV::Kind::kTuple: return "tuple";
-    case PV::Kind::kList: return "list";
-    case PV::Kind::kDict: return "dict";
-    case PV::Kind::kArray: return "ndarray";
-    case PV::Kind::kDtype: return "dtype";
-    case PV::Kind::kGlobal: return "global";
+    case PV::Kind::kNone:
+      return "None";
+    case PV::Kind::kBool:
+      return "bool";
+    case PV::Kind::kInt:
+      return "int";
+    case PV::Kind::kFloat:
+      return "float";
+    case PV::Kind::kStr:
+      return "str";
+    case PV::Kind::kBytes:
+      return "bytes";
+    case PV::Kind::kTuple:
+      return "tuple";
+    case PV::Kind::kList:
+      return "list";
+    case PV::Kind::kDict:
+      return "dict";
+    case PV::Kind::kArray:
+      return "ndarray";
+    case PV::Kind::kDtype:
+      return "dtype";
+    case PV::Kind::kGlobal:
+      return "global";
   }
   return "?";
 }
@@ -426,23 +447,38 @@ class Unpickler {
       const auto op = static_cast<unsigned char>(take(1)[0]);
       op_at_ = at;
       switch (op) {
-        case 0x80: take(1); break;                 // PROTO
-        case 0x95: take(8); break;                 // FRAME (length only; data follow inline)
-        case '.': {                                // STOP
-          if (stack_.size() != 1) bad("STOP with " + std::to_string(stack_.size()) + " values on the stack");
+        case 0x80:
+          take(1);
+          break;  // PROTO
+        case 0x95:
+          take(8);
+          break;     // FRAME (length only; data follow inline)
+        case '.': {  // STOP
+          if (stack_.size() != 1)
+            bad("STOP with " + std::to_string(stack_.size()) + " values on the stack");
           return stack_.back();
         }
-        case '(': marks_.push_back(stack_.size()); break;
-        case '}': push(make(PV::Kind::kDict)); break;
-        case ']': push(make(PV::Kind::kList)); break;
-        case ')': push(make(PV::Kind::kTuple)); break;
+        case '(':
+          marks_.push_back(stack_.size());
+          break;
+        case '}':
+          push(make(PV::Kind::kDict));
+          break;
+        case ']':
+          push(make(PV::Kind::kList));
+          break;
+        case ')':
+          push(make(PV::Kind::kTuple));
+          break;
         case 't': {
           auto t = make(PV::Kind::kTuple);
           t->items = pop_mark();
           push(t);
           break;
         }
-        case 0x85: case 0x86: case 0x87: {         // TUPLE1..3
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1..3
           const size_t k = op - 0x84;
           need(k);
           auto t = make(PV::Kind::kTuple);
@@ -451,7 +487,7 @@ class Unpickler {
           push(t);
           break;
         }
-        case 's': {                                // SETITEM
+        case 's': {  // SETITEM
           need(3);
           auto v = pop(), k = pop();
           auto& dct = top(PV::Kind::kDict, "SETITEM");
@@ -459,29 +495,35 @@ class Unpickler {
           dct.items.push_back(v);
           break;
         }
-        case 'u': {                                // SETITEMS
+        case 'u': {  // SETITEMS
           auto items = pop_mark();
           if (items.size() % 2) bad("SETITEMS with an odd number of values");
           auto& dct = top(PV::Kind::kDict, "SETITEMS");
           dct.items.insert(dct.items.end(), items.begin(), items.end());
           break;
         }
-        case 'a': {                                // APPEND
+        case 'a': {  // APPEND
           need(2);
           auto v = pop();
           top(PV::Kind::kList, "APPEND").items.push_back(v);
           break;
         }
-        case 'e': {                                // APPENDS
+        case 'e': {  // APPENDS
           auto items = pop_mark();
           auto& lst = top(PV::Kind::kList, "APPENDS");
           lst.items.insert(lst.items.end(), items.begin(), items.end());
           break;
         }
-        case 'J': push_int(static_cast<int32_t>(le(u(take(4)), 4))); break;
-        case 'K': push_int(le(u(take(1)), 1)); break;
-        case 'M': push_int(le(u(take(2)), 2)); break;
-        case 0x8a: {                               // LONG1
+        case 'J':
+          push_int(static_cast<int32_t>(le(u(take(4)), 4)));
+          break;
+        case 'K':
+          push_int(le(u(take(1)), 1));
+          break;
+        case 'M':
+          push_int(le(u(take(2)), 2));
+          break;
+        case 0x8a: {  // LONG1
           const size_t k = le(u(take(1)), 1);
           if (k > 8) bad("integer of " + std::to_string(k) + " bytes is too large");
           const unsigned char* p = u(take(k));
@@ -490,7 +532,7 @@ class Unpickler {
           push_int(static_cast<int64_t>(v));
           break;
         }
-        case 'G': {                                // BINFLOAT (big-endian)
+        case 'G': {  // BINFLOAT (big-endian)
           const unsigned char* p = u(take(8));
           uint64_t bits = 0;
           for (int i = 0; i < 8; ++i) bits = (bits << 8) | p[i];
@@ -499,53 +541,86 @@ class Unpickler {
           push(v);
           break;
         }
-        case 'N': push(make(PV::Kind::kNone)); break;
-        case 0x88: case 0x89: {
+        case 'N':
+          push(make(PV::Kind::kNone));
+          break;
+        case 0x88:
+        case 0x89: {
           auto v = make(PV::Kind::kBool);
           v->i = op == 0x88;
           push(v);
           break;
         }
-        case 'X': push_str(le(u(take(4)), 4)); break;
-        case 0x8c: push_str(le(u(take(1)), 1)); break;
-        case 0x8d: push_str(le(u(take(8)), 8)); break;
-        case 'B': case 'T': push_bytes(le(u(take(4)), 4)); break;
-        case 'C': case 'U': push_bytes(le(u(take(1)), 1)); break;
-        case 0x8e: case 0x96: push_bytes(le(u(take(8)), 8)); break;
-        case 'c': {                                // GLOBAL "module\nname\n"
+        case 'X':
+          push_str(le(u(take(4)), 4));
+          break;
+        case 0x8c:
+          push_str(le(u(take(1)), 1));
+          break;
+        case 0x8d:
+          push_str(le(u(take(8)), 8));
+          break;
+        case 'B':
+        case 'T':
+          push_bytes(le(u(take(4)), 4));
+          break;
+        case 'C':
+        case 'U':
+          push_bytes(le(u(take(1)), 1));
+          break;
+        case 0x8e:
+        case 0x96:
+          push_bytes(le(u(take(8)), 8));
+          break;
+        case 'c': {  // GLOBAL "module\nname\n"
           const std::string module = line(), name = line();
           push_global(module + "." + name);
           break;
         }
-        case 0x93: {                               // STACK_GLOBAL
+        case 0x93: {  // STACK_GLOBAL
           need(2);
           auto name = pop(), module = pop();
-          if (module->kind != PV::Kind::kStr || name->kind != PV::Kind::kStr) bad("STACK_GLOBAL needs two str");
+          if (module->kind != PV::Kind::kStr || name->kind != PV::Kind::kStr)
+            bad("STACK_GLOBAL needs two str");
           push_global(module->s + "." + name->s);
           break;
         }
-        case 'R': {                                // REDUCE
+        case 'R': {  // REDUCE
           need(2);
           auto args = pop(), fn = pop();
           push(reduce(*fn, *args));
           break;
         }
-        case 'b': {                                // BUILD
+        case 'b': {  // BUILD
           need(2);
           auto state = pop();
           build(*stack_.back(), *state);
           break;
         }
-        case 'q': memo_[le(u(take(1)), 1)] = peek(); break;
-        case 'r': memo_[le(u(take(4)), 4)] = peek(); break;
-        case 0x94: memo_[memo_.size()] = peek(); break;
-        case 'h': push(memo(le(u(take(1)), 1))); break;
-        case 'j': push(memo(le(u(take(4)), 4))); break;
-        case '0': need(1); stack_.pop_back(); break;
+        case 'q':
+          memo_[le(u(take(1)), 1)] = peek();
+          break;
+        case 'r':
+          memo_[le(u(take(4)), 4)] = peek();
+          break;
+        case 0x94:
+          memo_[memo_.size()] = peek();
+          break;
+        case 'h':
+          push(memo(le(u(take(1)), 1)));
+          break;
+        case 'j':
+          push(memo(le(u(take(4)), 4)));
+          break;
+        case '0':
+          need(1);
+          stack_.pop_back();
+          break;
         default: {
           std::ostringstream m;
           m << "opcode 0x" << std::hex << static_cast<int>(op)
-            << " is not allowed (this reader accepts only dicts of NumPy arrays, lists and numbers)";
+            << " is not allowed (this reader accepts only dicts of NumPy arrays, lists and "
+               "numbers)";
           bad(m.str());
         }
       }
@@ -627,7 +702,9 @@ class Unpickler {
                                     "numpy._core.multiarray._reconstruct",
                                     "numpy.core.numeric._frombuffer",
                                     "numpy._core.numeric._frombuffer",
-                                    "numpy.ndarray", "numpy.dtype", "_codecs.encode"};
+                                    "numpy.ndarray",
+                                    "numpy.dtype",
+                                    "_codecs.encode"};
     for (const char* a : allowed) {
       if (name == a) {
         auto g = make(PV::Kind::kGlobal);
@@ -651,7 +728,8 @@ class Unpickler {
     return shape;
   }
   void set_data(PV& arr, const PV& data) const {
-    if (data.kind != PV::Kind::kBytes) bad("array data is a " + std::string(kind_name(data.kind)) + " (object arrays are refused)");
+    if (data.kind != PV::Kind::kBytes)
+      bad("array data is a " + std::string(kind_name(data.kind)) + " (object arrays are refused)");
     const uint64_t want = static_cast<uint64_t>(arr.array.count()) * arr.array.item_size();
     if (data.nbytes != want) {
       bad("array of shape " + arr.array.shape_text() + " and dtype " + arr.array.descr + " needs " +
@@ -672,13 +750,15 @@ class Unpickler {
     if (fn.s == "numpy.dtype") {
       if (a.empty() || a[0]->kind != PV::Kind::kStr) bad("dtype() without a type string");
       const std::string& t = a[0]->s;
-      if (t.size() < 2 || std::string("uifb").find(t[0]) == std::string::npos) bad("unsupported dtype '" + t + "'");
+      if (t.size() < 2 || std::string("uifb").find(t[0]) == std::string::npos)
+        bad("unsupported dtype '" + t + "'");
       auto dt = make(PV::Kind::kDtype);
       dt->s = (t[1] == '1' ? "|" : "<") + t;
       return dt;
     }
     if (fn.s == "_codecs.encode") {
-      if (a.size() != 2 || a[0]->kind != PV::Kind::kStr) bad("_codecs.encode() needs (str, 'latin1')");
+      if (a.size() != 2 || a[0]->kind != PV::Kind::kStr)
+        bad("_codecs.encode() needs (str, 'latin1')");
       auto b = make(PV::Kind::kBytes);
       b->owned = latin1_from_utf8(a[0]->s, path_);
       b->bytes = b->owned.data();
@@ -686,8 +766,10 @@ class Unpickler {
       return b;
     }
     if (ends_with(fn.s, "._frombuffer")) {
-      if (a.size() != 4 || a[1]->kind != PV::Kind::kDtype) bad("_frombuffer() needs (buffer, dtype, shape, order)");
-      if (a[3]->kind == PV::Kind::kStr && a[3]->s == "F") bad("Fortran-ordered arrays are not supported");
+      if (a.size() != 4 || a[1]->kind != PV::Kind::kDtype)
+        bad("_frombuffer() needs (buffer, dtype, shape, order)");
+      if (a[3]->kind == PV::Kind::kStr && a[3]->s == "F")
+        bad("Fortran-ordered arrays are not supported");
       auto arr = make(PV::Kind::kArray);
       arr->array.descr = a[1]->s;
       arr->array.shape = shape_of(*a[2]);
@@ -700,7 +782,8 @@ class Unpickler {
     if (state.kind != PV::Kind::kTuple) bad("BUILD state is not a tuple");
     const auto& s = state.items;
     if (obj.kind == PV::Kind::kDtype) {
-      if (s.size() < 2 || s[1]->kind != PV::Kind::kStr || s[1]->s.size() != 1) bad("malformed dtype state");
+      if (s.size() < 2 || s[1]->kind != PV::Kind::kStr || s[1]->s.size() != 1)
+        bad("malformed dtype state");
       const char order = s[1]->s[0] == '=' ? '<' : s[1]->s[0];
       if (order == '>' && obj.s.substr(2) != "1") bad("big-endian arrays are not supported");
       obj.s[0] = obj.s[2] == '1' ? '|' : order;

@@ -27,8 +27,8 @@ struct NpyHeader {
   bool fortran_order = false;
   std::vector<int64_t> shape;
   char kind() const { return descr.size() >= 2 ? descr[1] : '?'; }  // 'u', 'i', 'f', 'b'
-  size_t item_size() const;                                          // bytes per element
-  int64_t count() const;                                             // product of shape
+  size_t item_size() const;                                         // bytes per element
+  int64_t count() const;                                            // product of shape
   bool little_endian() const { return !descr.empty() && descr[0] != '>'; }
   std::string shape_text() const;  // "(737280, 64, 64)"
 };
@@ -76,17 +76,29 @@ NpyHeader npz_array_header(const ZipArchive& zip, const std::string& name);
 // A value from a restricted pickle: only what pickled dicts of NumPy arrays, lists and numbers
 // use. Arrays point into the file's memory map (no copy).
 struct PickleValue {
-  enum class Kind { kNone, kBool, kInt, kFloat, kStr, kBytes, kTuple, kList, kDict, kArray, kDtype,
-                    kGlobal };
+  enum class Kind {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kStr,
+    kBytes,
+    kTuple,
+    kList,
+    kDict,
+    kArray,
+    kDtype,
+    kGlobal
+  };
   Kind kind = Kind::kNone;
   int64_t i = 0;
   double f = 0;
-  std::string s;                   // str; global name "module.name"; dtype descr
-  const char* bytes = nullptr;     // bytes or array data
+  std::string s;                // str; global name "module.name"; dtype descr
+  const char* bytes = nullptr;  // bytes or array data
   size_t nbytes = 0;
-  std::string owned;               // bytes built by _codecs.encode (protocol 2 arrays)
-  std::vector<std::shared_ptr<PickleValue>> items;  // tuple/list; dict as key, value pairs
-  NpyHeader array;                 // kArray: dtype and shape
+  std::string owned;  // bytes built by _codecs.encode (protocol 2 arrays)
+  std::vector<std::shared_ptr<PickleValue>> items;       // tuple/list; dict as key, value pairs
+  NpyHeader array;                                       // kArray: dtype and shape
   const PickleValue* get(const std::string& key) const;  // dict lookup by str key, or null
 };
 

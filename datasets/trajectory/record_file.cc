@@ -33,7 +33,9 @@ uint32_t get_u32(const char* p) {
   return v;
 }
 
-std::string system_error_text() { return std::error_code(errno, std::generic_category()).message(); }
+std::string system_error_text() {
+  return std::error_code(errno, std::generic_category()).message();
+}
 
 bool head_valid(const char* p) {
   return get_u32(p) == kFrameMagic && get_u32(p + 4) <= kMaxPayload &&
@@ -42,15 +44,17 @@ bool head_valid(const char* p) {
 
 // Walks the frames of `bytes`; calls `on_payload(offset, payload)` for every intact frame and
 // records corrupt frames and a torn tail in `issues`. Returns the end of the last intact frame.
-uint64_t scan_frames(std::string_view bytes, const std::string& file, std::vector<ReadIssue>& issues,
+uint64_t scan_frames(std::string_view bytes, const std::string& file,
+                     std::vector<ReadIssue>& issues,
                      const std::function<void(uint64_t, std::string_view)>& on_payload) {
   const size_t n = bytes.size();
   size_t pos = 0;
   uint64_t good_end = 0;
   while (pos < n) {
     if (n - pos < 12) {
-      issues.push_back({ReadIssue::Kind::kTornTail, file, pos,
-                        std::to_string(n - pos) + " bytes after the last frame, too few for a frame head"});
+      issues.push_back(
+          {ReadIssue::Kind::kTornTail, file, pos,
+           std::to_string(n - pos) + " bytes after the last frame, too few for a frame head"});
       break;
     }
     const char* p = bytes.data() + pos;
@@ -100,8 +104,8 @@ FileHeader read_header(std::string_view bytes, const std::string& file) {
   }
   const uint32_t length = get_u32(bytes.data() + 4);
   if (bytes.size() < kFrameOverhead + length) {
-    throw TrajectoryError(file + ": header record cut off (file of " + std::to_string(bytes.size()) +
-                          " bytes)");
+    throw TrajectoryError(file + ": header record cut off (file of " +
+                          std::to_string(bytes.size()) + " bytes)");
   }
   const std::string_view payload(bytes.data() + 12, length);
   if (get_u32(bytes.data() + 12 + length) != util::masked_crc32c(payload.data(), payload.size())) {
@@ -114,8 +118,8 @@ FileHeader read_header(std::string_view bytes, const std::string& file) {
   }
   if (record.header().format_version() != kFormatVersion) {
     throw TrajectoryError(file + ": format version " +
-                          std::to_string(record.header().format_version()) + ", this reader reads " +
-                          std::to_string(kFormatVersion));
+                          std::to_string(record.header().format_version()) +
+                          ", this reader reads " + std::to_string(kFormatVersion));
   }
   return record.header();
 }
@@ -234,7 +238,8 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, FileHeader header, S
     std::vector<ReadIssue> issues;
     const uint64_t end = scan_frames(bytes, path, issues, [](uint64_t, std::string_view) {});
     fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd_ < 0) throw TrajectoryError(path + ": cannot open for appending: " + system_error_text());
+    if (fd_ < 0)
+      throw TrajectoryError(path + ": cannot open for appending: " + system_error_text());
     // Cut a torn tail (bytes after the last intact frame that form no frame) so that appended
     // records follow a complete one. Corrupt frames in the middle stay: readers skip them.
     if (end < bytes.size() && !issues.empty() && issues.back().kind == ReadIssue::Kind::kTornTail) {
@@ -302,7 +307,7 @@ void TrajectoryWriter::append(const Episode& episode) {
   std::string& f = frame_buf_;
   f.assign(12, '\0');
   f.push_back(static_cast<char>((2 << 3) | 2));
-  for (uint64_t v = size; ; v >>= 7) {
+  for (uint64_t v = size;; v >>= 7) {
     if (v < 0x80) {
       f.push_back(static_cast<char>(v));
       break;
@@ -413,7 +418,8 @@ Episode TrajectoryCorpus::read(size_t i) const {
   }
   ::close(fd);
   const std::string where = file + " at offset " + std::to_string(info.offset);
-  if (done != frame.size() || !head_valid(frame.data()) || get_u32(frame.data() + 4) != info.length ||
+  if (done != frame.size() || !head_valid(frame.data()) ||
+      get_u32(frame.data() + 4) != info.length ||
       get_u32(frame.data() + 12 + info.length) !=
           util::masked_crc32c(frame.data() + 12, info.length)) {
     throw TrajectoryError(where + ": record changed or damaged since the file was indexed");
@@ -439,7 +445,8 @@ std::vector<size_t> TrajectoryCorpus::branch_order() const {
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     const auto& x = episodes_[a];
     const auto& y = episodes_[b];
-    return std::tie(x.start_state_id, x.branch_id, x.episode_id) < std::tie(y.start_state_id, y.branch_id, y.episode_id);
+    return std::tie(x.start_state_id, x.branch_id, x.episode_id) <
+           std::tie(y.start_state_id, y.branch_id, y.episode_id);
   });
   return order;
 }
@@ -458,13 +465,13 @@ std::string TrajectoryCorpus::stats_json() const {
   start_states.erase(std::unique(start_states.begin(), start_states.end()), start_states.end());
   out << "{\n  \"format\": \"trajectory\",\n  \"format_version\": " << header_.format_version()
       << ",\n  \"model_name\": " << json_quote(header_.model_name()) << ",\n  \"model_hash\": \""
-      << std::hex << header_.model_hash() << std::dec << "\",\n  \"timestep\": "
-      << util::json_number(header_.timestep()) << ",\n  \"decimation\": " << header_.decimation()
-      << ",\n  \"shards\": " << shards_.size() << ",\n  \"episodes\": " << episodes_.size()
-      << ",\n  \"frames\": " << total_frames() << ",\n  \"frames_per_episode\": {\"min\": "
-      << min_frames << ", \"max\": " << max_frames << "},\n  \"start_states\": "
-      << start_states.size() << ",\n  \"frame_size\": " << layout_.frame_size()
-      << ",\n  \"fields\": [";
+      << std::hex << header_.model_hash() << std::dec
+      << "\",\n  \"timestep\": " << util::json_number(header_.timestep())
+      << ",\n  \"decimation\": " << header_.decimation() << ",\n  \"shards\": " << shards_.size()
+      << ",\n  \"episodes\": " << episodes_.size() << ",\n  \"frames\": " << total_frames()
+      << ",\n  \"frames_per_episode\": {\"min\": " << min_frames << ", \"max\": " << max_frames
+      << "},\n  \"start_states\": " << start_states.size()
+      << ",\n  \"frame_size\": " << layout_.frame_size() << ",\n  \"fields\": [";
   for (size_t i = 0; i < layout_.fields().size(); ++i) {
     out << (i ? ", " : "") << "{\"name\": " << json_quote(layout_.fields()[i].first)
         << ", \"size\": " << layout_.fields()[i].second << "}";

@@ -95,8 +95,8 @@ class TrajectoryWriter {
   // `append` = false refuses it; `append` = true checks that its header has the same model hash
   // and field layout, cuts a torn tail and appends after the last complete frame. Never
   // overwrites complete records. Throws TrajectoryError.
-  TrajectoryWriter(const std::string& path, FileHeader header, SyncPolicy sync = SyncPolicy::kEpisode,
-                   bool append = false);
+  TrajectoryWriter(const std::string& path, FileHeader header,
+                   SyncPolicy sync = SyncPolicy::kEpisode, bool append = false);
   ~TrajectoryWriter();
   TrajectoryWriter(const TrajectoryWriter&) = delete;
   TrajectoryWriter& operator=(const TrajectoryWriter&) = delete;

@@ -103,7 +103,8 @@ WindowDataset::WindowDataset(const TrajectoryCorpus& corpus, const WindowOptions
   if (windows.empty()) {
     throw TrajectoryError("windows: no episode of the " + split + " split has the " +
                           std::to_string(len) + " frames a window needs (history " +
-                          std::to_string(o.history) + " + future " + std::to_string(o.future) + ")");
+                          std::to_string(o.history) + " + future " + std::to_string(o.future) +
+                          ")");
   }
   auto all = torch::stack(windows);
   history_ = all.narrow(1, 0, o.history).contiguous();

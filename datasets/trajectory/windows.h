@@ -28,9 +28,9 @@ torch::Tensor episode_features(const Episode& episode, const FrameLayout& layout
                                int64_t end);
 
 struct WindowOptions {
-  int64_t history = 8;   // H frames of context
-  int64_t future = 20;   // F frames to predict
-  int64_t stride = 4;    // frames between consecutive window starts in an episode
+  int64_t history = 8;  // H frames of context
+  int64_t future = 20;  // F frames to predict
+  int64_t stride = 4;   // frames between consecutive window starts in an episode
   // Features, concatenated in order, e.g. {"qpos[0:24]", "qvel[0:24]"}.
   std::vector<std::string> features = {"qpos"};
   // Share of start states held out for validation (the split is by start state, so that no

@@ -1,10 +1,10 @@
 // `ebm data stats --format F --path P [--split S]`: a JSON summary of a data set, so a user can
 // check that it is read right; `ebm data grid --format F --path P --out grid.png`: a picture of
 // its first images.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <sstream>
 
@@ -33,8 +33,9 @@ const std::vector<std::string> kFormats = {
 std::string image_stats_json(const data::ImageDataset& ds) {
   std::ostringstream out;
   const auto shape = ds.images.sizes();
-  out << "{\n  \"source\": " << util::json_quote(ds.source) << ",\n  \"split\": "
-      << util::json_quote(ds.split) << ",\n  \"count\": " << ds.size() << ",\n  \"shape\": [";
+  out << "{\n  \"source\": " << util::json_quote(ds.source)
+      << ",\n  \"split\": " << util::json_quote(ds.split) << ",\n  \"count\": " << ds.size()
+      << ",\n  \"shape\": [";
   for (size_t i = 1; i < shape.size(); ++i) out << (i > 1 ? ", " : "") << shape[i];
   out << "],\n  \"dtype\": \"uint8\",\n  \"classes\": " << ds.num_classes()
       << ",\n  \"per_class\": {";
@@ -48,7 +49,8 @@ std::string image_stats_json(const data::ImageDataset& ds) {
   const int64_t c = ds.images.size(1);
   auto sum = torch::zeros({c}, torch::kFloat64), sumsq = torch::zeros({c}, torch::kFloat64);
   for (int64_t i = 0; i < ds.size(); i += 4096) {
-    const auto x = ds.images.slice(0, i, std::min(i + 4096, ds.size())).to(torch::kFloat64).div_(255.0);
+    const auto x =
+        ds.images.slice(0, i, std::min(i + 4096, ds.size())).to(torch::kFloat64).div_(255.0);
     sum += x.sum({0, 2, 3});
     sumsq += x.pow(2).sum({0, 2, 3});
   }
@@ -56,9 +58,11 @@ std::string image_stats_json(const data::ImageDataset& ds) {
   const auto mean = sum / per_channel;
   const auto std = (sumsq / per_channel - mean.pow(2)).clamp_min(0).sqrt();
   out << "},\n  \"channel_mean\": [";
-  for (int64_t c = 0; c < mean.size(0); ++c) out << (c ? ", " : "") << util::json_number(mean[c].item<double>());
+  for (int64_t c = 0; c < mean.size(0); ++c)
+    out << (c ? ", " : "") << util::json_number(mean[c].item<double>());
   out << "],\n  \"channel_std\": [";
-  for (int64_t c = 0; c < std.size(0); ++c) out << (c ? ", " : "") << util::json_number(std[c].item<double>());
+  for (int64_t c = 0; c < std.size(0); ++c)
+    out << (c ? ", " : "") << util::json_number(std[c].item<double>());
   out << "]\n}\n";
   return out.str();
 }
@@ -84,10 +88,13 @@ int run_grid(const DataArgs& a) {
 }
 
 void add_common(CLI::App* cmd, DataArgs& a) {
-  cmd->add_option("--format,-f", a.format, "data format")->required()->check(CLI::IsMember(kFormats));
+  cmd->add_option("--format,-f", a.format, "data format")
+      ->required()
+      ->check(CLI::IsMember(kFormats));
   cmd->add_option("--path,-p", a.path, "file or directory (dsprites: an npz, or 'procedural')")
       ->required();
-  cmd->add_option("--split", a.split, "train, test (val for ImageNet; extra for SVHN)")->capture_default_str();
+  cmd->add_option("--split", a.split, "train, test (val for ImageNet; extra for SVHN)")
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -102,7 +109,9 @@ void add_data(CLI::App& app, Action& action) {
   auto* grid = data->add_subcommand("grid", "Write a PNG grid of a data set's first images");
   add_common(grid, *a);
   grid->add_option("--out,-o", a->out, "output PNG")->capture_default_str();
-  grid->add_option("--n", a->n, "number of images")->capture_default_str()->check(CLI::PositiveNumber);
+  grid->add_option("--n", a->n, "number of images")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   grid->callback([a, &action] { action = [a] { return run_grid(*a); }; });
 }
 

@@ -1,7 +1,7 @@
 // The `ebm` command: the only place that wires the libraries together.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <exception>
 
 #include "ebm/build_info.h"

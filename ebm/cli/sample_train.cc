@@ -1,7 +1,7 @@
 // `ebm train --config F [--out DIR] [--resume] [--set key=value ...]`: trains an image EBM.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <memory>
 
 #include "ebm/cli/commands.h"
@@ -38,9 +38,12 @@ void add_sample(CLI::App& app, Action& action) {
   cmd->add_option("--checkpoint", o->checkpoint, "checkpoint (.pt) written by `ebm train`")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--n", o->n, "number of samples")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--n", o->n, "number of samples")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--steps", o->steps, "Langevin steps (default: the training config's)");
-  cmd->add_option("--label", o->label, "class label for conditional models (default: cycle 0..K-1)");
+  cmd->add_option("--label", o->label,
+                  "class label for conditional models (default: cycle 0..K-1)");
   cmd->add_option("--init", o->init, "chain starts: noise (uniform) or buffer (the checkpoint's)")
       ->capture_default_str()
       ->check(CLI::IsMember({"noise", "buffer"}));

@@ -1,11 +1,11 @@
 // `ebm smoke`: proves the toolchain end to end until the trajectory pipeline replaces it as the
 // main job: compile and step the Shadow Hand block scene in MuJoCo, then run the project's
 // Langevin sampler on a tiny energy model over the hand's joint positions, on the CPU.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <mujoco/mujoco.h>
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -37,9 +37,8 @@ class TinyEnergy : public EnergyModel {
  public:
   TinyEnergy(torch::Tensor anchor, double sigma) : anchor_(std::move(anchor)), sigma_(sigma) {
     const int64_t d = anchor_.size(0);
-    net_ = register_module("net", torch::nn::Sequential(torch::nn::Linear(d, 32),
-                                                         torch::nn::SiLU(),
-                                                         torch::nn::Linear(32, 1)));
+    net_ = register_module("net", torch::nn::Sequential(torch::nn::Linear(d, 32), torch::nn::SiLU(),
+                                                        torch::nn::Linear(32, 1)));
   }
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor&) override {
     auto quad = (x - anchor_).pow(2).sum(1) / (2 * sigma_ * sigma_);
@@ -82,8 +81,7 @@ int run_smoke(const SmokeArgs& args) {
     for (int i = 0; i < m->nu; ++i) d->ctrl[i] = target[i];
     mj_step(m, d);
   }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   bool finite = true;
   for (int i = 0; i < m->nq; ++i) finite = finite && std::isfinite(d->qpos[i]);
   if (!finite) throw std::runtime_error("the simulation diverged (non-finite qpos)");

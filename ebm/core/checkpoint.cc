@@ -42,7 +42,8 @@ std::vector<std::string> CheckpointManager::list() const {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir_)) {
     const auto name = e.path().filename().string();
-    if (name.rfind("ckpt-", 0) == 0 && e.path().extension() == ".pt") out.push_back(e.path().string());
+    if (name.rfind("ckpt-", 0) == 0 && e.path().extension() == ".pt")
+      out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -67,7 +68,8 @@ std::string CheckpointManager::save(
   if (metric && (!best_ || *metric < *best_)) {
     util::write_file_atomic(dir_ + "/best.pt", data);
     util::write_file_atomic(dir_ + "/best.json", "{\"step\": " + std::to_string(step) +
-                                                     ", \"metric\": " + util::json_number(*metric) + "}\n");
+                                                     ", \"metric\": " + util::json_number(*metric) +
+                                                     "}\n");
     best_ = metric;
   }
   auto all = list();

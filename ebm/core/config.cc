@@ -30,13 +30,34 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 template <typename T>
 const char* type_name();
-template <> const char* type_name<double>() { return "a number"; }
-template <> const char* type_name<int64_t>() { return "an integer"; }
-template <> const char* type_name<bool>() { return "true or false"; }
-template <> const char* type_name<std::string>() { return "a string"; }
-template <> const char* type_name<std::vector<double>>() { return "a list of numbers"; }
-template <> const char* type_name<std::vector<int64_t>>() { return "a list of integers"; }
-template <> const char* type_name<std::vector<std::string>>() { return "a list of strings"; }
+template <>
+const char* type_name<double>() {
+  return "a number";
+}
+template <>
+const char* type_name<int64_t>() {
+  return "an integer";
+}
+template <>
+const char* type_name<bool>() {
+  return "true or false";
+}
+template <>
+const char* type_name<std::string>() {
+  return "a string";
+}
+template <>
+const char* type_name<std::vector<double>>() {
+  return "a list of numbers";
+}
+template <>
+const char* type_name<std::vector<int64_t>>() {
+  return "a list of integers";
+}
+template <>
+const char* type_name<std::vector<std::string>>() {
+  return "a list of strings";
+}
 
 std::string show(const YAML::Node& n) {
   if (n.IsScalar()) return "'" + n.Scalar() + "'";
@@ -63,7 +84,8 @@ std::shared_ptr<Config> Config::load_string(const std::string& text, const std::
   try {
     c->root_ = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    throw ConfigError(name + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+    throw ConfigError(name + ":" + std::to_string(e.mark.line + 1) +
+                      ": YAML syntax error: " + e.msg);
   }
   if (c->root_.IsNull()) c->root_ = YAML::Node(YAML::NodeType::Map);
   if (!c->root_.IsMap()) throw ConfigError(name + ":1: a config must be a mapping of keys");
@@ -210,8 +232,8 @@ T ConfigSection::get(const std::string& key, const T& fallback) const {
       return n.as<T>();
     }
   } catch (const YAML::Exception&) {
-    throw ConfigError(where(key) + ": " + path(key) + ": expected " + type_name<T>() +
-                      ", found " + show(n));
+    throw ConfigError(where(key) + ": " + path(key) + ": expected " + type_name<T>() + ", found " +
+                      show(n));
   }
 }
 
@@ -236,7 +258,7 @@ std::string ConfigSection::choice(const std::string& key, const std::string& fal
   return v;
 }
 
-#define EBM_CONFIG_INSTANTIATE(T)                                          \
+#define EBM_CONFIG_INSTANTIATE(T)                                       \
   template T ConfigSection::get<T>(const std::string&, const T&) const; \
   template T ConfigSection::require<T>(const std::string&) const;
 EBM_CONFIG_INSTANTIATE(double)

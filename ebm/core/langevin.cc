@@ -10,8 +10,8 @@ namespace ebm {
 
 LangevinSampler::LangevinSampler(LangevinOptions options) : options_(std::move(options)) {
   const auto& o = options_;
-  if (o.steps() < 0) throw std::invalid_argument("langevin.steps must be >= 0, got " +
-                                                 std::to_string(o.steps()));
+  if (o.steps() < 0)
+    throw std::invalid_argument("langevin.steps must be >= 0, got " + std::to_string(o.steps()));
   if (!(o.step_size() >= 0)) throw std::invalid_argument("langevin.step_size must be >= 0");
   if (!(o.noise_std() >= 0)) throw std::invalid_argument("langevin.noise_std must be >= 0");
   if (o.clip_mode() != GradClip::kNone && !(o.grad_clip() > 0))
@@ -29,7 +29,8 @@ double LangevinSampler::step_size_at(int64_t step) const {
   const double r = o.final_step_ratio();
   double factor = 1.0;
   if (o.schedule() == StepSchedule::kLinear) factor = 1.0 + (r - 1.0) * t;
-  if (o.schedule() == StepSchedule::kCosine) factor = r + (1.0 - r) * 0.5 * (1.0 + std::cos(M_PI * t));
+  if (o.schedule() == StepSchedule::kCosine)
+    factor = r + (1.0 - r) * 0.5 * (1.0 + std::cos(M_PI * t));
   return o.step_size() * factor;
 }
 

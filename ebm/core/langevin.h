@@ -17,10 +17,10 @@ enum class StepSchedule { kConstant, kLinear, kCosine };
 
 // Statistics of one Langevin step, handed to the per-step callback.
 struct LangevinStepStats {
-  int64_t step = 0;          // 0-based
-  double step_size = 0;      // after the schedule
-  double mean_energy = 0;    // mean E over the batch, before the update
-  double grad_norm = 0;      // mean over samples of the L2 norm of the (unclipped) gradient
+  int64_t step = 0;        // 0-based
+  double step_size = 0;    // after the schedule
+  double mean_energy = 0;  // mean E over the batch, before the update
+  double grad_norm = 0;    // mean over samples of the L2 norm of the (unclipped) gradient
 };
 using LangevinCallback = std::function<void(const LangevinStepStats&)>;
 

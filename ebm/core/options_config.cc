@@ -11,7 +11,9 @@ LangevinOptions langevin_options(const ConfigSection& s) {
   o.noise_std(s.get<double>("noise_std", o.noise_std()));
   s.check(o.noise_std() >= 0, "noise_std", ">= 0");
   const auto clip = s.choice("clip_mode", "elementwise", {"none", "elementwise", "l2"});
-  o.clip_mode(clip == "none" ? GradClip::kNone : clip == "l2" ? GradClip::kL2 : GradClip::kElementwise);
+  o.clip_mode(clip == "none" ? GradClip::kNone
+              : clip == "l2" ? GradClip::kL2
+                             : GradClip::kElementwise);
   o.grad_clip(s.get<double>("grad_clip", o.grad_clip()));
   s.check(o.clip_mode() == GradClip::kNone || o.grad_clip() > 0, "grad_clip", "> 0");
   // clamp: [min, max] (default [0, 1], for images) or null for no box.
@@ -25,8 +27,9 @@ LangevinOptions langevin_options(const ConfigSection& s) {
   o.temperature(s.get<double>("temperature", o.temperature()));
   s.check(o.temperature() > 0, "temperature", "> 0");
   const auto sched = s.choice("schedule", "constant", {"constant", "linear", "cosine"});
-  o.schedule(sched == "linear" ? StepSchedule::kLinear
-                               : sched == "cosine" ? StepSchedule::kCosine : StepSchedule::kConstant);
+  o.schedule(sched == "linear"   ? StepSchedule::kLinear
+             : sched == "cosine" ? StepSchedule::kCosine
+                                 : StepSchedule::kConstant);
   o.final_step_ratio(s.get<double>("final_step_ratio", o.final_step_ratio()));
   s.check(o.final_step_ratio() >= 0, "final_step_ratio", ">= 0");
   return o;
@@ -41,16 +44,18 @@ ReplayBufferOptions buffer_options(const ConfigSection& s) {
   o.policy(s.choice("policy", "fifo", {"fifo", "reservoir"}) == "fifo" ? BufferPolicy::kFifo
                                                                        : BufferPolicy::kReservoir);
   const auto init = s.choice("init", "uniform", {"uniform", "gaussian", "data"});
-  o.init(init == "uniform" ? BufferInit::kUniform
-                           : init == "gaussian" ? BufferInit::kGaussian : BufferInit::kData);
+  o.init(init == "uniform"    ? BufferInit::kUniform
+         : init == "gaussian" ? BufferInit::kGaussian
+                              : BufferInit::kData);
   o.init_low(s.get<double>("init_low", o.init_low()));
   o.init_high(s.get<double>("init_high", o.init_high()));
   s.check(o.init_low() < o.init_high(), "init_high", "> init_low");
   o.init_mean(s.get<double>("init_mean", o.init_mean()));
   o.init_std(s.get<double>("init_std", o.init_std()));
   s.check(o.init_std() >= 0, "init_std", ">= 0");
-  o.storage(s.choice("storage", "uint8", {"uint8", "float32"}) == "uint8" ? BufferStorage::kUint8
-                                                                          : BufferStorage::kFloat32);
+  o.storage(s.choice("storage", "uint8", {"uint8", "float32"}) == "uint8"
+                ? BufferStorage::kUint8
+                : BufferStorage::kFloat32);
   return o;
 }
 
@@ -58,8 +63,9 @@ TrainerOptions trainer_options(const ConfigSection& t, const ConfigSection& lang
                                const ConfigSection& buffer) {
   TrainerOptions o;
   const auto obj = t.choice("objective", "cd", {"cd", "logsumexp", "softplus"});
-  o.objective(obj == "cd" ? Objective::kCD
-                          : obj == "logsumexp" ? Objective::kLogSumExp : Objective::kSoftplus);
+  o.objective(obj == "cd"          ? Objective::kCD
+              : obj == "logsumexp" ? Objective::kLogSumExp
+                                   : Objective::kSoftplus);
   o.l2_coeff(t.get<double>("l2_coeff", o.l2_coeff()));
   t.check(o.l2_coeff() >= 0, "l2_coeff", ">= 0");
   AdamOptions a;

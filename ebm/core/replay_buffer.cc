@@ -20,8 +20,8 @@ ReplayBuffer::ReplayBuffer(std::vector<int64_t> sample_shape, ReplayBufferOption
     throw std::invalid_argument("replay_buffer: init_low must be < init_high");
   std::vector<int64_t> full{options_.capacity()};
   full.insert(full.end(), shape_.begin(), shape_.end());
-  data_ = torch::zeros(full, options_.storage() == BufferStorage::kUint8 ? torch::kUInt8
-                                                                          : torch::kFloat32);
+  data_ = torch::zeros(
+      full, options_.storage() == BufferStorage::kUint8 ? torch::kUInt8 : torch::kFloat32);
 }
 
 torch::Tensor ReplayBuffer::encode(const torch::Tensor& x) const {
@@ -46,8 +46,7 @@ torch::Tensor ReplayBuffer::init_states(int64_t n, const torch::Tensor& data) co
   full.insert(full.end(), shape_.begin(), shape_.end());
   switch (options_.init()) {
     case BufferInit::kUniform:
-      return torch::rand(full) * (options_.init_high() - options_.init_low()) +
-             options_.init_low();
+      return torch::rand(full) * (options_.init_high() - options_.init_low()) + options_.init_low();
     case BufferInit::kGaussian:
       return torch::randn(full) * options_.init_std() + options_.init_mean();
     case BufferInit::kData: {
@@ -62,8 +61,8 @@ torch::Tensor ReplayBuffer::init_states(int64_t n, const torch::Tensor& data) co
   throw std::logic_error("unknown buffer init");
 }
 
-BufferDraw ReplayBuffer::draw(int64_t n, torch::Device device,
-                              const torch::Tensor& fresh_condition, const torch::Tensor& data) {
+BufferDraw ReplayBuffer::draw(int64_t n, torch::Device device, const torch::Tensor& fresh_condition,
+                              const torch::Tensor& data) {
   if (n <= 0) throw std::invalid_argument("replay_buffer.draw: n must be > 0");
   if (fresh_condition.defined() && fresh_condition.size(0) != n)
     throw std::invalid_argument("replay_buffer.draw: fresh_condition has " +
@@ -154,12 +153,12 @@ void ReplayBuffer::push(const torch::Tensor& x, const torch::Tensor& condition) 
   }
 }
 
-void ReplayBuffer::save(torch::serialize::OutputArchive& archive,
-                        const std::string& prefix) const {
+void ReplayBuffer::save(torch::serialize::OutputArchive& archive, const std::string& prefix) const {
   archive.write(prefix + "data", data_.narrow(0, 0, size_).clone());
-  if (conditions_.defined()) archive.write(prefix + "conditions", conditions_.narrow(0, 0, size_).clone());
-  archive.write(prefix + "counters", torch::tensor({size_, head_, seen_, options_.capacity()},
-                                                   torch::kLong));
+  if (conditions_.defined())
+    archive.write(prefix + "conditions", conditions_.narrow(0, 0, size_).clone());
+  archive.write(prefix + "counters",
+                torch::tensor({size_, head_, seen_, options_.capacity()}, torch::kLong));
 }
 
 void ReplayBuffer::load(torch::serialize::InputArchive& archive, const std::string& prefix) {
@@ -171,8 +170,7 @@ void ReplayBuffer::load(torch::serialize::InputArchive& archive, const std::stri
   if (counters[3].item<int64_t>() != options_.capacity())
     throw std::runtime_error("replay buffer: checkpoint capacity " +
                              std::to_string(counters[3].item<int64_t>()) +
-                             " differs from the configured " +
-                             std::to_string(options_.capacity()));
+                             " differs from the configured " + std::to_string(options_.capacity()));
   if (data.size(0) != size || data.sizes().slice(1) != data_.sizes().slice(1) ||
       data.dtype() != data_.dtype())
     throw std::runtime_error("replay buffer: checkpoint states " + shape_str(data.sizes()) +

@@ -75,8 +75,8 @@ class ReplayBuffer {
   torch::Tensor data_;        // [capacity, ...] uint8 or float32, CPU
   torch::Tensor conditions_;  // [capacity, ...] or undefined
   int64_t size_ = 0;
-  int64_t head_ = 0;          // FIFO: next slot to overwrite
-  int64_t seen_ = 0;          // reservoir: states offered so far
+  int64_t head_ = 0;  // FIFO: next slot to overwrite
+  int64_t seen_ = 0;  // reservoir: states offered so far
 };
 
 }  // namespace ebm

@@ -96,8 +96,8 @@ void SNConv2dImpl::reset() {
   if (options.bias()) {
     const double fan_in = static_cast<double>(options.in_channels() * k[0] * k[1]);
     const double bound = 1.0 / std::sqrt(fan_in);
-    bias = register_parameter("bias",
-                              torch::empty({options.out_channels()}).uniform_(-bound, bound));
+    bias =
+        register_parameter("bias", torch::empty({options.out_channels()}).uniform_(-bound, bound));
   }
   sn_ = SpectralNormState(*this, weight, sn_options_);
 }

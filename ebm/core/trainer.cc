@@ -1,7 +1,7 @@
 #include "ebm/core/trainer.h"
 
-#include <torch/serialize/archive.h>
 #include <ATen/autocast_mode.h>
+#include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -59,7 +59,8 @@ ContrastiveDivergenceTrainer::ContrastiveDivergenceTrainer(std::shared_ptr<Energ
   if (options_.l2_coeff() < 0) throw std::invalid_argument("trainer.l2_coeff must be >= 0");
   if (options_.ema_decay() < 0 || options_.ema_decay() >= 1)
     throw std::invalid_argument("trainer.ema_decay must be in [0, 1)");
-  if (options_.max_bad_steps() < 1) throw std::invalid_argument("trainer.max_bad_steps must be >= 1");
+  if (options_.max_bad_steps() < 1)
+    throw std::invalid_argument("trainer.max_bad_steps must be >= 1");
   if (options_.autocast_bf16() && !device_.is_cuda())
     throw std::invalid_argument("trainer.autocast_bf16 needs a CUDA device, the device is " +
                                 device_.str());
@@ -157,7 +158,8 @@ TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in
       break;
   }
   if (mismatch) {
-    ml = ml + options_.mismatch_weight() * torch::softplus(e_pos - energies.narrow(0, 2 * b, b)).mean();
+    ml = ml +
+         options_.mismatch_weight() * torch::softplus(e_pos - energies.narrow(0, 2 * b, b)).mean();
   }
   auto l2 = options_.l2_coeff() * (e_pos.pow(2) + e_neg.pow(2)).mean();
   auto loss = ml + l2;
@@ -280,8 +282,9 @@ void ContrastiveDivergenceTrainer::restore_snapshot() {
 void ContrastiveDivergenceTrainer::save(torch::serialize::OutputArchive& archive) const {
   save_weights(archive);
   buffer_.save(archive, "buffer.");
-  archive.write("trainer.counters",
-                torch::tensor({step_, bad_in_a_row_, restores_, good_since_snapshot_}, torch::kLong));
+  archive.write(
+      "trainer.counters",
+      torch::tensor({step_, bad_in_a_row_, restores_, good_since_snapshot_}, torch::kLong));
   archive.write("trainer.langevin_step_size",
                 torch::tensor(sampler_.options().step_size(), torch::kFloat64));
   archive.write("rng.cpu", rng_state(torch::kCPU));
@@ -303,7 +306,8 @@ void ContrastiveDivergenceTrainer::load(torch::serialize::InputArchive& archive)
   sampler_ = LangevinSampler(lopts);
   archive.read("rng.cpu", cpu_state);
   set_rng_state(torch::kCPU, cpu_state);
-  if (device_.is_cuda() && archive.try_read("rng.cuda", cuda_state)) set_rng_state(device_, cuda_state);
+  if (device_.is_cuda() && archive.try_read("rng.cuda", cuda_state))
+    set_rng_state(device_, cuda_state);
   take_snapshot();
   good_since_snapshot_ = counters[3].item<int64_t>();
 }

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "ebm/core/archive_fwd.h"
 #include "ebm/core/adam.h"
+#include "ebm/core/archive_fwd.h"
 #include "ebm/core/energy.h"
 #include "ebm/core/langevin.h"
 #include "ebm/core/replay_buffer.h"
@@ -43,10 +43,10 @@ struct TrainerOptions {
   // Start chains in the replay buffer; otherwise always from the buffer's init distribution.
   TORCH_ARG(bool, use_buffer) = true;
   TORCH_ARG(NegativeCondition, negative_condition) = NegativeCondition::kBuffer;
-  // Conditional models: weight w of a mismatch term w * mean softplus(E(x_i | c_i) - E(x_i+1 | c_i)),
-  // each positive against the next positive of the batch under the same condition (a logistic
-  // contrast of matched and mismatched pairs). It teaches the energy to read the condition even
-  // while the sampler's negatives are still far from the data (0: off; needs batches of >= 2).
+  // Conditional models: weight w of a mismatch term w * mean softplus(E(x_i | c_i) - E(x_i+1 |
+  // c_i)), each positive against the next positive of the batch under the same condition (a
+  // logistic contrast of matched and mismatched pairs). It teaches the energy to read the condition
+  // even while the sampler's negatives are still far from the data (0: off; needs batches of >= 2).
   TORCH_ARG(double, mismatch_weight) = 0.0;
   TORCH_ARG(ReplayBufferOptions, buffer) = ReplayBufferOptions();
   TORCH_ARG(LangevinOptions, langevin) = LangevinOptions();
@@ -64,11 +64,11 @@ struct TrainerOptions {
 };
 
 struct TrainStepResult {
-  int64_t step = 0;       // steps taken so far (after this one)
+  int64_t step = 0;  // steps taken so far (after this one)
   double loss = 0;
-  double e_pos = 0;       // mean energy of the data
-  double e_neg = 0;       // mean energy of the samples
-  double ml_loss = 0;     // the objective's part
+  double e_pos = 0;    // mean energy of the data
+  double e_neg = 0;    // mean energy of the samples
+  double ml_loss = 0;  // the objective's part
   double l2_loss = 0;
   double lr = 0;
   double langevin_step_size = 0;
@@ -99,7 +99,9 @@ class ContrastiveDivergenceTrainer {
 
   // Data-parallel hook: called with the gradients after backward, before the guard and the
   // update (e.g. an all-reduce averaging them across processes).
-  void set_grad_sync(std::function<void(std::vector<torch::Tensor>&)> fn) { grad_sync_ = std::move(fn); }
+  void set_grad_sync(std::function<void(std::vector<torch::Tensor>&)> fn) {
+    grad_sync_ = std::move(fn);
+  }
   // Receives the guard's warnings (default: stderr on rank 0).
   void set_warning_sink(std::function<void(const std::string&)> fn) { warn_ = std::move(fn); }
 

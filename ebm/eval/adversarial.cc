@@ -72,7 +72,8 @@ torch::Tensor pgd_attack(const AttackLoss& loss, const torch::Tensor& x, const P
     } else {
       step = g / (sample_norms(g) + 1e-12);
     }
-    adv = project(adv + o.step_size() * step, x0, o.norm(), o.epsilon(), o.clamp_min(), o.clamp_max());
+    adv = project(adv + o.step_size() * step, x0, o.norm(), o.epsilon(), o.clamp_min(),
+                  o.clamp_max());
   }
   return adv.detach();
 }

@@ -31,8 +31,8 @@ class InceptionTorchScript : public FeatureExtractor {
     try {
       module_ = torch::jit::load(path, device);
     } catch (const c10::Error& e) {
-      throw std::runtime_error("Inception network '" + path + "' is not a TorchScript module: " +
-                               e.what_without_backtrace());
+      throw std::runtime_error("Inception network '" + path +
+                               "' is not a TorchScript module: " + e.what_without_backtrace());
     }
     module_.eval();
   }
@@ -69,7 +69,9 @@ class ClassifierExtractor : public FeatureExtractor {
     if (features) *features = f.to(torch::kCPU, torch::kFloat64);
     if (probs) *probs = torch::softmax(c_->head(f), 1).to(torch::kCPU, torch::kFloat64);
   }
-  std::string name() const override { return "project classifier (not comparable with published numbers)"; }
+  std::string name() const override {
+    return "project classifier (not comparable with published numbers)";
+  }
   bool comparable_with_published() const override { return false; }
 
  private:
@@ -78,7 +80,8 @@ class ClassifierExtractor : public FeatureExtractor {
 
 }  // namespace
 
-std::unique_ptr<FeatureExtractor> inception_features(const std::string& path, torch::Device device) {
+std::unique_ptr<FeatureExtractor> inception_features(const std::string& path,
+                                                     torch::Device device) {
   return std::make_unique<InceptionTorchScript>(path, device);
 }
 

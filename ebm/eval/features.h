@@ -11,7 +11,6 @@
 #include <torch/types.h>
 
 #include <Eigen/Core>
-
 #include <memory>
 #include <string>
 
@@ -35,8 +34,8 @@ class FeatureExtractor {
 std::unique_ptr<FeatureExtractor> inception_features(const std::string& path, torch::Device device);
 std::unique_ptr<FeatureExtractor> classifier_features(ImageClassifier classifier);
 
-// Runs the extractor over a large set in batches of 100 (uint8 or float images), returning features and probabilities as
-// Eigen matrices (rows = images).
+// Runs the extractor over a large set in batches of 100 (uint8 or float images), returning features
+// and probabilities as Eigen matrices (rows = images).
 void extract_all(FeatureExtractor& fx, const torch::Tensor& images, Eigen::MatrixXd* features,
                  Eigen::MatrixXd* probs);
 

@@ -1,7 +1,6 @@
 #include "ebm/eval/image_metrics.h"
 
 #include <Eigen/Eigenvalues>
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -68,7 +67,8 @@ Eigen::MatrixXd sqrt_psd(const Eigen::MatrixXd& m) {
 }  // namespace
 
 double frechet_distance(const GaussianStats& a, const GaussianStats& b) {
-  if (a.mean.size() != b.mean.size() || a.cov.rows() != b.cov.rows() || a.cov.rows() != a.mean.size())
+  if (a.mean.size() != b.mean.size() || a.cov.rows() != b.cov.rows() ||
+      a.cov.rows() != a.mean.size())
     throw std::invalid_argument("frechet_distance: feature dimensions differ (" +
                                 std::to_string(a.mean.size()) + " vs " +
                                 std::to_string(b.mean.size()) + ")");
@@ -106,7 +106,8 @@ KernelDistance kernel_distance(const Eigen::MatrixXd& a, const Eigen::MatrixXd& 
   KernelDistance r;
   r.subsets = subsets;
   r.subset_size = std::min<int64_t>({subset_size, a.rows(), b.rows()});
-  if (r.subset_size < 2) throw std::invalid_argument("kernel_distance: needs at least 2 rows per set");
+  if (r.subset_size < 2)
+    throw std::invalid_argument("kernel_distance: needs at least 2 rows per set");
   std::mt19937_64 rng(seed);
   std::vector<int64_t> ia(a.rows()), ib(b.rows());
   std::vector<double> values;

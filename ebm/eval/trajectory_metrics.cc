@@ -10,8 +10,8 @@ namespace {
 
 void check_traj(const torch::Tensor& t, int64_t dims, const char* who) {
   if (!t.defined() || t.dim() != dims || t.size(-1) != 3) {
-    throw std::invalid_argument(std::string(who) + ": expected a tensor of " + std::to_string(dims) +
-                                " dims ending in 3 (xyz), got " +
+    throw std::invalid_argument(std::string(who) + ": expected a tensor of " +
+                                std::to_string(dims) + " dims ending in 3 (xyz), got " +
                                 (t.defined() ? c10::str(t.sizes()) : "none"));
   }
 }
@@ -19,8 +19,8 @@ void check_traj(const torch::Tensor& t, int64_t dims, const char* who) {
 // [T, P, 3] -> per-frame, per-point distances [T, P].
 torch::Tensor point_dist(const torch::Tensor& a, const torch::Tensor& b) {
   if (a.sizes() != b.sizes()) {
-    throw std::invalid_argument("trajectory metrics: shapes differ: " + c10::str(a.sizes()) + " vs " +
-                                c10::str(b.sizes()));
+    throw std::invalid_argument("trajectory metrics: shapes differ: " + c10::str(a.sizes()) +
+                                " vs " + c10::str(b.sizes()));
   }
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).pow(2).sum(-1).sqrt();
 }
@@ -66,7 +66,8 @@ double nearest_branch_ade(const torch::Tensor& samples, const torch::Tensor& bra
   double sum = 0;
   for (int64_t k = 0; k < samples.size(0); ++k) {
     double best = 1e300;
-    for (int64_t b = 0; b < branches.size(0); ++b) best = std::min(best, ade(samples[k], branches[b]));
+    for (int64_t b = 0; b < branches.size(0); ++b)
+      best = std::min(best, ade(samples[k], branches[b]));
     sum += best;
   }
   return sum / static_cast<double>(samples.size(0));
@@ -99,7 +100,12 @@ double energy_distance(const torch::Tensor& x, const torch::Tensor& y) {
 double movement(const torch::Tensor& set, const torch::Tensor& start) {
   check_traj(set, 4, "movement");
   auto last = set.select(1, set.size(1) - 1).to(torch::kFloat64);  // [K, P, 3]
-  return (last - start.to(torch::kFloat64).unsqueeze(0)).pow(2).sum(-1).sqrt().mean().item<double>();
+  return (last - start.to(torch::kFloat64).unsqueeze(0))
+      .pow(2)
+      .sum(-1)
+      .sqrt()
+      .mean()
+      .item<double>();
 }
 
 }  // namespace ebm::eval

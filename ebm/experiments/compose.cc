@@ -10,12 +10,11 @@
 #include <torch/torch.h>
 
 #include <Eigen/Dense>
-
 #include <cmath>
 #include <filesystem>
-#include <sstream>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include "datasets/image/image_dataset.h"
 #include "ebm/core/options_config.h"
@@ -37,7 +36,8 @@ namespace {
 // with different labels can be summed by WeightedSumEnergy under one condition tensor.
 class ColumnConditioned : public EnergyModel {
  public:
-  ColumnConditioned(std::shared_ptr<EnergyModel> m, int64_t column) : m_(std::move(m)), col_(column) {}
+  ColumnConditioned(std::shared_ptr<EnergyModel> m, int64_t column)
+      : m_(std::move(m)), col_(column) {}
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& c) override {
     return m_->energy(x, c.select(1, col_));
   }
@@ -64,7 +64,8 @@ class MapConditioned : public EnergyModel {
       : net_(register_module("net", std::move(net))), maps_(std::move(maps)) {}
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& label) override {
     if (!label.defined()) throw std::invalid_argument("the position expert needs a position label");
-    auto m = maps_.to(x.device(), x.scalar_type()).index_select(0, label.to(x.device(), torch::kLong));
+    auto m =
+        maps_.to(x.device(), x.scalar_type()).index_select(0, label.to(x.device(), torch::kLong));
     return net_->energy(torch::cat({x, m}, 1));
   }
 
@@ -77,18 +78,24 @@ class MapConditioned : public EnergyModel {
 // its centre of mass (of intensity) sits in the middle (bilinear resampling, differentiable).
 class Recentred : public EnergyModel {
  public:
-  explicit Recentred(std::shared_ptr<ImageEnergyNet> net) : net_(register_module("net", std::move(net))) {}
+  explicit Recentred(std::shared_ptr<ImageEnergyNet> net)
+      : net_(register_module("net", std::move(net))) {}
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& label) override {
     const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
     auto m = x.sum(1);  // [N, H, W]
     auto mass = m.sum({1, 2}) + 1e-6;
-    auto us = (torch::arange(w, x.options()) + 0.5) / w, vs = (torch::arange(h, x.options()) + 0.5) / h;
-    auto cx = (m * us.view({1, 1, w})).sum({1, 2}) / mass, cy = (m * vs.view({1, h, 1})).sum({1, 2}) / mass;
+    auto us = (torch::arange(w, x.options()) + 0.5) / w,
+         vs = (torch::arange(h, x.options()) + 0.5) / h;
+    auto cx = (m * us.view({1, 1, w})).sum({1, 2}) / mass,
+         cy = (m * vs.view({1, h, 1})).sum({1, 2}) / mass;
     auto one = torch::ones_like(cx), zero = torch::zeros_like(cx);
-    auto theta = torch::stack({torch::stack({one, zero, 2 * cx - 1}, 1), torch::stack({zero, one, 2 * cy - 1}, 1)}, 1);
+    auto theta = torch::stack(
+        {torch::stack({one, zero, 2 * cx - 1}, 1), torch::stack({zero, one, 2 * cy - 1}, 1)}, 1);
     auto grid = torch::nn::functional::affine_grid(theta, {n, x.size(1), h, w}, false);
     auto centred = torch::nn::functional::grid_sample(
-        x, grid, torch::nn::functional::GridSampleFuncOptions().align_corners(false).padding_mode(torch::kZeros));
+        x, grid,
+        torch::nn::functional::GridSampleFuncOptions().align_corners(false).padding_mode(
+            torch::kZeros));
     return net_->energy(centred, label);
   }
 
@@ -115,8 +122,10 @@ struct FactorRegressor {
     auto x = images.select(1, 0).to(torch::kFloat64).clamp(0, 1);
     const int64_t h = x.size(1), w = x.size(2);
     auto mass = x.sum({1, 2}) + 1e-9;
-    auto xs = (torch::arange(w, torch::kFloat64) + 0.5) / w, ys = (torch::arange(h, torch::kFloat64) + 0.5) / h;
-    auto cx = (x * xs.view({1, 1, w})).sum({1, 2}) / mass, cy = (x * ys.view({1, h, 1})).sum({1, 2}) / mass;
+    auto xs = (torch::arange(w, torch::kFloat64) + 0.5) / w,
+         ys = (torch::arange(h, torch::kFloat64) + 0.5) / h;
+    auto cx = (x * xs.view({1, 1, w})).sum({1, 2}) / mass,
+         cy = (x * ys.view({1, h, 1})).sum({1, 2}) / mass;
     auto m = torch::stack({(mass / (h * w)).sqrt(), cx, cy}, 1).contiguous();
     Eigen::MatrixXd out(m.size(0), 3);
     for (int64_t i = 0; i < m.size(0); ++i)
@@ -157,7 +166,8 @@ struct FactorScores {
 };
 
 FactorScores score(const FactorRegressor& reg, const torch::Tensor& images,
-                   const std::vector<std::array<double, 3>>& targets, double pos_tol, double scale_tol) {
+                   const std::vector<std::array<double, 3>>& targets, double pos_tol,
+                   double scale_tol) {
   auto p = reg.predict(images);
   FactorScores s;
   for (int64_t i = 0; i < p.rows(); ++i) {
@@ -232,7 +242,8 @@ void run_compose(Context& c) {
 
   torch::manual_seed(c.seed);
   std::mt19937_64 rng(c.seed);
-  std::uniform_int_distribution<size_t> pick_scale(0, scales.size() - 1), pick_pos(0, positions.size() - 1);
+  std::uniform_int_distribution<size_t> pick_scale(0, scales.size() - 1),
+      pick_pos(0, positions.size() - 1);
   const int64_t cells = static_cast<int64_t>(positions.size() * positions.size());
   // Training sets: size model = every scale at the fixed position; position model = every grid
   // cell at the fixed scale.
@@ -251,7 +262,8 @@ void run_compose(Context& c) {
   // under; a later run with the same training settings (only eval keys changed) reuses them.
   const std::string training_key = [&] {
     auto copy = YAML::Clone(YAML::Load(c.config->dump()));
-    for (const char* k : {"samples_per_target", "eval_steps", "position_tolerance", "scale_tolerance", "weights"})
+    for (const char* k :
+         {"samples_per_target", "eval_steps", "position_tolerance", "scale_tolerance", "weights"})
       copy["compose"].remove(k);
     copy.remove("demo");
     copy.remove("name");
@@ -260,9 +272,11 @@ void run_compose(Context& c) {
     return std::string(e.c_str());
   }();
   auto train = [&](const std::string& name, const std::shared_ptr<EnergyModel>& model,
-                   const std::vector<std::array<double, 3>>& f, const std::vector<int64_t>& labels) {
+                   const std::vector<std::array<double, 3>>& f,
+                   const std::vector<int64_t>& labels) {
     auto images = render_squares(f, size);
-    c.figure("train_" + name + ".png", images.narrow(0, 0, 16), 16, "Training images of the " + name + " model.");
+    c.figure("train_" + name + ".png", images.narrow(0, 0, 16), 16,
+             "Training images of the " + name + " model.");
     const std::string cache = c.run_dir + "/models/" + name + ".pt";
     if (fs::exists(cache)) {
       torch::serialize::InputArchive in;
@@ -284,7 +298,8 @@ void run_compose(Context& c) {
     TrainStepResult r;
     for (int64_t it = 0; it < iterations; ++it) {
       auto idx = torch::randint(images.size(0), {batch}, gen, torch::kLong);
-      r = trainer.step(images.index_select(0, idx).to(c.device), y.index_select(0, idx).to(c.device));
+      r = trainer.step(images.index_select(0, idx).to(c.device),
+                       y.index_select(0, idx).to(c.device));
       char f2[96];
       std::snprintf(f2, sizeof(f2), "loss=%.4f E+=%.4f E-=%.4f", r.loss, r.e_pos, r.e_neg);
       progress.update(it + 1, f2);
@@ -312,7 +327,8 @@ void run_compose(Context& c) {
     const double py = positions[static_cast<size_t>(k) / positions.size()];
     maps[k][0].copy_(position_map(px, py, size, bump_std));
   }
-  auto pos_net = std::make_shared<ImageEnergyNet>(ImageEnergyOptions(net_base).in_channels(2).num_classes(0));
+  auto pos_net =
+      std::make_shared<ImageEnergyNet>(ImageEnergyOptions(net_base).in_channels(2).num_classes(0));
   auto pos_model = std::make_shared<MapConditioned>(pos_net, maps);
   train("position", pos_model, fb, lb);
 
@@ -333,7 +349,9 @@ void run_compose(Context& c) {
     if (std::abs(scales[si] - fixed_scale) < 1e-9) continue;
     for (size_t py = 0; py < positions.size(); ++py)
       for (size_t px = 0; px < positions.size(); ++px) {
-        if (std::abs(positions[px] - fixed_pos) < 1e-9 && std::abs(positions[py] - fixed_pos) < 1e-9) continue;
+        if (std::abs(positions[px] - fixed_pos) < 1e-9 &&
+            std::abs(positions[py] - fixed_pos) < 1e-9)
+          continue;
         for (int64_t k = 0; k < samples; ++k) {
           targets.push_back({scales[si], positions[px], positions[py]});
           ta.push_back(static_cast<int64_t>(si));
@@ -341,7 +359,8 @@ void run_compose(Context& c) {
         }
       }
   }
-  auto cond = torch::stack({torch::tensor(ta, torch::kLong), torch::tensor(tb, torch::kLong)}, 1).to(c.device);
+  auto cond = torch::stack({torch::tensor(ta, torch::kLong), torch::tensor(tb, torch::kLong)}, 1)
+                  .to(c.device);
   auto a = std::make_shared<ColumnConditioned>(size_net, 0);
   auto b = std::make_shared<ColumnConditioned>(pos_model, 1);
   WeightedSumEnergy sum;
@@ -349,8 +368,8 @@ void run_compose(Context& c) {
   const LangevinSampler sampler(LangevinOptions(topts.langevin()).steps(eval_steps));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + 77);
   auto x0 = torch::rand({static_cast<int64_t>(targets.size()), 1, size, size}, gen).to(c.device);
-  std::vector<std::pair<std::string, EnergyModel*>> samplers{{"size_model", a.get()}, {"position_model", b.get()},
-                                                             {"sum", &sum}};
+  std::vector<std::pair<std::string, EnergyModel*>> samplers{
+      {"size_model", a.get()}, {"position_model", b.get()}, {"sum", &sum}};
   std::vector<std::vector<std::string>> rows;
   std::string table = "model            position  scale   joint\n";
   std::vector<torch::Tensor> grid;
@@ -359,33 +378,49 @@ void run_compose(Context& c) {
     c.log("compose: sampling " + std::to_string(targets.size()) + " targets with the " + name);
     auto out = sampler.sample(*model, x0, cond, {}, nullptr, gen).cpu();
     const auto sc = score(reg, out, targets, pos_tol, scale_tol);
-    per.set(name, report::JsonObject().set("position_accuracy", sc.position).set("scale_accuracy", sc.scale)
+    per.set(name, report::JsonObject()
+                      .set("position_accuracy", sc.position)
+                      .set("scale_accuracy", sc.scale)
                       .set("joint_accuracy", sc.joint));
     rows.push_back({name, fmt4(sc.position), fmt4(sc.scale), fmt4(sc.joint)});
     char line[128];
-    std::snprintf(line, sizeof(line), "%-16s %8.4f %7.4f %7.4f\n", name.c_str(), sc.position, sc.scale, sc.joint);
+    std::snprintf(line, sizeof(line), "%-16s %8.4f %7.4f %7.4f\n", name.c_str(), sc.position,
+                  sc.scale, sc.joint);
     table += line;
     // One sample per target for the first 16 targets of distinct combinations.
-    grid.push_back(out.index_select(0, torch::arange(0, std::min<int64_t>(16, static_cast<int64_t>(targets.size()) / samples), torch::kLong) * samples));
+    grid.push_back(out.index_select(
+        0, torch::arange(0, std::min<int64_t>(16, static_cast<int64_t>(targets.size()) / samples),
+                         torch::kLong) *
+               samples));
   }
   {
     std::vector<std::array<double, 3>> ideal;
-    for (int64_t i = 0; i < grid.front().size(0); ++i) ideal.push_back(targets[static_cast<size_t>(i * samples)]);
+    for (int64_t i = 0; i < grid.front().size(0); ++i)
+      ideal.push_back(targets[static_cast<size_t>(i * samples)]);
     grid.insert(grid.begin(), render_squares(ideal, size));
   }
   c.metrics.set("targets", static_cast<int64_t>(targets.size()))
       .set("unseen_combinations", static_cast<int64_t>(targets.size()) / samples)
       .set("tolerances", report::JsonObject().set("position", pos_tol).set("scale", scale_tol))
       .set("factor_accuracy", per);
-  c.page->paragraph("The size model saw squares of every scale at position (" + fmt4(fixed_pos) + ", " + fmt4(fixed_pos) +
-                    "); the position model saw squares of scale " + fmt4(fixed_scale) + " on a grid of positions. The "
-                    "targets are the " + std::to_string(targets.size() / samples) + " (scale, position) combinations neither "
-                    "saw; each sampler runs " + std::to_string(eval_steps) + " Langevin steps from noise. A factor regressor "
-                    "(least squares on sqrt(mass) and the centroid, fitted on rendered squares) reads scale and position; "
-                    "a sample is correct within " + fmt4(pos_tol) + " in position and " + fmt4(scale_tol) + " in scale.");
+  c.page->paragraph("The size model saw squares of every scale at position (" + fmt4(fixed_pos) +
+                    ", " + fmt4(fixed_pos) + "); the position model saw squares of scale " +
+                    fmt4(fixed_scale) +
+                    " on a grid of positions. The "
+                    "targets are the " +
+                    std::to_string(targets.size() / samples) +
+                    " (scale, position) combinations neither "
+                    "saw; each sampler runs " +
+                    std::to_string(eval_steps) +
+                    " Langevin steps from noise. A factor regressor "
+                    "(least squares on sqrt(mass) and the centroid, fitted on rendered squares) "
+                    "reads scale and position; "
+                    "a sample is correct within " +
+                    fmt4(pos_tol) + " in position and " + fmt4(scale_tol) + " in scale.");
   c.page->table({"sampler", "position accuracy", "scale accuracy", "joint accuracy"}, rows);
   c.figure("compose.png", torch::cat(grid), grid.front().size(0),
-           "Columns: targets. Rows: the target rendered by the dSprites rules, then a sample of the size model alone, "
+           "Columns: targets. Rows: the target rendered by the dSprites rules, then a sample of "
+           "the size model alone, "
            "the position model alone, and their sum.");
 
   // 2-D demonstration.
@@ -393,15 +428,24 @@ void run_compose(Context& c) {
   auto band = std::make_shared<BandEnergy>();
   WeightedSumEnergy both;
   both.add(ring).add(band);
-  const LangevinSampler step2d(LangevinOptions().steps(1).step_size(0.002).noise_std(0.02)
-                                   .clip_mode(GradClip::kNone).clamp_min(std::nullopt).clamp_max(std::nullopt));
+  const LangevinSampler step2d(LangevinOptions()
+                                   .steps(1)
+                                   .step_size(0.002)
+                                   .noise_std(0.02)
+                                   .clip_mode(GradClip::kNone)
+                                   .clamp_min(std::nullopt)
+                                   .clamp_max(std::nullopt));
   const int64_t res = 160;
-  auto grid_xy = torch::stack(torch::meshgrid({torch::linspace(-1.6, 1.6, res), torch::linspace(-1.6, 1.6, res)}, "xy"), -1)
-                     .reshape({res * res, 2});
+  auto grid_xy =
+      torch::stack(
+          torch::meshgrid({torch::linspace(-1.6, 1.6, res), torch::linspace(-1.6, 1.6, res)}, "xy"),
+          -1)
+          .reshape({res * res, 2});
   std::vector<torch::Tensor> panels;
   report::JsonObject demo;
   std::map<std::string, double> on_both_of;
-  for (const auto& [name, model] : std::vector<std::pair<std::string, EnergyModel*>>{{"A_ring", ring.get()}, {"B_band", band.get()}, {"A_plus_B", &both}}) {
+  for (const auto& [name, model] : std::vector<std::pair<std::string, EnergyModel*>>{
+           {"A_ring", ring.get()}, {"B_band", band.get()}, {"A_plus_B", &both}}) {
     torch::Tensor e;
     {
       torch::NoGradGuard ng;
@@ -422,24 +466,36 @@ void run_compose(Context& c) {
     }
     panels.push_back(img);
     auto fin = traj.select(1, -1);
-    const double on_ring = (fin.norm(2, 1) - 1).abs().lt(0.2).to(torch::kFloat64).mean().item<double>();
-    const double on_band = (fin.select(1, 0) - 0.6).abs().lt(0.2).to(torch::kFloat64).mean().item<double>();
-    const double on_both = ((fin.norm(2, 1) - 1).abs().lt(0.2) & (fin.select(1, 0) - 0.6).abs().lt(0.2))
-                               .to(torch::kFloat64).mean().item<double>();
+    const double on_ring =
+        (fin.norm(2, 1) - 1).abs().lt(0.2).to(torch::kFloat64).mean().item<double>();
+    const double on_band =
+        (fin.select(1, 0) - 0.6).abs().lt(0.2).to(torch::kFloat64).mean().item<double>();
+    const double on_both =
+        ((fin.norm(2, 1) - 1).abs().lt(0.2) & (fin.select(1, 0) - 0.6).abs().lt(0.2))
+            .to(torch::kFloat64)
+            .mean()
+            .item<double>();
     on_both_of[name] = on_both;
-    demo.set(name, report::JsonObject().set("on_ring", on_ring).set("on_band", on_band).set("on_both", on_both));
+    demo.set(name, report::JsonObject()
+                       .set("on_ring", on_ring)
+                       .set("on_band", on_band)
+                       .set("on_both", on_both));
   }
   c.metrics.set("demo_2d", demo);
   const std::string dpath = c.run_dir + "/compose_2d.png";
   report::write_png_grid(dpath, torch::stack(panels), 3);
   c.summary.figures.push_back(dpath);
   c.page->heading("2-D demonstration", 2)
-      .paragraph("Heat maps of energies A (a ring of radius 1), B (a band at x = 0.6) and A + B over [-1.6, 1.6]^2 "
-                 "(bright = low energy), with 16 Langevin chains of " + std::to_string(demo_steps) +
-                 " steps from uniform starts drawn in white. Under A + B the chains end where the ring crosses the band.")
+      .paragraph(
+          "Heat maps of energies A (a ring of radius 1), B (a band at x = 0.6) and A + B over "
+          "[-1.6, 1.6]^2 "
+          "(bright = low energy), with 16 Langevin chains of " +
+          std::to_string(demo_steps) +
+          " steps from uniform starts drawn in white. Under A + B the chains end where the ring "
+          "crosses the band.")
       .image("compose_2d.png", 640);
-  table += "2-D demo, final chain states on ring and band: A " + fmt4(on_both_of["A_ring"]) + ", B " +
-           fmt4(on_both_of["B_band"]) + ", A+B " + fmt4(on_both_of["A_plus_B"]) + "\n";
+  table += "2-D demo, final chain states on ring and band: A " + fmt4(on_both_of["A_ring"]) +
+           ", B " + fmt4(on_both_of["B_band"]) + ", A+B " + fmt4(on_both_of["A_plus_B"]) + "\n";
   c.summary.table = table;
 }
 

@@ -91,14 +91,16 @@ ClassifierSpec read_classifier_spec(const ConfigSection& s, const std::string& d
 }
 
 torch::Tensor conform(const torch::Tensor& images, const std::vector<int64_t>& shape) {
-  auto x = images.scalar_type() == torch::kUInt8 ? data::to_float(images) : images.to(torch::kFloat32);
+  auto x =
+      images.scalar_type() == torch::kUInt8 ? data::to_float(images) : images.to(torch::kFloat32);
   if (x.size(1) != shape[0]) x = data::to_channels(x, shape[0]);
   if (x.size(2) != shape[1] || x.size(3) != shape[2]) x = data::resize(x, shape[1], shape[2]);
   return x.clamp(0, 1);
 }
 
-void train_classifier(ImageClassifier& model, const torch::Tensor& images, const torch::Tensor& labels,
-                      const ClassifierSpec& spec, torch::Device device, uint64_t seed, bool quiet) {
+void train_classifier(ImageClassifier& model, const torch::Tensor& images,
+                      const torch::Tensor& labels, const ClassifierSpec& spec, torch::Device device,
+                      uint64_t seed, bool quiet) {
   model->to(device);
   model->train();
   torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(spec.lr));
@@ -109,7 +111,8 @@ void train_classifier(ImageClassifier& model, const torch::Tensor& images, const
   for (int64_t e = 0; e < spec.epochs; ++e) {
     auto perm = torch::randperm(n, gen, torch::kLong);
     for (int64_t b = 0; b < per_epoch; ++b) {
-      auto idx = perm.narrow(0, b * spec.batch_size, std::min(spec.batch_size, n - b * spec.batch_size));
+      auto idx =
+          perm.narrow(0, b * spec.batch_size, std::min(spec.batch_size, n - b * spec.batch_size));
       auto x = images.index_select(0, idx);
       x = (x.scalar_type() == torch::kUInt8 ? data::to_float(x) : x).to(device);
       auto y = labels.index_select(0, idx).to(device);
@@ -118,14 +121,16 @@ void train_classifier(ImageClassifier& model, const torch::Tensor& images, const
       loss.backward();
       opt.step();
       loss_avg = 0.98 * loss_avg + 0.02 * loss.item<double>();
-      progress.update(e * per_epoch + b + 1, "loss=" + fmt4(loss_avg / (1 - std::pow(0.98, e * per_epoch + b + 1))));
+      progress.update(e * per_epoch + b + 1,
+                      "loss=" + fmt4(loss_avg / (1 - std::pow(0.98, e * per_epoch + b + 1))));
     }
   }
   progress.finish("");
   model->eval();
 }
 
-double classifier_accuracy(ImageClassifier& model, const torch::Tensor& images, const torch::Tensor& labels) {
+double classifier_accuracy(ImageClassifier& model, const torch::Tensor& images,
+                           const torch::Tensor& labels) {
   torch::NoGradGuard no_grad;
   const auto dev = model->parameters().front().device();
   int64_t correct = 0;
@@ -142,14 +147,17 @@ CommonSpec read_common(const ConfigSection& root) {
   CommonSpec c;
   c.ebm = read_ebm_source(root.section("ebm"));
   c.data = read_data_spec(root.section("data"), "test");
-  c.classifier = read_classifier_spec(root.section("classifier"), "runs/classifiers/" + c.data.format + ".pt");
+  c.classifier =
+      read_classifier_spec(root.section("classifier"), "runs/classifiers/" + c.data.format + ".pt");
   return c;
 }
 
-int64_t require_conditional(const LoadedImageEbm& ebm, const ConfigSection& root, const std::string& experiment) {
+int64_t require_conditional(const LoadedImageEbm& ebm, const ConfigSection& root,
+                            const std::string& experiment) {
   const int64_t classes = ebm.net_options.num_classes();
   if (classes < 2)
-    throw ConfigError(root.where("ebm") + ": " + experiment + " needs a class-conditional EBM (" + ebm.checkpoint +
+    throw ConfigError(root.where("ebm") + ": " + experiment + " needs a class-conditional EBM (" +
+                      ebm.checkpoint +
                       " is unconditional; train one with model.conditional: true)");
   return classes;
 }
@@ -163,7 +171,8 @@ void Context::log(const std::string& line) const {
   if (!quiet) std::cerr << line << "\n";
 }
 
-LoadedImageEbm Context::load_ebm(const EbmSource& src, std::vector<std::shared_ptr<ImageEnergyNet>>* ensemble) {
+LoadedImageEbm Context::load_ebm(const EbmSource& src,
+                                 std::vector<std::shared_ptr<ImageEnergyNet>>* ensemble) {
   std::string dir, file;
   if (!src.checkpoint.empty()) {
     if (fs::is_directory(src.checkpoint)) {
@@ -172,7 +181,9 @@ LoadedImageEbm Context::load_ebm(const EbmSource& src, std::vector<std::shared_p
       file = src.checkpoint;
     } else {
       throw std::runtime_error("ebm.checkpoint '" + src.checkpoint + "' does not exist" +
-                               (src.train_config.empty() ? "" : " (train it with `ebm train --config " + src.train_config + "`)"));
+                               (src.train_config.empty() ? ""
+                                                         : " (train it with `ebm train --config " +
+                                                               src.train_config + "`)"));
     }
   } else {
     auto tc = Config::load_file(src.train_config);
@@ -198,11 +209,14 @@ LoadedImageEbm Context::load_ebm(const EbmSource& src, std::vector<std::shared_p
           std::to_string(all.size()) + ": using " + std::to_string(k));
     files.assign(all.end() - static_cast<std::ptrdiff_t>(k), all.end());
   }
-  log("EBM: " + files.back() + (files.size() > 1 ? " (+" + std::to_string(files.size() - 1) + " older in the ensemble)" : ""));
+  log("EBM: " + files.back() +
+      (files.size() > 1 ? " (+" + std::to_string(files.size() - 1) + " older in the ensemble)"
+                        : ""));
   auto newest = load_image_ebm(files.back(), device);
   if (ensemble) {
     ensemble->clear();
-    for (size_t i = 0; i + 1 < files.size(); ++i) ensemble->push_back(load_image_ebm(files[i], device).model);
+    for (size_t i = 0; i + 1 < files.size(); ++i)
+      ensemble->push_back(load_image_ebm(files[i], device).model);
     ensemble->push_back(newest.model);
   }
   return newest;
@@ -223,13 +237,15 @@ ImageClassifier Context::classifier(const ClassifierSpec& spec, const DataSpec& 
     try {
       in.read("meta.classifier", meta);  // {channels, classes, feature_dim, filters...}
     } catch (const c10::Error&) {
-      throw std::runtime_error(spec.path + ": not a classifier of `ebm eval` (no meta.classifier); "
+      throw std::runtime_error(spec.path +
+                               ": not a classifier of `ebm eval` (no meta.classifier); "
                                "delete it or set classifier.path");
     }
     auto m = meta.to(torch::kCPU);
     std::vector<int64_t> filters(m.data_ptr<int64_t>() + 3, m.data_ptr<int64_t>() + m.numel());
     if (filters != spec.filters || m[2].item<int64_t>() != spec.feature_dim)
-      throw std::runtime_error(spec.path + " was trained with other classifier.filters / feature_dim "
+      throw std::runtime_error(spec.path +
+                               " was trained with other classifier.filters / feature_dim "
                                "than the config's; delete it to retrain");
     auto model = make(m[0].item<int64_t>(), m[1].item<int64_t>());
     model->load(in);
@@ -259,7 +275,8 @@ ImageClassifier Context::classifier(const ClassifierSpec& spec, const DataSpec& 
   return model;
 }
 
-void Context::note_classifier(ImageClassifier& model, const ClassifierSpec& spec, const DataSpec& data) {
+void Context::note_classifier(ImageClassifier& model, const ClassifierSpec& spec,
+                              const DataSpec& data) {
   DataSpec test = data;
   test.split = "test";
   test.limit = 2000;
@@ -279,7 +296,8 @@ std::string Context::figure(const std::string& file, const torch::Tensor& images
   const std::string path = run_dir + "/" + file;
   report::write_png_grid(path, images.detach().cpu(), nrow);
   page->paragraph(caption);
-  page->image(file, static_cast<int>(std::min<int64_t>(1000, 4 * images.size(-1) * std::max<int64_t>(nrow, 1))));
+  page->image(file, static_cast<int>(
+                        std::min<int64_t>(1000, 4 * images.size(-1) * std::max<int64_t>(nrow, 1))));
   summary.figures.push_back(path);
   return path;
 }
@@ -331,7 +349,8 @@ void run_completion(Context& c) {
   const auto masks = s.get<std::vector<std::string>>("masks", {"box", "half", "salt_pepper"});
   for (const auto& m : masks)
     if (m != "box" && m != "half" && m != "salt_pepper")
-      throw ConfigError(s.where("masks") + ": " + s.path("masks") + ": '" + m + "' is not box, half or salt_pepper");
+      throw ConfigError(s.where("masks") + ": " + s.path("masks") + ": '" + m +
+                        "' is not box, half or salt_pepper");
   const auto inputs = s.get<int64_t>("inputs", 8);
   s.check(inputs >= 1, "inputs", ">= 1");
   const auto completions = s.get<int64_t>("completions", 4);
@@ -353,39 +372,51 @@ void run_completion(Context& c) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
   torch::manual_seed(c.seed);
   auto mean_image = conform(ds.images, ebm.shape).mean(0, true).to(c.device);
-  c.page->paragraph(std::to_string(x.size(0)) + " test images, " + std::to_string(completions) +
-                    " completions each, " + std::to_string(steps) + " Langevin steps from uniform noise "
-                    "in the masked pixels (the unmasked ones are held fixed by the sampler's mask). "
-                    "mse: mean squared error over masked pixels against the original; best_mse: the best "
-                    "completion per input; diversity: RMS difference between two completions of the same "
-                    "input over masked pixels; mean_fill_mse: the masked pixels filled with the data mean.");
+  c.page->paragraph(
+      std::to_string(x.size(0)) + " test images, " + std::to_string(completions) +
+      " completions each, " + std::to_string(steps) +
+      " Langevin steps from uniform noise "
+      "in the masked pixels (the unmasked ones are held fixed by the sampler's mask). "
+      "mse: mean squared error over masked pixels against the original; best_mse: the best "
+      "completion per input; diversity: RMS difference between two completions of the same "
+      "input over masked pixels; mean_fill_mse: the masked pixels filled with the data mean.");
   std::vector<std::vector<std::string>> rows;
-  std::string table = "mask          mse     best_mse  diversity  mean_fill_mse  unmasked_max_change\n";
+  std::string table =
+      "mask          mse     best_mse  diversity  mean_fill_mse  unmasked_max_change\n";
   for (const auto& kind : masks) {
     c.log("completion: " + kind);
     auto mask = completion_mask(kind, x.size(0), ebm.shape[1], ebm.shape[2],
-                                kind == "box" ? box_fraction : sp_fraction, gen).to(c.device);
-    auto out = complete_images(*ebm.model, sampler, x, mask, completions, cond, gen);  // [N,K,C,H,W]
+                                kind == "box" ? box_fraction : sp_fraction, gen)
+                    .to(c.device);
+    auto out =
+        complete_images(*ebm.model, sampler, x, mask, completions, cond, gen);  // [N,K,C,H,W]
     auto mf = mask.unsqueeze(1).expand_as(out).to(torch::kFloat32);
     auto orig = x.unsqueeze(1).expand_as(out);
     const double masked_count = mf.sum().item<double>();
     const double mse = ((out - orig).pow(2) * mf).sum().item<double>() / masked_count;
-    auto per = ((out - orig).pow(2) * mf).flatten(2).sum(2) / mf.flatten(2).sum(2).clamp_min(1);  // [N,K]
+    auto per =
+        ((out - orig).pow(2) * mf).flatten(2).sum(2) / mf.flatten(2).sum(2).clamp_min(1);  // [N,K]
     const double best = std::get<0>(per.min(1)).mean().item<double>();
     auto d01 = ((out.select(1, 0) - out.select(1, 1)).pow(2) * mf.select(1, 0)).flatten(1).sum(1) /
                mf.select(1, 0).flatten(1).sum(1).clamp_min(1);
     const double diversity = d01.sqrt().mean().item<double>();
     auto mask_f = mask.expand_as(x).to(torch::kFloat32);
-    const double fill = ((mean_image.expand_as(x) - x).pow(2) * mask_f).sum().item<double>() / mask_f.sum().item<double>();
+    const double fill = ((mean_image.expand_as(x) - x).pow(2) * mask_f).sum().item<double>() /
+                        mask_f.sum().item<double>();
     const double unmasked_change = ((out - orig).abs() * (1 - mf)).max().item<double>();
     report::JsonObject j;
-    j.set("mse", mse).set("best_mse", best).set("diversity", diversity).set("mean_fill_mse", fill)
-        .set("unmasked_max_change", unmasked_change).set("masked_fraction", mask_f.mean().item<double>());
+    j.set("mse", mse)
+        .set("best_mse", best)
+        .set("diversity", diversity)
+        .set("mean_fill_mse", fill)
+        .set("unmasked_max_change", unmasked_change)
+        .set("masked_fraction", mask_f.mean().item<double>());
     c.metrics.set(kind, j);
-    rows.push_back({kind, fmt4(mse), fmt4(best), fmt4(diversity), fmt4(fill), fmt4(unmasked_change)});
+    rows.push_back(
+        {kind, fmt4(mse), fmt4(best), fmt4(diversity), fmt4(fill), fmt4(unmasked_change)});
     char line[160];
-    std::snprintf(line, sizeof(line), "%-12s %8.4f %10.4f %10.4f %14.4f %20.4g\n", kind.c_str(), mse, best,
-                  diversity, fill, unmasked_change);
+    std::snprintf(line, sizeof(line), "%-12s %8.4f %10.4f %10.4f %14.4f %20.4g\n", kind.c_str(),
+                  mse, best, diversity, fill, unmasked_change);
     table += line;
     // Rows: original, masked input (grey where masked), completions.
     auto shown = torch::where(mask.expand_as(x), torch::full_like(x, 0.5), x);
@@ -396,7 +427,8 @@ void run_completion(Context& c) {
              "Rows: originals, masked inputs (grey = masked), then " + std::to_string(completions) +
                  " completions.");
   }
-  c.page->table({"mask", "mse", "best_mse", "diversity", "mean_fill_mse", "unmasked_max_change"}, rows);
+  c.page->table({"mask", "mse", "best_mse", "diversity", "mean_fill_mse", "unmasked_max_change"},
+                rows);
   c.metrics.set("inputs", x.size(0)).set("completions", completions).set("steps", steps);
   c.summary.table = table;
 }
@@ -423,11 +455,13 @@ void run_crossclass(Context& c) {
     auto idx = ds.labels.eq(k).nonzero().flatten();
     if (idx.size(0) < per_class)
       throw std::runtime_error(data.path + ": class " + std::to_string(k) + " has " +
-                               std::to_string(idx.size(0)) + " images, inputs_per_class is " + std::to_string(per_class));
+                               std::to_string(idx.size(0)) + " images, inputs_per_class is " +
+                               std::to_string(per_class));
     for (int64_t i = 0; i < per_class; ++i) picks.push_back(idx[i].item<int64_t>());
   }
   auto pick_t = torch::tensor(picks, torch::kLong);
-  auto x = conform(ds.images.index_select(0, pick_t), ebm.shape).to(c.device);  // [classes*per, C, H, W]
+  auto x =
+      conform(ds.images.index_select(0, pick_t), ebm.shape).to(c.device);  // [classes*per, C, H, W]
   auto src_labels = ds.labels.index_select(0, pick_t);
   const LangevinSampler sampler(LangevinOptions(ebm.trainer->sampler().options()).steps(steps));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
@@ -435,7 +469,8 @@ void run_crossclass(Context& c) {
   // Every input under every target label: [n * classes].
   auto starts = x.repeat_interleave(classes, 0);
   auto targets = torch::arange(classes, torch::kLong).repeat({n});
-  c.log("crossclass: " + std::to_string(starts.size(0)) + " chains of " + std::to_string(steps) + " steps");
+  c.log("crossclass: " + std::to_string(starts.size(0)) + " chains of " + std::to_string(steps) +
+        " steps");
   auto out = sampler.sample(*ebm.model, starts, targets.to(c.device), {}, nullptr, gen);
   auto pred = torch::empty({out.size(0)}, torch::kLong);
   {
@@ -447,8 +482,10 @@ void run_crossclass(Context& c) {
   }
   auto src_rep = src_labels.repeat_interleave(classes, 0);
   auto off = src_rep.ne(targets);
-  const double target_acc = pred.eq(targets).logical_and(off).sum().item<double>() / off.sum().item<double>();
-  const double source_kept = pred.eq(src_rep).logical_and(off).sum().item<double>() / off.sum().item<double>();
+  const double target_acc =
+      pred.eq(targets).logical_and(off).sum().item<double>() / off.sum().item<double>();
+  const double source_kept =
+      pred.eq(src_rep).logical_and(off).sum().item<double>() / off.sum().item<double>();
   auto src_pred = torch::empty({n}, torch::kLong);
   {
     torch::NoGradGuard ng;
@@ -463,14 +500,18 @@ void run_crossclass(Context& c) {
       .set("mean_l2_moved", moved)
       .set("inputs", n)
       .set("steps", steps);
-  c.page->paragraph("Chains start from a test image of one class and run " + std::to_string(steps) +
-                    " Langevin steps under the conditional energy of every class. A separately trained "
-                    "CNN classifies the results: target_class_rate is how often it names the target "
-                    "class (source != target; chance " + fmt4(1.0 / classes) + "), source_class_rate how "
-                    "often it still names the source class.");
-  c.page->table({"metric", "value"},
-                {{"target_class_rate", fmt4(target_acc)}, {"source_class_rate", fmt4(source_kept)},
-                 {"classifier_accuracy_on_inputs", fmt4(input_acc)}, {"mean_l2_moved", fmt4(moved)}});
+  c.page->paragraph(
+      "Chains start from a test image of one class and run " + std::to_string(steps) +
+      " Langevin steps under the conditional energy of every class. A separately trained "
+      "CNN classifies the results: target_class_rate is how often it names the target "
+      "class (source != target; chance " +
+      fmt4(1.0 / classes) +
+      "), source_class_rate how "
+      "often it still names the source class.");
+  c.page->table({"metric", "value"}, {{"target_class_rate", fmt4(target_acc)},
+                                      {"source_class_rate", fmt4(source_kept)},
+                                      {"classifier_accuracy_on_inputs", fmt4(input_acc)},
+                                      {"mean_l2_moved", fmt4(moved)}});
   // Figure: the first input of every class; row = source, first column the input, then targets.
   std::vector<torch::Tensor> rows;
   for (int64_t k = 0; k < classes; ++k) {
@@ -478,12 +519,15 @@ void run_crossclass(Context& c) {
     rows.push_back(x[i].unsqueeze(0).cpu());
     rows.push_back(out.narrow(0, i * classes, classes).cpu());
   }
-  c.figure("crossclass.png", torch::cat(rows), classes + 1,
-           "Row k: the input image of class k (first column), then the chain's result under the energy "
-           "of class 0, 1, ..., " + std::to_string(classes - 1) + ".");
+  c.figure(
+      "crossclass.png", torch::cat(rows), classes + 1,
+      "Row k: the input image of class k (first column), then the chain's result under the energy "
+      "of class 0, 1, ..., " +
+          std::to_string(classes - 1) + ".");
   char line[200];
   std::snprintf(line, sizeof(line),
-                "target class rate %.4f (chance %.4f), source class rate %.4f, classifier accuracy on inputs %.4f\n",
+                "target class rate %.4f (chance %.4f), source class rate %.4f, classifier accuracy "
+                "on inputs %.4f\n",
                 target_acc, 1.0 / classes, source_kept, input_acc);
   c.summary.table = line;
 }
@@ -550,11 +594,13 @@ void run_generation(Context& c) {
       pool = buffer.init_states(k);
     }
     pool = pool.to(c.device);
-    auto labels = classes > 0 ? torch::randint(classes, {k}, gen, torch::kLong).to(c.device) : torch::Tensor();
+    auto labels = classes > 0 ? torch::randint(classes, {k}, gen, torch::kLong).to(c.device)
+                              : torch::Tensor();
     for (int64_t r = 0; r < rounds; ++r) {
       auto reset_rows = (torch::rand({k}, gen) < reset).nonzero().flatten();
       if (reset_rows.numel() > 0)
-        pool.index_copy_(0, reset_rows.to(c.device), buffer.init_states(reset_rows.size(0)).to(c.device));
+        pool.index_copy_(0, reset_rows.to(c.device),
+                         buffer.init_states(reset_rows.size(0)).to(c.device));
       pool = sampler.sample(ensemble, pool, labels, {}, nullptr, gen);
     }
     collected.push_back(pool.cpu());
@@ -573,38 +619,53 @@ void run_generation(Context& c) {
   const auto is_ref = eval::inception_score(pr, std::min<int64_t>(is_splits, pr.rows()));
   // Floor: the distance between the two halves of the reference set.
   const int64_t half = fr.rows() / 2;
-  const double fid_floor = eval::frechet_distance(eval::gaussian_stats(fr.topRows(half)),
-                                                  eval::gaussian_stats(fr.bottomRows(fr.rows() - half)));
+  const double fid_floor =
+      eval::frechet_distance(eval::gaussian_stats(fr.topRows(half)),
+                             eval::gaussian_stats(fr.bottomRows(fr.rows() - half)));
   report::JsonObject j;
-  j.set("fid", fid).set("kid_mean", kid.mean).set("kid_std", kid.std).set("kid_subsets", kid.subsets)
-      .set("kid_subset_size", kid.subset_size).set("is_mean", is.mean).set("is_std", is.std)
-      .set("is_splits", is.splits).set("samples", gen_images.size(0));
+  j.set("fid", fid)
+      .set("kid_mean", kid.mean)
+      .set("kid_std", kid.std)
+      .set("kid_subsets", kid.subsets)
+      .set("kid_subset_size", kid.subset_size)
+      .set("is_mean", is.mean)
+      .set("is_std", is.std)
+      .set("is_splits", is.splits)
+      .set("samples", gen_images.size(0));
   report::JsonObject r;
-  r.set("is_mean", is_ref.mean).set("is_std", is_ref.std).set("fid_half_vs_half", fid_floor)
+  r.set("is_mean", is_ref.mean)
+      .set("is_std", is_ref.std)
+      .set("fid_half_vs_half", fid_floor)
       .set("images", static_cast<int64_t>(fr.rows()));
   c.metrics.set("features", fx->name())
       .set("comparable_with_published", fx->comparable_with_published())
       .set("samples", gen_images.size(0))
-      .set("protocol", "persistent chains: " + std::to_string(chains) + " per pool, " + std::to_string(rounds) +
-                           " rounds x " + std::to_string(steps) + " steps, reset " + fmt4(reset) + ", init " + init +
-                           ", ensemble of " + std::to_string(members.size()) + " checkpoint(s)")
+      .set("protocol", "persistent chains: " + std::to_string(chains) + " per pool, " +
+                           std::to_string(rounds) + " rounds x " + std::to_string(steps) +
+                           " steps, reset " + fmt4(reset) + ", init " + init + ", ensemble of " +
+                           std::to_string(members.size()) + " checkpoint(s)")
       .set("ebm", j)
       .set("reference_data", r);
-  const std::string note = fx->comparable_with_published()
-                               ? "Features: Inception-v3 (inception-2015-12-05), comparable with published numbers."
-                               : "Features: the project's own classifier. NOT comparable with published FID/IS.";
+  const std::string note =
+      fx->comparable_with_published()
+          ? "Features: Inception-v3 (inception-2015-12-05), comparable with published numbers."
+          : "Features: the project's own classifier. NOT comparable with published FID/IS.";
   c.page->paragraph(note + " " + std::to_string(gen_images.size(0)) + " samples against " +
-                    std::to_string(fr.rows()) + " reference images (" + data.format + " " + data.split + ").");
+                    std::to_string(fr.rows()) + " reference images (" + data.format + " " +
+                    data.split + ").");
   c.page->table({"set", "FID", "KID", "IS"},
-                {{"EBM samples", fmt4(fid), fmt4(kid.mean) + " +- " + fmt4(kid.std), fmt4(is.mean) + " +- " + fmt4(is.std)},
-                 {"reference (half vs half)", fmt4(fid_floor), "-", fmt4(is_ref.mean) + " +- " + fmt4(is_ref.std)}});
+                {{"EBM samples", fmt4(fid), fmt4(kid.mean) + " +- " + fmt4(kid.std),
+                  fmt4(is.mean) + " +- " + fmt4(is.std)},
+                 {"reference (half vs half)", fmt4(fid_floor), "-",
+                  fmt4(is_ref.mean) + " +- " + fmt4(is_ref.std)}});
   c.figure("samples.png", gen_images.narrow(0, 0, std::min<int64_t>(100, gen_images.size(0))), 10,
            "The first 100 samples.");
   char line[320];
   std::snprintf(line, sizeof(line),
-                "%s\nsamples %ld: FID %.4f  KID %.5f +- %.5f  IS %.4f +- %.4f\nreference: FID half/half %.4f  IS %.4f\n",
-                note.c_str(), static_cast<long>(gen_images.size(0)), fid, kid.mean, kid.std, is.mean, is.std,
-                fid_floor, is_ref.mean);
+                "%s\nsamples %ld: FID %.4f  KID %.5f +- %.5f  IS %.4f +- %.4f\nreference: FID "
+                "half/half %.4f  IS %.4f\n",
+                note.c_str(), static_cast<long>(gen_images.size(0)), fid, kid.mean, kid.std,
+                is.mean, is.std, fid_floor, is_ref.mean);
   c.summary.table = line;
 }
 

@@ -1,5 +1,6 @@
 // The image experiments of the paper, one command each: `ebm eval <experiment> --config F`.
-//   generation  FID / KID / Inception Score of persistent-chain samples (optional checkpoint ensemble)
+//   generation  FID / KID / Inception Score of persistent-chain samples (optional checkpoint
+//               ensemble)
 //   completion  masked images completed by the masked sampler, several completions per input
 //   crossclass  chains started from an image of one class under the conditional energy of another
 //   ood         AUROC of the energy score against several out-of-distribution sets, beside a
@@ -22,17 +23,17 @@ namespace ebm::experiments {
 const std::vector<std::string>& image_experiments();
 
 struct EvalRunOptions {
-  std::string experiment;               // one of image_experiments()
+  std::string experiment;  // one of image_experiments()
   std::string config_path;
-  std::vector<std::string> overrides;   // --set key=value
-  std::string out_dir;                  // empty: runs/<name>
-  bool quiet = false;                   // no progress display
-  bool check_only = false;              // validate the config (every key) and stop
+  std::vector<std::string> overrides;  // --set key=value
+  std::string out_dir;                 // empty: runs/<name>
+  bool quiet = false;                  // no progress display
+  bool check_only = false;             // validate the config (every key) and stop
 };
 
 struct EvalRunSummary {
   std::string run_dir, metrics_json, report_html;
-  std::string table;                    // the headline numbers as text (printed by the CLI)
+  std::string table;  // the headline numbers as text (printed by the CLI)
   std::vector<std::string> figures;
 };
 

@@ -56,7 +56,8 @@ struct CommonSpec {
 CommonSpec read_common(const ConfigSection& root);
 
 // The number of classes of a conditional EBM; throws ConfigError naming the experiment otherwise.
-int64_t require_conditional(const LoadedImageEbm& ebm, const ConfigSection& root, const std::string& experiment);
+int64_t require_conditional(const LoadedImageEbm& ebm, const ConfigSection& root,
+                            const std::string& experiment);
 
 struct Context {
   std::string experiment, config_path, name, run_dir;
@@ -71,7 +72,8 @@ struct Context {
 
   // Resolves (training when needed) and loads the newest EBM; `ensemble`, when given, receives the
   // nets of the src.ensemble newest checkpoints, oldest first, the returned one's net last.
-  LoadedImageEbm load_ebm(const EbmSource& src, std::vector<std::shared_ptr<ImageEnergyNet>>* ensemble = nullptr);
+  LoadedImageEbm load_ebm(const EbmSource& src,
+                          std::vector<std::shared_ptr<ImageEnergyNet>>* ensemble = nullptr);
   // Loads the classifier, training and saving it first when its file is missing; the training
   // data is the given data set's train split.
   ImageClassifier classifier(const ClassifierSpec& spec, const DataSpec& train_data);
@@ -89,10 +91,12 @@ struct Context {
 torch::Tensor conform(const torch::Tensor& images, const std::vector<int64_t>& shape);
 
 // Trains `model` for `epochs` with Adam and cross-entropy on float images in [0, 1].
-void train_classifier(ImageClassifier& model, const torch::Tensor& images, const torch::Tensor& labels,
-                      const ClassifierSpec& spec, torch::Device device, uint64_t seed, bool quiet);
+void train_classifier(ImageClassifier& model, const torch::Tensor& images,
+                      const torch::Tensor& labels, const ClassifierSpec& spec, torch::Device device,
+                      uint64_t seed, bool quiet);
 // Accuracy of argmax logits over a set, in batches.
-double classifier_accuracy(ImageClassifier& model, const torch::Tensor& images, const torch::Tensor& labels);
+double classifier_accuracy(ImageClassifier& model, const torch::Tensor& images,
+                           const torch::Tensor& labels);
 
 std::string fmt4(double v);
 

@@ -3,9 +3,9 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <optional>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "datasets/image/image_dataset.h"
@@ -22,12 +22,14 @@ namespace ebm::experiments {
 namespace fs = std::filesystem;
 
 torch::Device resolve_device(const std::string& spec) {
-  if (spec == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
+  if (spec == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
   if (spec == "cpu") return torch::kCPU;
   if (spec.rfind("cuda", 0) == 0) {
     int index = 0;
     if (spec.size() > 4) {
-      if (spec[4] != ':') throw ConfigError("device '" + spec + "': expected auto, cpu, cuda or cuda:N");
+      if (spec[4] != ':')
+        throw ConfigError("device '" + spec + "': expected auto, cpu, cuda or cuda:N");
       try {
         index = std::stoi(spec.substr(5));
       } catch (const std::exception&) {
@@ -137,8 +139,7 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
   if (latest && !opts.resume)
     throw std::runtime_error(summary.run_dir + " already holds checkpoints (" + *latest +
                              "); pass --resume to continue it, or choose another --out");
-  if (opts.resume && !latest)
-    throw std::runtime_error("--resume: no checkpoint in " + ckpt_dir);
+  if (opts.resume && !latest) throw std::runtime_error("--resume: no checkpoint in " + ckpt_dir);
   util::write_file_atomic(summary.run_dir + "/config.yaml", config->dump());
 
   const std::vector<int64_t> shape{ds.images.size(1), ds.images.size(2), ds.images.size(3)};
@@ -161,13 +162,13 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
   report::EventWriter events(summary.run_dir + "/tensorboard");
   fs::create_directories(summary.run_dir + "/samples");
   std::cerr << "training " << rc.name << ": " << n << " images " << shape[0] << "x" << shape[1]
-            << "x" << shape[2] << ", " << model->parameters().size() << " parameter tensors ("
-            << [&] {
-                 int64_t count = 0;
-                 for (auto& p : model->parameters()) count += p.numel();
-                 return count;
-               }()
-            << " weights), device " << device.str() << ", run dir " << summary.run_dir << "\n";
+            << "x" << shape[2] << ", " << model->parameters().size() << " parameter tensors (" <<
+      [&] {
+        int64_t count = 0;
+        for (auto& p : model->parameters()) count += p.numel();
+        return count;
+      }() << " weights), device "
+            << device.str() << ", run dir " << summary.run_dir << "\n";
 
   auto save_checkpoint = [&](int64_t step) {
     return ckpts.save(step, [&](torch::serialize::OutputArchive& a) {
@@ -198,7 +199,8 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
     const int64_t epoch = step / per_epoch, k = step % per_epoch;
     if (epoch != perm_epoch) {
       // A permutation per epoch from (seed, epoch): resuming needs no data-order state.
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(rc.seed) * 1000003u + epoch);
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(
+          static_cast<uint64_t>(rc.seed) * 1000003u + epoch);
       perm = torch::randperm(n, gen, torch::kLong);
       perm_epoch = epoch;
     }
@@ -209,11 +211,17 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
     const int64_t done = trainer.steps();
     progress.update(done, fmt_fields(r));
     if (done % rc.log_every == 0 || done == rc.iterations) {
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::vector<std::pair<std::string, double>> values{
-          {"loss", r.loss},     {"e_pos", r.e_pos}, {"e_neg", r.e_neg},
-          {"ml_loss", r.ml_loss}, {"l2_loss", r.l2_loss}, {"lr", r.lr},
-          {"langevin_step_size", r.langevin_step_size}, {"skipped", r.skipped ? 1.0 : 0.0},
+          {"loss", r.loss},
+          {"e_pos", r.e_pos},
+          {"e_neg", r.e_neg},
+          {"ml_loss", r.ml_loss},
+          {"l2_loss", r.l2_loss},
+          {"lr", r.lr},
+          {"langevin_step_size", r.langevin_step_size},
+          {"skipped", r.skipped ? 1.0 : 0.0},
           {"elapsed_s", secs}};
       metrics.write(done, values);
       for (const auto& [k2, v] : values) events.add_scalar("train/" + k2, v, done);
@@ -226,7 +234,8 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
   if (summary.last_checkpoint.empty() || trainer.steps() % rc.checkpoint_every != 0) {
     summary.last_checkpoint = save_checkpoint(trainer.steps());
   }
-  if (trainer.steps() % rc.sample_every != 0 || summary.samples_png.empty()) save_samples(trainer.steps());
+  if (trainer.steps() % rc.sample_every != 0 || summary.samples_png.empty())
+    save_samples(trainer.steps());
   summary.steps = trainer.steps();
   summary.seconds = progress.elapsed();
   summary.last_loss = r.loss;
@@ -285,7 +294,8 @@ torch::Tensor sample_image_ebm(const SampleOptions& o) {
   LangevinCallback report;
   if (o.verbose) {
     report = [](const LangevinStepStats& st) {
-      std::fprintf(stderr, "langevin step %4ld  step size %.4g  mean energy %.5g  mean |grad| %.5g\n",
+      std::fprintf(stderr,
+                   "langevin step %4ld  step size %.4g  mean energy %.5g  mean |grad| %.5g\n",
                    static_cast<long>(st.step), st.step_size, st.mean_energy, st.grad_norm);
     };
   }

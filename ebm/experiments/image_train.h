@@ -23,7 +23,7 @@ struct TrainRunOptions {
   std::vector<std::string> overrides;  // --set key=value
   std::string out_dir;                 // empty: runs/<name>
   bool resume = false;
-  bool quiet = false;                  // no progress display
+  bool quiet = false;  // no progress display
 };
 
 struct TrainRunSummary {
@@ -42,17 +42,18 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& options);
 struct SampleOptions {
   std::string checkpoint;
   int64_t n = 64;
-  int64_t steps = -1;     // -1: the checkpoint's Langevin steps
-  int64_t label = -1;     // conditional models: -1 = labels 0, 1, 2, ... cycled
+  int64_t steps = -1;          // -1: the checkpoint's Langevin steps
+  int64_t label = -1;          // conditional models: -1 = labels 0, 1, 2, ... cycled
   std::string init = "noise";  // "noise" or "buffer" (the checkpoint's replay buffer)
   std::string out = "samples.png";
   std::string device = "auto";
   uint64_t seed = 0;
-  bool verbose = false;   // print each Langevin step's mean energy and gradient norm (stderr)
+  bool verbose = false;  // print each Langevin step's mean energy and gradient norm (stderr)
 };
 
 // An image EBM rebuilt from a checkpoint of `ebm train`: its resolved config, the net and a
-// trainer holding the checkpoint's sampler settings, replay buffer and weights (EMA not swapped in).
+// trainer holding the checkpoint's sampler settings, replay buffer and weights (EMA not swapped
+// in).
 struct LoadedImageEbm {
   std::string checkpoint;
   std::shared_ptr<Config> config;
@@ -64,7 +65,8 @@ struct LoadedImageEbm {
 };
 // steps >= 0 overrides the Langevin steps of the checkpoint's sampler. Throws std::runtime_error
 // naming the file when it is not an image EBM checkpoint.
-LoadedImageEbm load_image_ebm(const std::string& checkpoint, torch::Device device, int64_t steps = -1);
+LoadedImageEbm load_image_ebm(const std::string& checkpoint, torch::Device device,
+                              int64_t steps = -1);
 
 // Samples from a checkpoint with the trainer's sampler and writes a PNG grid. Returns the samples.
 torch::Tensor sample_image_ebm(const SampleOptions& options);

@@ -20,9 +20,9 @@ namespace {
 
 struct OodSet {
   std::string name, kind;
-  DataSpec data;                     // kind "dataset"
-  std::string path;                  // kind "sklearn_digits" (csv), "textures" (folder or files)
-  std::vector<std::string> files;    // kind "textures"
+  DataSpec data;                   // kind "dataset"
+  std::string path;                // kind "sklearn_digits" (csv), "textures" (folder or files)
+  std::vector<std::string> files;  // kind "textures"
   int64_t crop = 64;
 };
 
@@ -31,8 +31,9 @@ const std::vector<std::string> kDefaultTextures = {"brick.png", "grass.png", "gr
 OodSet read_set(const ConfigSection& s, const std::string& name) {
   OodSet o;
   o.name = name;
-  o.kind = s.choice("kind", "dataset",
-                    {"dataset", "sklearn_digits", "textures", "uniform", "constant", "interpolation"});
+  o.kind =
+      s.choice("kind", "dataset",
+               {"dataset", "sklearn_digits", "textures", "uniform", "constant", "interpolation"});
   if (o.kind == "dataset") {
     o.data = read_data_spec(s, "test");
   } else if (o.kind == "sklearn_digits") {
@@ -54,7 +55,9 @@ torch::Tensor make_set(const OodSet& s, int64_t count, const std::vector<int64_t
   if (s.kind == "uniform") return torch::rand({count, shape[0], shape[1], shape[2]}, gen);
   if (s.kind == "constant") {
     // One random grey (or colour) level per image.
-    return torch::rand({count, shape[0], 1, 1}, gen).expand({count, shape[0], shape[1], shape[2]}).contiguous();
+    return torch::rand({count, shape[0], 1, 1}, gen)
+        .expand({count, shape[0], shape[1], shape[2]})
+        .contiguous();
   }
   if (s.kind == "interpolation") {
     // Midpoints of random pairs of in-distribution images (as the paper's CIFAR-10 interpolation).
@@ -77,7 +80,8 @@ torch::Tensor make_set(const OodSet& s, int64_t count, const std::vector<int64_t
 }
 
 // Scores in batches: higher = more in-distribution.
-std::vector<double> ebm_scores(ImageEnergyNet& model, const torch::Tensor& x, int64_t classes, torch::Device dev) {
+std::vector<double> ebm_scores(ImageEnergyNet& model, const torch::Tensor& x, int64_t classes,
+                               torch::Device dev) {
   torch::NoGradGuard ng;
   std::vector<double> out;
   for (int64_t i = 0; i < x.size(0); i += 250) {
@@ -101,15 +105,17 @@ std::vector<double> msp_scores(ImageClassifier& model, const torch::Tensor& x, t
   std::vector<double> out;
   for (int64_t i = 0; i < x.size(0); i += 500) {
     auto b = x.narrow(0, i, std::min<int64_t>(500, x.size(0) - i)).to(dev);
-    auto p = std::get<0>(torch::softmax(model->forward(b), 1).max(1)).to(torch::kCPU, torch::kFloat64).contiguous();
+    auto p = std::get<0>(torch::softmax(model->forward(b), 1).max(1))
+                 .to(torch::kCPU, torch::kFloat64)
+                 .contiguous();
     out.insert(out.end(), p.data_ptr<double>(), p.data_ptr<double>() + p.numel());
   }
   return out;
 }
 
 // Histogram densities of scores over shared bins, as series for a line chart.
-std::vector<report::Series> histograms(const std::vector<std::pair<std::string, std::vector<double>>>& sets,
-                                       int bins, double* y_max) {
+std::vector<report::Series> histograms(
+    const std::vector<std::pair<std::string, std::vector<double>>>& sets, int bins, double* y_max) {
   double lo = 1e300, hi = -1e300;
   for (const auto& [n, v] : sets)
     for (double s : v) lo = std::min(lo, s), hi = std::max(hi, s);
@@ -139,7 +145,8 @@ void run_ood(Context& c) {
   s.check(count >= 10, "count", ">= 10");
   auto sets_section = s.section("sets");
   std::vector<OodSet> sets;
-  for (const auto& name : sets_section.keys()) sets.push_back(read_set(sets_section.section(name), name));
+  for (const auto& name : sets_section.keys())
+    sets.push_back(read_set(sets_section.section(name), name));
   if (sets.empty()) throw ConfigError(s.where() + ": ood.sets: give at least one OOD set");
   if (c.checked_only()) return;
 
@@ -187,25 +194,31 @@ void run_ood(Context& c) {
       .set("score_classifier", "max softmax probability of the project CNN")
       .set("auroc", per_set)
       .set("mean_auroc", report::JsonObject().set("ebm", mean_ebm).set("classifier_msp", mean_msp));
-  c.page->paragraph("AUROC with the " + std::to_string(in_dist.size(0)) + " in-distribution test images (" +
-                    data.format + ") as positives; ties count 1/2. 1.0 = the score separates the sets "
-                    "perfectly, 0.5 = chance, below 0.5 = the OOD set scores as more in-distribution.");
+  c.page->paragraph(
+      "AUROC with the " + std::to_string(in_dist.size(0)) + " in-distribution test images (" +
+      data.format +
+      ") as positives; ties count 1/2. 1.0 = the score separates the sets "
+      "perfectly, 0.5 = chance, below 0.5 = the OOD set scores as more in-distribution.");
   c.page->table({"OOD set", "kind", "images", "EBM AUROC", "classifier MSP AUROC"}, rows);
   c.figure("ood_sets.png", torch::cat(previews), 10,
            "Row 1: in-distribution test images; then one row per OOD set, in the table's order.");
   double y_max = 0;
   auto series = histograms(hist, 40, &y_max);
   const std::string hpath = c.run_dir + "/ood_scores.png";
-  report::write_png_grid(hpath, report::line_chart(series, 0, y_max * 1.05, 480, 280).unsqueeze(0), 1);
+  report::write_png_grid(hpath, report::line_chart(series, 0, y_max * 1.05, 480, 280).unsqueeze(0),
+                         1);
   std::string legend;
   for (size_t i = 0; i < series.size(); ++i) {
     const auto col = report::palette(static_cast<int64_t>(i));
     char rgb[64];
-    std::snprintf(rgb, sizeof(rgb), "rgb(%d,%d,%d)", static_cast<int>(col[0] * 255), static_cast<int>(col[1] * 255),
-                  static_cast<int>(col[2] * 255));
-    legend += "<span style=\"color:" + std::string(rgb) + "\">&#9632; " + report::html_escape(series[i].name) + "</span> ";
+    std::snprintf(rgb, sizeof(rgb), "rgb(%d,%d,%d)", static_cast<int>(col[0] * 255),
+                  static_cast<int>(col[1] * 255), static_cast<int>(col[2] * 255));
+    legend += "<span style=\"color:" + std::string(rgb) + "\">&#9632; " +
+              report::html_escape(series[i].name) + "</span> ";
   }
-  c.page->paragraph("Histograms of the EBM score (x: score, higher = more in-distribution; y: fraction of the set).");
+  c.page->paragraph(
+      "Histograms of the EBM score (x: score, higher = more in-distribution; y: fraction of the "
+      "set).");
   c.page->image("ood_scores.png").raw("<p>" + legend + "</p>");
   c.summary.figures.push_back(hpath);
   c.summary.table = table;

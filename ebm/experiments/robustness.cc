@@ -16,7 +16,8 @@ namespace {
 // E(x) = -log sum_y exp(-E(x, y)): the marginal energy of a conditional model (for purification).
 class MarginalEnergy : public EnergyModel {
  public:
-  MarginalEnergy(std::shared_ptr<EnergyModel> m, int64_t classes) : m_(std::move(m)), classes_(classes) {}
+  MarginalEnergy(std::shared_ptr<EnergyModel> m, int64_t classes)
+      : m_(std::move(m)), classes_(classes) {}
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor&) override {
     torch::Tensor logits;
     classify_by_energy(*m_, x, classes_, &logits);
@@ -81,11 +82,16 @@ void run_robustness(Context& c) {
       const int64_t b = std::min(batch, n - i);
       auto x = x_all.narrow(0, i, b).to(c.device);
       auto y = y_all.narrow(0, i, b).to(c.device);
-      auto opts = eval::PgdOptions().norm(norm).epsilon(eps).steps(steps)
-                      .step_size(step_factor * eps / steps).random_start(random_start);
+      auto opts = eval::PgdOptions()
+                      .norm(norm)
+                      .epsilon(eps)
+                      .steps(steps)
+                      .step_size(step_factor * eps / steps)
+                      .random_start(random_start);
       auto loss = [&](const torch::Tensor& v) {
         return torch::nn::functional::cross_entropy(
-            logits_fn(v), y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+            logits_fn(v), y,
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
       };
       auto adv = eval::pgd_attack(loss, x, opts, gen);
       if (purify) {
@@ -105,12 +111,14 @@ void run_robustness(Context& c) {
   std::string table;
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> pictures;
-  for (const auto& [norm, list] : {std::pair{eval::AttackNorm::kLinf, linf}, std::pair{eval::AttackNorm::kL2, l2}}) {
+  for (const auto& [norm, list] :
+       {std::pair{eval::AttackNorm::kLinf, linf}, std::pair{eval::AttackNorm::kL2, l2}}) {
     if (list.empty()) continue;
     const std::string nn = eval::attack_norm_name(norm);
     std::vector<report::Series> series{{"ebm", {}, {}}, {"cnn", {}, {}}};
     if (purify_steps > 0) series.push_back({"ebm_purified", {}, {}});
-    table += nn + " eps(/255)   EBM      CNN" + std::string(purify_steps > 0 ? "      EBM+purify" : "") + "\n";
+    table += nn + " eps(/255)   EBM      CNN" +
+             std::string(purify_steps > 0 ? "      EBM+purify" : "") + "\n";
     for (double e : list) {
       c.log("robustness: " + nn + " eps " + fmt4(e) + "/255");
       const double eps = e / 255.0;
@@ -135,24 +143,39 @@ void run_robustness(Context& c) {
     for (const auto& sr : series) j.set(sr.name, sr.y);
     acc.set(nn, j);
     const std::string file = "robustness_" + nn + ".png";
-    report::write_png_grid(c.run_dir + "/" + file, report::line_chart(series, 0, 1, 420, 260).unsqueeze(0), 1);
+    report::write_png_grid(c.run_dir + "/" + file,
+                           report::line_chart(series, 0, 1, 420, 260).unsqueeze(0), 1);
     pictures.push_back(file);
     c.summary.figures.push_back(c.run_dir + "/" + file);
   }
   c.metrics.set("images", n)
-      .set("attack", "PGD, " + std::to_string(steps) + " steps of " + fmt4(step_factor) + " * eps / steps, " +
-                         (random_start ? "random start" : "no random start") + ", white box on each model")
-      .set("purification", purify_steps > 0 ? std::to_string(purify_steps) + " Langevin steps on the marginal energy within L-inf " + fmt4(purify_eps) + "/255 of the attacked image (the attack does not see it)" : "none")
+      .set("attack", "PGD, " + std::to_string(steps) + " steps of " + fmt4(step_factor) +
+                         " * eps / steps, " + (random_start ? "random start" : "no random start") +
+                         ", white box on each model")
+      .set("purification", purify_steps > 0
+                               ? std::to_string(purify_steps) +
+                                     " Langevin steps on the marginal energy within L-inf " +
+                                     fmt4(purify_eps) +
+                                     "/255 of the attacked image (the attack does not see it)"
+                               : "none")
       .set("accuracy", acc);
-  c.page->paragraph("Accuracy on " + std::to_string(n) + " test images under white-box PGD (" + std::to_string(steps) +
-                    " steps, step = " + fmt4(step_factor) + " eps / steps" + (random_start ? ", random start" : "") +
-                    "). ebm: the conditional EBM as classifier (argmin over labels of E(x, y)); cnn: a plain CNN trained "
-                    "with cross-entropy on the same data; ebm_purified: the EBM's attacked images purified by Langevin "
-                    "steps on the marginal energy inside L-inf " + fmt4(purify_eps) + "/255 before classification (the "
-                    "attack does not differentiate through the purification). Epsilon in units of 1/255.");
+  c.page->paragraph(
+      "Accuracy on " + std::to_string(n) + " test images under white-box PGD (" +
+      std::to_string(steps) + " steps, step = " + fmt4(step_factor) + " eps / steps" +
+      (random_start ? ", random start" : "") +
+      "). ebm: the conditional EBM as classifier (argmin over labels of E(x, y)); cnn: a plain CNN "
+      "trained "
+      "with cross-entropy on the same data; ebm_purified: the EBM's attacked images purified by "
+      "Langevin "
+      "steps on the marginal energy inside L-inf " +
+      fmt4(purify_eps) +
+      "/255 before classification (the "
+      "attack does not differentiate through the purification). Epsilon in units of 1/255.");
   c.page->table({"norm", "eps (/255)", "EBM", "CNN", "EBM + purification"}, rows);
   for (const auto& p : pictures) {
-    c.page->paragraph(p + ": accuracy (y, 0 to 1) against epsilon (x); red = EBM, blue = CNN, green = EBM + purification.");
+    c.page->paragraph(p +
+                      ": accuracy (y, 0 to 1) against epsilon (x); red = EBM, blue = CNN, green = "
+                      "EBM + purification.");
     c.page->image(p);
   }
   c.summary.table = table;

@@ -13,17 +13,17 @@
 #include <sstream>
 
 #include "datasets/trajectory/record_file.h"
+#include "ebm/build_info.h"
 #include "ebm/core/options_config.h"
 #include "ebm/eval/trajectory_metrics.h"
-#include "ebm/build_info.h"
 #include "ebm/experiments/image_train.h"
 #include "ebm/nets/trajectory_generator.h"
-#include "plugin/recorder/recorder.h"
 #include "ebm/report/metrics.h"
 #include "ebm/report/plot.h"
 #include "ebm/report/png.h"
 #include "ebm/report/progress.h"
 #include "ebm/util/files.h"
+#include "plugin/recorder/recorder.h"
 
 namespace ebm::experiments {
 namespace fs = std::filesystem;
@@ -37,10 +37,12 @@ rollout::RecordOptions record_options(const ConfigSection& root) {
   rollout::RecordOptions o;
   o.seed = static_cast<uint64_t>(root.get<int64_t>("seed", 0));
   const auto scene = root.section("scene");
-  o.scene.name = scene.choice("name", "shadow_hand_block", {"shadow_hand_block", "particles", "mjcf"});
+  o.scene.name =
+      scene.choice("name", "shadow_hand_block", {"shadow_hand_block", "particles", "mjcf"});
   if (!scene.is_null("path")) o.scene.path = scene.get<std::string>("path", "");
   const auto particles = scene.section("particles");
-  o.scene.particles.count = static_cast<int>(particles.get<int64_t>("count", o.scene.particles.count));
+  o.scene.particles.count =
+      static_cast<int>(particles.get<int64_t>("count", o.scene.particles.count));
   o.scene.particles.box = particles.get<double>("box", o.scene.particles.box);
   o.scene.particles.radius = particles.get<double>("radius", o.scene.particles.radius);
   o.scene.particles.max_force = particles.get<double>("max_force", o.scene.particles.max_force);
@@ -63,7 +65,8 @@ rollout::RecordOptions record_options(const ConfigSection& root) {
   p.check(o.policy.theta >= 0, "theta", "a number >= 0");
   o.policy.sigma = p.get<double>("sigma", o.policy.sigma);
   p.check(o.policy.sigma >= 0, "sigma", "a number >= 0");
-  o.policy.action_repeat = static_cast<int>(p.get<int64_t>("action_repeat", o.policy.action_repeat));
+  o.policy.action_repeat =
+      static_cast<int>(p.get<int64_t>("action_repeat", o.policy.action_repeat));
   p.check(o.policy.action_repeat >= 1, "action_repeat", "an integer >= 1");
   const auto rec = root.section("recorder");
   const auto fields = rec.get<std::vector<std::string>>("fields", {"qpos", "qvel", "ctrl"});
@@ -131,7 +134,8 @@ TrajConfig traj_config(const ConfigSection& root) {
   c.horizon = e.get<int64_t>("horizon", c.horizon);
   e.check(c.horizon >= 1, "horizon", "an integer >= 1");
   c.error_frames = e.get<std::vector<int64_t>>("error_frames", c.error_frames);
-  for (int64_t f : c.error_frames) e.check(f >= 1 && f <= c.horizon, "error_frames", "frames in 1..horizon");
+  for (int64_t f : c.error_frames)
+    e.check(f >= 1 && f <= c.horizon, "error_frames", "frames in 1..horizon");
   c.eval_langevin_steps = e.get<int64_t>("langevin_steps", c.eval_langevin_steps);
   e.check(c.eval_langevin_steps >= 1, "langevin_steps", "an integer >= 1");
   c.max_eval_states = e.get<int64_t>("max_states", c.max_eval_states);
@@ -144,8 +148,8 @@ TrajConfig traj_config(const ConfigSection& root) {
 
 LimitViolations joint_limit_violations(const mjModel* m, const torch::Tensor& qpos) {
   if (qpos.dim() != 2 || qpos.size(1) != m->nq) {
-    throw std::invalid_argument("joint_limit_violations: qpos must be [T, " + std::to_string(m->nq) +
-                                "], got " + c10::str(qpos.sizes()));
+    throw std::invalid_argument("joint_limit_violations: qpos must be [T, " +
+                                std::to_string(m->nq) + "], got " + c10::str(qpos.sizes()));
   }
   auto q = qpos.to(torch::kFloat64).contiguous();
   const double* v = q.data_ptr<double>();
@@ -153,8 +157,10 @@ LimitViolations joint_limit_violations(const mjModel* m, const torch::Tensor& qp
   double excess = 0;
   for (int64_t t = 0; t < q.size(0); ++t) {
     for (int j = 0; j < m->njnt; ++j) {
-      if (!m->jnt_limited[j] || (m->jnt_type[j] != mjJNT_HINGE && m->jnt_type[j] != mjJNT_SLIDE)) continue;
-      const double x = v[t * m->nq + m->jnt_qposadr[j]], lo = m->jnt_range[2 * j], hi = m->jnt_range[2 * j + 1];
+      if (!m->jnt_limited[j] || (m->jnt_type[j] != mjJNT_HINGE && m->jnt_type[j] != mjJNT_SLIDE))
+        continue;
+      const double x = v[t * m->nq + m->jnt_qposadr[j]], lo = m->jnt_range[2 * j],
+                   hi = m->jnt_range[2 * j + 1];
       ++checks;
       if (x < lo || x > hi) {
         ++violations;
@@ -211,7 +217,8 @@ struct JointColumns {
   int joint = -1;
 };
 
-std::vector<JointColumns> joint_columns(const mjModel* m, const TrajConfig& c, const trajectory::FrameLayout& layout) {
+std::vector<JointColumns> joint_columns(const mjModel* m, const TrajConfig& c,
+                                        const trajectory::FrameLayout& layout) {
   std::map<int64_t, int64_t> pos_col_of, vel_col_of;  // qpos / dof address -> feature column
   int64_t col = 0;
   for (const auto& text : c.windows.features) {
@@ -243,7 +250,8 @@ void check_layout(const TrajectoryGenerator& g, const TrajConfig& c, const std::
   if (meta.history != c.windows.history || meta.future != c.windows.future) {
     throw std::runtime_error(path + ": models use windows of " + std::to_string(meta.history) +
                              " + " + std::to_string(meta.future) + " frames, the config " +
-                             std::to_string(c.windows.history) + " + " + std::to_string(c.windows.future));
+                             std::to_string(c.windows.history) + " + " +
+                             std::to_string(c.windows.future));
   }
   if (meta.basis != c.basis) {
     throw std::runtime_error(path + ": models use model.basis = " + std::to_string(meta.basis) +
@@ -272,7 +280,8 @@ std::string fmt_num(double v) { return util::json_number(v); }
 
 // ------------------------------------------------------------------------------- training ---
 
-void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device device, bool quiet) {
+void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device device,
+                  bool quiet) {
   const TrajectoryCorpus corpus(run_dir + "/trajectories");
   const WindowDataset train(corpus, c.windows, "train");
   const WindowStats stats = train.compute_stats();
@@ -280,13 +289,19 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
   fs::create_directories(run_dir + "/models");
   const auto h = trajectory::normalize_history(train.history(), stats).to(device);
   const auto net_opts = net_options(c, dim);
-  const auto f = encode_future(trajectory::normalize_future(train.future(), train.history(), stats), net_opts).to(device);
+  const auto f =
+      encode_future(trajectory::normalize_future(train.future(), train.history(), stats), net_opts)
+          .to(device);
   const int64_t n = h.size(0);
-  fmt::print(stderr, "training on {} windows ({} history + {} future frames of {} features) from {} episodes\n",
-             n, c.windows.history, c.windows.future, dim, corpus.size());
+  fmt::print(
+      stderr,
+      "training on {} windows ({} history + {} future frames of {} features) from {} episodes\n", n,
+      c.windows.history, c.windows.future, dim, corpus.size());
   report::MetricsLog log(run_dir + "/metrics.jsonl");
   torch::manual_seed(c.seed);
-  auto batch_index = [&](int64_t) { return torch::randint(n, {std::min(c.batch_size, n)}, torch::kLong).to(device); };
+  auto batch_index = [&](int64_t) {
+    return torch::randint(n, {std::min(c.batch_size, n)}, torch::kLong).to(device);
+  };
 
   // The EBM: the core's trainer, sampler and replay buffer.
   auto net = std::make_shared<TrajectoryEnergyNetImpl>(net_options(c, dim));
@@ -298,7 +313,9 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
       const auto r = trainer.step(f.index_select(0, idx), h.index_select(0, idx));
       if ((it + 1) % c.log_every == 0 || it + 1 == c.ebm_iterations) {
         log.write(r.step, {{"ebm_loss", r.loss}, {"ebm_e_pos", r.e_pos}, {"ebm_e_neg", r.e_neg}});
-        if (!quiet) progress.update(it + 1, fmt::format("loss={:.3f} E+={:.3f} E-={:.3f}", r.loss, r.e_pos, r.e_neg));
+        if (!quiet)
+          progress.update(it + 1,
+                          fmt::format("loss={:.3f} E+={:.3f} E-={:.3f}", r.loss, r.e_pos, r.e_neg));
       }
     }
     progress.finish();
@@ -335,9 +352,12 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
       starts = trainer.buffer().states();
     } else {
       const auto rows = torch::randperm(n, torch::kLong).narrow(0, 0, std::min<int64_t>(n, 1024));
-      starts = trainer.buffer().init_states(rows.size(0), f.index_select(0, rows.to(f.device())).cpu());
+      starts =
+          trainer.buffer().init_states(rows.size(0), f.index_select(0, rows.to(f.device())).cpu());
     }
-    if (starts.size(0) > 1024) starts = starts.index_select(0, torch::randperm(starts.size(0), torch::kLong).narrow(0, 0, 1024));
+    if (starts.size(0) > 1024)
+      starts =
+          starts.index_select(0, torch::randperm(starts.size(0), torch::kLong).narrow(0, 0, 1024));
     TrajectoryGenerator gen(meta, net, trainer.sampler().options(), stats.mean, stats.std,
                             stats.delta_std, starts);
     // Joint limits of the features that are positions of limited hinge/slide joints, and the
@@ -357,38 +377,45 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
     }
     gen.set_limits(lower, upper, c.limit_weight);
     if (!pos_cols.empty()) {
-      const auto pc = torch::tensor(pos_cols, torch::kLong), vc = torch::tensor(vel_cols, torch::kLong);
-      const auto r = kinematic_residual(torch::cat({train.history(), train.future()}, 1).to(torch::kFloat64), pc, vc,
-                                        static_cast<double>(meta.decimation) * meta.timestep);
+      const auto pc = torch::tensor(pos_cols, torch::kLong),
+                 vc = torch::tensor(vel_cols, torch::kLong);
+      const auto r =
+          kinematic_residual(torch::cat({train.history(), train.future()}, 1).to(torch::kFloat64),
+                             pc, vc, static_cast<double>(meta.decimation) * meta.timestep);
       const auto rms = r.pow(2).flatten(0, 1).mean(0).sqrt().clamp_min(1e-3).to(torch::kFloat32);
       gen.set_kinematics(pc, vc, rms, c.kinematic_weight);
     }
     gen.save(run_dir + "/models/generator.pt");
   }
   // Baselines.
-  auto train_baseline = [&](const std::string& name, torch::nn::Module& module, int64_t iterations,
-                            const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& loss_fn) {
-    module.to(device);
-    torch::optim::Adam opt(module.parameters(), torch::optim::AdamOptions(c.baseline_lr));
-    report::Progress progress(name, iterations);
-    for (int64_t it = 0; it < iterations; ++it) {
-      const auto idx = batch_index(it);
-      auto loss = loss_fn(h.index_select(0, idx), f.index_select(0, idx));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      if ((it + 1) % c.log_every == 0 || it + 1 == iterations) {
-        log.write(it + 1, {{name + "_loss", loss.item<double>()}});
-        if (!quiet) progress.update(it + 1, fmt::format("loss={:.4f}", loss.item<double>()));
-      }
-    }
-    progress.finish();
-  };
+  auto train_baseline =
+      [&](const std::string& name, torch::nn::Module& module, int64_t iterations,
+          const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& loss_fn) {
+        module.to(device);
+        torch::optim::Adam opt(module.parameters(), torch::optim::AdamOptions(c.baseline_lr));
+        report::Progress progress(name, iterations);
+        for (int64_t it = 0; it < iterations; ++it) {
+          const auto idx = batch_index(it);
+          auto loss = loss_fn(h.index_select(0, idx), f.index_select(0, idx));
+          opt.zero_grad();
+          loss.backward();
+          opt.step();
+          if ((it + 1) % c.log_every == 0 || it + 1 == iterations) {
+            log.write(it + 1, {{name + "_loss", loss.item<double>()}});
+            if (!quiet) progress.update(it + 1, fmt::format("loss={:.4f}", loss.item<double>()));
+          }
+        }
+        progress.finish();
+      };
   FeedforwardPredictor fc(net_options(c, dim));
-  train_baseline("fc", *fc, c.fc_iterations, [&](const torch::Tensor& hh, const torch::Tensor& ff) { return fc->loss(hh, ff); });
+  train_baseline("fc", *fc, c.fc_iterations, [&](const torch::Tensor& hh, const torch::Tensor& ff) {
+    return fc->loss(hh, ff);
+  });
   save_module(fc, run_dir + "/models/fc.pt");
   MixtureDensityNet mdn(net_options(c, dim));
-  train_baseline("mdn", *mdn, c.mdn_iterations, [&](const torch::Tensor& hh, const torch::Tensor& ff) { return mdn->loss(hh, ff); });
+  train_baseline(
+      "mdn", *mdn, c.mdn_iterations,
+      [&](const torch::Tensor& hh, const torch::Tensor& ff) { return mdn->loss(hh, ff); });
   save_module(mdn, run_dir + "/models/mdn.pt");
 }
 
@@ -421,11 +448,13 @@ torch::Tensor predict(const std::string& method, Models& m, const TrajConfig& c,
     return m.generator->sample(history, k, c.horizon, c.eval_langevin_steps);
   }
   torch::NoGradGuard no_grad;
-  const auto out = chain_windows(history.repeat_interleave(k, 0).to(device), c.horizon, c.windows.future,
-                                 [&](const torch::Tensor& hist) {
+  const auto out = chain_windows(history.repeat_interleave(k, 0).to(device), c.horizon,
+                                 c.windows.future, [&](const torch::Tensor& hist) {
                                    const auto hn = trajectory::normalize_history(hist, m.stats);
-                                   const auto z = method == "fc" ? m.fc->forward(hn) : m.mdn->sample(hn, 1).squeeze(1);
-                                   return trajectory::denormalize_future(decode_future(z, net_options(c, m.dim)), hist, m.stats);
+                                   const auto z = method == "fc" ? m.fc->forward(hn)
+                                                                 : m.mdn->sample(hn, 1).squeeze(1);
+                                   return trajectory::denormalize_future(
+                                       decode_future(z, net_options(c, m.dim)), hist, m.stats);
                                  });
   return out.to(torch::kCPU).view({history.size(0), k, c.horizon, history.size(2)});
 }
@@ -438,7 +467,8 @@ struct Physics {
   std::vector<int> sites;
   // Feature columns -> qpos / qvel addresses.
   std::vector<std::pair<int64_t, int64_t>> qpos_cols;  // (feature column, qpos index)
-  std::vector<std::pair<int64_t, int64_t>> pos_vel_cols;  // (position, velocity) feature columns of a joint
+  std::vector<std::pair<int64_t, int64_t>>
+      pos_vel_cols;  // (position, velocity) feature columns of a joint
   double frame_dt = 0;
 };
 
@@ -454,7 +484,8 @@ Physics make_physics(const TrajConfig& c, const trajectory::FrameLayout& layout)
     p.sites.push_back(id);
   }
   if (!layout.offset("qpos") || layout.size("qpos") != static_cast<size_t>(m->nq)) {
-    throw std::runtime_error("evaluation needs the recorded field qpos[" + std::to_string(m->nq) + "]");
+    throw std::runtime_error("evaluation needs the recorded field qpos[" + std::to_string(m->nq) +
+                             "]");
   }
   int64_t col = 0;
   for (const auto& text : c.windows.features) {
@@ -466,7 +497,8 @@ Physics make_physics(const TrajConfig& c, const trajectory::FrameLayout& layout)
   for (const auto& jc : joint_columns(m, c, layout)) {
     if (jc.vel_col >= 0) p.pos_vel_cols.emplace_back(jc.pos_col, jc.vel_col);
   }
-  if (p.qpos_cols.empty()) throw std::runtime_error("windows.features must include a qpos slice (positions to evaluate)");
+  if (p.qpos_cols.empty())
+    throw std::runtime_error("windows.features must include a qpos slice (positions to evaluate)");
   p.frame_dt = m->opt.timestep * c.record.decimation;
   return p;
 }
@@ -512,7 +544,8 @@ Feasibility feasibility(Physics& p, const torch::Tensor& qpos, const torch::Tens
     std::memcpy(d->qpos, q.data_ptr<double>() + t * m->nq, sizeof(double) * m->nq);
     mj_fwdPosition(m, d);  // kinematics and collision
     double worst = 0;
-    for (int i = 0; i < d->ncon; ++i) worst = std::max(worst, -static_cast<double>(d->contact[i].dist));
+    for (int i = 0; i < d->ncon; ++i)
+      worst = std::max(worst, -static_cast<double>(d->contact[i].dist));
     pen += worst;
   }
   const auto limits = joint_limit_violations(m, q);
@@ -523,7 +556,8 @@ Feasibility feasibility(Physics& p, const torch::Tensor& qpos, const torch::Tens
   double inc = 0;
   int64_t count = 0;
   for (const auto& [col, vcol] : p.pos_vel_cols) {
-    auto pos = feats.select(1, col).to(torch::kFloat64), vel = feats.select(1, vcol).to(torch::kFloat64);
+    auto pos = feats.select(1, col).to(torch::kFloat64),
+         vel = feats.select(1, vcol).to(torch::kFloat64);
     const int64_t t = pos.size(0);
     if (t < 2) continue;
     auto fd = (pos.narrow(0, 1, t - 1) - pos.narrow(0, 0, t - 1)) / p.frame_dt;
@@ -541,7 +575,8 @@ Feasibility feasibility(Physics& p, const torch::Tensor& qpos, const torch::Tens
 // --------------------------------------------------------------------------------- pictures ---
 
 // One panel per method: every trajectory of the set in its own colour, all points (sites).
-void write_paths_png(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& sets) {
+void write_paths_png(const std::string& path,
+                     const std::vector<std::pair<std::string, torch::Tensor>>& sets) {
   double lo_x = 1e300, lo_y = 1e300, hi_x = -1e300, hi_y = -1e300;
   for (const auto& [name, s] : sets) {
     lo_x = std::min(lo_x, s.select(-1, 0).min().item<double>());
@@ -586,10 +621,10 @@ bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir, cons
     return false;
   }
   std::ostringstream j;
-  j << "{\"lookat\": [" << fmt_num(lookat[0].item<double>()) << ", " << fmt_num(lookat[1].item<double>())
-    << ", " << fmt_num(lookat[2].item<double>()) << "], \"distance\": " << fmt_num(distance)
-    << ", \"azimuth\": " << fmt_num(c.camera_azimuth) << ", \"elevation\": " << fmt_num(c.camera_elevation)
-    << ", \"columns\": [";
+  j << "{\"lookat\": [" << fmt_num(lookat[0].item<double>()) << ", "
+    << fmt_num(lookat[1].item<double>()) << ", " << fmt_num(lookat[2].item<double>())
+    << "], \"distance\": " << fmt_num(distance) << ", \"azimuth\": " << fmt_num(c.camera_azimuth)
+    << ", \"elevation\": " << fmt_num(c.camera_elevation) << ", \"columns\": [";
   for (size_t i = 0; i < columns.size(); ++i) j << (i ? ", " : "") << util::json_quote(columns[i]);
   j << "], \"rows\": [";
   for (size_t r = 0; r < rows.size(); ++r) {
@@ -597,7 +632,8 @@ bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir, cons
     const auto q = rows[r].second.to(torch::kFloat64).contiguous();
     for (int64_t t = 0; t < q.size(0); ++t) {
       j << (t ? ", " : "") << "[";
-      for (int64_t k = 0; k < q.size(1); ++k) j << (k ? ", " : "") << fmt_num(q[t][k].item<double>());
+      for (int64_t k = 0; k < q.size(1); ++k)
+        j << (k ? ", " : "") << fmt_num(q[t][k].item<double>());
       j << "]";
     }
     j << "]}";
@@ -607,8 +643,9 @@ bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir, cons
   const std::string cmd = "'" + std::string(build::kPython) + "' '" + build::kSourceDir +
                           "/scripts/render_frames.py' '" + dir + "' '" + png + "' > /dev/null";
   if (std::system(cmd.c_str()) != 0) {
-    fmt::print(stderr, "warning: rendering frames failed (MuJoCo's Python renderer with OSMesa; "
-                       "see the message above); the report has no rendered frames\n");
+    fmt::print(stderr,
+               "warning: rendering frames failed (MuJoCo's Python renderer with OSMesa; "
+               "see the message above); the report has no rendered frames\n");
     return false;
   }
   return true;
@@ -624,7 +661,8 @@ struct EvalResult {
   int64_t states = 0;
 };
 
-EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Device device, bool quiet) {
+EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Device device,
+                    bool quiet) {
   const TrajectoryCorpus corpus(run_dir + "/trajectories");
   Models models = load_models(c, run_dir, device);
   Physics phys = make_physics(c, corpus.layout());
@@ -634,7 +672,8 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
   const int64_t prefix = (c.record.prefix_steps + c.record.decimation - 1) / c.record.decimation;
   if (prefix < c.windows.history) {
     throw std::runtime_error("evaluation needs branches that share at least windows.history = " +
-                             std::to_string(c.windows.history) + " frames: set rollout.prefix_steps >= " +
+                             std::to_string(c.windows.history) +
+                             " frames: set rollout.prefix_steps >= " +
                              std::to_string(c.windows.history * c.record.decimation));
   }
   // Validation start states with their branches.
@@ -650,11 +689,13 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
   }
   std::vector<std::pair<uint32_t, std::vector<size_t>>> states;
   for (auto& [s, eps] : by_state) {
-    if (eps.size() >= 2 && static_cast<int64_t>(states.size()) < c.max_eval_states) states.emplace_back(s, eps);
+    if (eps.size() >= 2 && static_cast<int64_t>(states.size()) < c.max_eval_states)
+      states.emplace_back(s, eps);
   }
   if (states.empty()) {
     throw std::runtime_error("no validation start state has 2 or more branches of " +
-                             std::to_string(prefix + c.horizon) + " frames; record more start states or branches");
+                             std::to_string(prefix + c.horizon) +
+                             " frames; record more start states or branches");
   }
   // Features of an episode's frames [a, b) -> [b - a, D]; qpos -> [b - a, nq].
   std::vector<trajectory::FeatureSlice> feats;
@@ -702,7 +743,8 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
       std::vector<Feasibility> fz;
       if (method == "ground_truth") {
         paths = truth;
-        for (size_t b = 0; b < branches.size(); ++b) fz.push_back(feasibility(phys, truth_qpos[b], truth_feats[b]));
+        for (size_t b = 0; b < branches.size(); ++b)
+          fz.push_back(feasibility(phys, truth_qpos[b], truth_feats[b]));
       } else {
         const int64_t k = method == "fc" ? 1 : c.samples;
         // Every method draws from the same seed at each state: ebm and ebm_experts get the same
@@ -711,9 +753,12 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
         torch::manual_seed(c.seed + 2 + si);
         const auto pred = predict(method, models, c, history, k, device)[0];  // [k, T, D]
         if (!torch::isfinite(pred).all().item<bool>()) {
-          throw std::runtime_error("method " + method + " produced non-finite futures from held-out state " +
-                                   std::to_string(state) +
-                                   (method == "ebm_experts" ? " (lower model.limit_weight, model.kinematic_weight or langevin.step_size)" : ""));
+          throw std::runtime_error(
+              "method " + method + " produced non-finite futures from held-out state " +
+              std::to_string(state) +
+              (method == "ebm_experts"
+                   ? " (lower model.limit_weight, model.kinematic_weight or langevin.step_size)"
+                   : ""));
         }
         predict_cache[method] = pred;
         std::vector<torch::Tensor> ps;
@@ -756,8 +801,10 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
       const std::string png = run_dir + "/paths.png";
       // The EBM as the main job samples it: composed with the experts when configured.
       const std::string ebm_method = sets.count("ebm_experts") ? "ebm_experts" : "ebm";
-      write_paths_png(png, {{"ground_truth", sets["ground_truth"]}, {"fc", sets["fc"].narrow(0, 0, 1)},
-                            {ebm_method, sets[ebm_method]}, {"mdn", sets["mdn"]}});
+      write_paths_png(png, {{"ground_truth", sets["ground_truth"]},
+                            {"fc", sets["fc"].narrow(0, 0, 1)},
+                            {ebm_method, sets[ebm_method]},
+                            {"mdn", sets["mdn"]}});
       res.pictures.push_back(png);
       if (c.render) {
         // Frames T = 0 (the last history frame) and every quarter of the horizon.
@@ -801,7 +848,8 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
 
 // Methods in table order: the truth, the EBM (and its composition with the experts), the
 // baselines.
-std::vector<std::string> method_order(const std::map<std::string, std::map<std::string, double>>& metrics) {
+std::vector<std::string> method_order(
+    const std::map<std::string, std::map<std::string, double>>& metrics) {
   std::vector<std::string> out;
   for (const char* m : {"ground_truth", "ebm", "ebm_experts", "mdn", "fc"}) {
     if (metrics.count(m)) out.push_back(m);
@@ -821,7 +869,8 @@ std::string metrics_table(const std::map<std::string, std::map<std::string, doub
     out << fmt::format("{:<28}", k);
     for (const auto& m : methods) {
       auto it = metrics.at(m).find(k);
-      out << (it == metrics.at(m).end() ? fmt::format("{:>14}", "-") : fmt::format("{:>14.4f}", it->second));
+      out << (it == metrics.at(m).end() ? fmt::format("{:>14}", "-")
+                                        : fmt::format("{:>14.4f}", it->second));
     }
     out << "\n";
   }
@@ -830,8 +879,9 @@ std::string metrics_table(const std::map<std::string, std::map<std::string, doub
 
 std::string metrics_json(const EvalResult& r, const TrajConfig& c) {
   std::ostringstream out;
-  out << "{\n  \"states\": " << r.states << ",\n  \"samples\": " << c.samples << ",\n  \"horizon\": "
-      << c.horizon << ",\n  \"units\": \"metres (tracked sites)\",\n  \"methods\": {";
+  out << "{\n  \"states\": " << r.states << ",\n  \"samples\": " << c.samples
+      << ",\n  \"horizon\": " << c.horizon
+      << ",\n  \"units\": \"metres (tracked sites)\",\n  \"methods\": {";
   bool first_method = true;
   for (const auto& [method, m] : r.metrics) {
     out << (first_method ? "" : ",") << "\n    " << util::json_quote(method) << ": {";
@@ -851,18 +901,24 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
   std::ostringstream h;
   h << "<!doctype html><html><head><meta charset=\"utf-8\"><title>" << c.name
     << "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-       "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+       "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px "
+       "8px;text-align:right}"
        "th:first-child,td:first-child{text-align:left}</style></head><body>\n"
     << "<h1>" << c.name << ": futures from one state</h1>\n<p>Scene <b>" << c.record.scene.name
     << "</b>; " << r.states << " held-out start states, K = " << c.samples
-    << " samples per method, horizon " << c.horizon << " frames (" << c.horizon * c.record.decimation
+    << " samples per method, horizon " << c.horizon << " frames ("
+    << c.horizon * c.record.decimation
     << " physics steps); distances in metres between tracked sites (";
   for (size_t i = 0; i < c.sites.size(); ++i) h << (i ? ", " : "") << c.sites[i];
-  h << "). <code>ground_truth</code> are the recorded branches from the same state; <code>fc</code> is "
+  h << "). <code>ground_truth</code> are the recorded branches from the same state; "
+       "<code>fc</code> is "
        "the feedforward MSE baseline (one prediction), <code>mdn</code> a mixture density network, "
-       "<code>ebm</code> the energy model sampled with Langevin dynamics, <code>ebm_experts</code> (when "
-       "model.limit_weight or model.kinematic_weight &gt; 0) the same chains under the product of the "
-       "energy model and the hand-written experts (joint limits, position-velocity consistency).</p>\n"
+       "<code>ebm</code> the energy model sampled with Langevin dynamics, <code>ebm_experts</code> "
+       "(when "
+       "model.limit_weight or model.kinematic_weight &gt; 0) the same chains under the product of "
+       "the "
+       "energy model and the hand-written experts (joint limits, position-velocity "
+       "consistency).</p>\n"
        "<table><tr><th>metric</th>";
   const std::vector<std::string> methods = method_order(r.metrics);
   for (const auto& m : methods) h << "<th>" << m << "</th>";
@@ -871,17 +927,21 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
     h << "<tr><td>" << k << "</td>";
     for (const auto& m : methods) {
       auto it = r.metrics.at(m).find(k);
-      h << "<td>" << (it == r.metrics.at(m).end() ? std::string("-") : fmt::format("{:.4f}", it->second)) << "</td>";
+      h << "<td>"
+        << (it == r.metrics.at(m).end() ? std::string("-") : fmt::format("{:.4f}", it->second))
+        << "</td>";
     }
     h << "</tr>\n";
   }
   h << "</table>\n<h2>Top-down paths of the tracked sites from the first held-out state</h2>\n"
-       "<p>Panels, left to right: true branches, FC prediction, EBM samples (composed with the experts "
+       "<p>Panels, left to right: true branches, FC prediction, EBM samples (composed with the "
+       "experts "
        "when their weights are &gt; 0), MDN samples (one colour per trajectory).</p>\n";
   for (const auto& p : r.pictures) {
     const std::string name = fs::path(p).filename().string();
     if (name == "frames.png") {
-      h << "<h2>Rendered frames</h2>\n<p>Rows: the recorded continuation, the FC prediction, two EBM "
+      h << "<h2>Rendered frames</h2>\n<p>Rows: the recorded continuation, the FC prediction, two "
+           "EBM "
            "samples (composed with the experts when their weights are &gt; 0); columns: "
            "frames after the history.</p>\n";
     }
@@ -907,7 +967,8 @@ TrajRunSummary run_trajectory(const TrajRunOptions& o) {  // NOLINT(readability-
     bool have = false;
     std::error_code ec;
     if (fs::is_directory(traj_dir, ec)) {
-      for (const auto& e : fs::directory_iterator(traj_dir, ec)) have |= e.path().extension() == trajectory::kFileSuffix;
+      for (const auto& e : fs::directory_iterator(traj_dir, ec))
+        have |= e.path().extension() == trajectory::kFileSuffix;
     }
     if (have) {
       fmt::print(stderr, "using the recording in {}\n", traj_dir);
@@ -918,7 +979,8 @@ TrajRunSummary run_trajectory(const TrajRunOptions& o) {  // NOLINT(readability-
       const auto r = rollout::record_rollouts(ro, [&](int64_t done, int64_t) {
         if (!o.quiet) progress.update(done);
       });
-      progress.finish(fmt::format("{} episodes, {:.0f} steps/s", r.episodes, r.physics_steps / r.seconds));
+      progress.finish(
+          fmt::format("{} episodes, {:.0f} steps/s", r.episodes, r.physics_steps / r.seconds));
     }
   }
   if (o.train) train_models(c, s.run_dir, device, o.quiet);

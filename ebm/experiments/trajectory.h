@@ -44,8 +44,8 @@ struct TrajConfig {
   double baseline_lr = 1e-3;
   // Evaluation.
   std::vector<std::string> sites;  // tracked points (fingertips, particles)
-  int64_t samples = 8;              // K
-  int64_t horizon = 80;             // future frames evaluated (chained windows)
+  int64_t samples = 8;             // K
+  int64_t horizon = 80;            // future frames evaluated (chained windows)
   std::vector<int64_t> error_frames = {20, 40, 60, 80};
   int64_t eval_langevin_steps = 100;
   int64_t max_eval_states = 16;

@@ -17,7 +17,8 @@ ImageClassifierImpl::ImageClassifierImpl(ImageClassifierOptions o) : options_(st
     in = f;
   }
   hidden_ = register_module("hidden", torch::nn::Linear(in, options_.feature_dim()));
-  head_ = register_module("head", torch::nn::Linear(options_.feature_dim(), options_.num_classes()));
+  head_ =
+      register_module("head", torch::nn::Linear(options_.feature_dim(), options_.num_classes()));
 }
 
 torch::Tensor ImageClassifierImpl::features(const torch::Tensor& x) {
@@ -30,7 +31,9 @@ torch::Tensor ImageClassifierImpl::features(const torch::Tensor& x) {
   return torch::relu(hidden_->forward(h));
 }
 
-torch::Tensor ImageClassifierImpl::head(const torch::Tensor& features) { return head_->forward(features); }
+torch::Tensor ImageClassifierImpl::head(const torch::Tensor& features) {
+  return head_->forward(features);
+}
 
 torch::Tensor ImageClassifierImpl::forward(const torch::Tensor& x) { return head(features(x)); }
 

@@ -32,8 +32,10 @@ ImageEnergyOptions image_net_preset(const std::string& name, int64_t in_channels
     return o.stem_filters(256).stage_filters({256, 256, 256}).blocks_per_stage(3);
   }
   if (name == "small_cnn") {
-    return o.stem_filters(16).stage_filters({16, 32, 64}).blocks_per_stage(1).activation(
-        Activation::kSwish);
+    return o.stem_filters(16)
+        .stage_filters({16, 32, 64})
+        .blocks_per_stage(1)
+        .activation(Activation::kSwish);
   }
   throw std::invalid_argument("unknown net '" + name +
                               "' (known: resnet32, resnet32_large, resnet32_wider, "
@@ -41,9 +43,9 @@ ImageEnergyOptions image_net_preset(const std::string& name, int64_t in_channels
 }
 
 ImageEnergyOptions image_net_options(const ConfigSection& m, int64_t in_channels) {
-  const auto net = m.choice("net", "small_cnn",
-                            {"small_cnn", "resnet32", "resnet32_large", "resnet32_wider",
-                             "resnet32_wider_imagenet"});
+  const auto net = m.choice(
+      "net", "small_cnn",
+      {"small_cnn", "resnet32", "resnet32_large", "resnet32_wider", "resnet32_wider_imagenet"});
   const bool conditional = m.get<bool>("conditional", false);
   const int64_t classes = m.get<int64_t>("num_classes", 10);
   m.check(!conditional || classes >= 2, "num_classes", ">= 2 for a conditional model");
@@ -175,8 +177,9 @@ torch::Tensor classify_by_energy(EnergyModel& model, const torch::Tensor& x, int
                                  torch::Tensor* logits) {
   const int64_t n = x.size(0);
   auto tiled = x.repeat_interleave(num_classes, 0);
-  auto labels = torch::arange(num_classes, torch::TensorOptions().dtype(torch::kLong).device(x.device()))
-                    .repeat({n});
+  auto labels =
+      torch::arange(num_classes, torch::TensorOptions().dtype(torch::kLong).device(x.device()))
+          .repeat({n});
   auto e = model.energy(tiled, labels).reshape({n, num_classes});
   if (logits) *logits = -e;
   return e.argmin(1);

@@ -21,18 +21,26 @@ TrajectoryGenerator::TrajectoryGenerator(TrajectoryGeneratorMeta meta,
       std_(std::move(std)),
       delta_std_(std::move(delta_std)),
       starts_(std::move(chain_starts)) {
-  device_ = net_->parameters().empty() ? torch::Device(torch::kCPU) : net_->parameters()[0].device();
+  device_ =
+      net_->parameters().empty() ? torch::Device(torch::kCPU) : net_->parameters()[0].device();
 }
 
 namespace {
 
-void put(torch::serialize::OutputArchive& a, const std::string& k, int64_t v) { a.write(k, c10::IValue(v)); }
-void put(torch::serialize::OutputArchive& a, const std::string& k, double v) { a.write(k, c10::IValue(v)); }
-void put(torch::serialize::OutputArchive& a, const std::string& k, const std::string& v) { a.write(k, c10::IValue(v)); }
+void put(torch::serialize::OutputArchive& a, const std::string& k, int64_t v) {
+  a.write(k, c10::IValue(v));
+}
+void put(torch::serialize::OutputArchive& a, const std::string& k, double v) {
+  a.write(k, c10::IValue(v));
+}
+void put(torch::serialize::OutputArchive& a, const std::string& k, const std::string& v) {
+  a.write(k, c10::IValue(v));
+}
 
 c10::IValue get(torch::serialize::InputArchive& a, const std::string& k, const std::string& path) {
   c10::IValue v;
-  if (!a.try_read(k, v)) throw std::runtime_error(path + ": not a trajectory generator file (no '" + k + "')");
+  if (!a.try_read(k, v))
+    throw std::runtime_error(path + ": not a trajectory generator file (no '" + k + "')");
   return v;
 }
 
@@ -51,7 +59,8 @@ void TrajectoryGenerator::set_limits(torch::Tensor lower, torch::Tensor upper, d
 
 void TrajectoryGenerator::set_kinematics(torch::Tensor pos_cols, torch::Tensor vel_cols,
                                          torch::Tensor scale, double weight) {
-  if (weight < 0) throw std::invalid_argument("TrajectoryGenerator::set_kinematics: weight must be >= 0");
+  if (weight < 0)
+    throw std::invalid_argument("TrajectoryGenerator::set_kinematics: weight must be >= 0");
   // Validates the column pairs, scales and dt (throws std::invalid_argument).
   kinematic_expert_ = std::make_shared<KinematicEnergyImpl>(
       window_options(), mean_, std_, delta_std_, pos_cols.to(device_), vel_cols.to(device_),
@@ -162,12 +171,12 @@ std::unique_ptr<TrajectoryGenerator> TrajectoryGenerator::load(const std::string
   a.read("stats.std", std);
   a.read("stats.delta_std", delta);
   a.read("chain_starts", starts);
-  auto net = std::make_shared<TrajectoryEnergyNetImpl>(
-      TrajectoryNetOptions(m.dim, m.history, m.future)
-          .channels(m.channels)
-          .layers(m.layers)
-          .prior_weight(m.prior_weight)
-          .basis(m.basis));
+  auto net =
+      std::make_shared<TrajectoryEnergyNetImpl>(TrajectoryNetOptions(m.dim, m.history, m.future)
+                                                    .channels(m.channels)
+                                                    .layers(m.layers)
+                                                    .prior_weight(m.prior_weight)
+                                                    .basis(m.basis));
   torch::serialize::InputArchive model;
   a.read("model", model);
   net->load(model);
@@ -183,7 +192,8 @@ std::unique_ptr<TrajectoryGenerator> TrajectoryGenerator::load(const std::string
   if (a.try_read("kinematics.pos_cols", pos_cols) && a.try_read("kinematics.vel_cols", vel_cols) &&
       a.try_read("kinematics.scale", scale)) {
     try {
-      g->set_kinematics(pos_cols.cpu(), vel_cols.cpu(), scale.cpu(), get(a, "kinematics.weight", path).toDouble());
+      g->set_kinematics(pos_cols.cpu(), vel_cols.cpu(), scale.cpu(),
+                        get(a, "kinematics.weight", path).toDouble());
     } catch (const std::invalid_argument& e) {
       throw std::runtime_error(path + ": bad kinematics (" + e.what() + ")");
     }

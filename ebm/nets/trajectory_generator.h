@@ -15,13 +15,13 @@
 namespace ebm {
 
 struct TrajectoryGeneratorMeta {
-  std::string features;       // "qpos[0:24] qvel[0:24]"
+  std::string features;  // "qpos[0:24] qvel[0:24]"
   int64_t history = 0, future = 0, dim = 0, basis = 0, channels = 0, layers = 0;
   double prior_weight = 0;
-  int64_t decimation = 1;     // physics steps per frame
+  int64_t decimation = 1;  // physics steps per frame
   double timestep = 0;
   int64_t nq = 0, nv = 0;
-  uint64_t model_hash = 0;    // of the scene (ebm::recorder::model_hash)
+  uint64_t model_hash = 0;  // of the scene (ebm::recorder::model_hash)
 };
 
 class TrajectoryGenerator {
@@ -49,7 +49,8 @@ class TrajectoryGenerator {
 
   // Optional position-velocity pairs (feature columns [P] each) and their residual scale [P]:
   // sampling then adds weight * E_kinematic (KinematicEnergy, with dt = decimation x timestep).
-  void set_kinematics(torch::Tensor pos_cols, torch::Tensor vel_cols, torch::Tensor scale, double weight);
+  void set_kinematics(torch::Tensor pos_cols, torch::Tensor vel_cols, torch::Tensor scale,
+                      double weight);
   double kinematic_weight() const { return kinematic_weight_; }
   void set_kinematic_weight(double weight) { kinematic_weight_ = weight; }
   bool has_kinematics() const { return pos_cols_.defined(); }

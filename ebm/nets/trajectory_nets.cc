@@ -29,11 +29,13 @@ void check_windows(const TrajectoryNetOptions& o, const torch::Tensor& history,
       history.size(2) != o.dim()) {
     throw std::invalid_argument(std::string(who) + ": history must be [B, " +
                                 std::to_string(o.history()) + ", " + std::to_string(o.dim()) +
-                                "], got " + (history.defined() ? c10::str(history.sizes()) : "none"));
+                                "], got " +
+                                (history.defined() ? c10::str(history.sizes()) : "none"));
   }
   if (future && (future->dim() != 3 || future->size(1) != lf || future->size(2) != o.dim())) {
     throw std::invalid_argument(std::string(who) + ": future must be [B, " + std::to_string(lf) +
-                                ", " + std::to_string(o.dim()) + "], got " + c10::str(future->sizes()));
+                                ", " + std::to_string(o.dim()) + "], got " +
+                                c10::str(future->sizes()));
   }
 }
 
@@ -45,7 +47,8 @@ torch::Tensor smooth_basis(int64_t frames, int64_t size) {
   }
   // Quarter-wave sines of s = (t + 1) / frames: every function is 0 at s = 0, the last history
   // frame, so any coefficients continue the history without a jump, with a free end at s = 1.
-  auto s = (torch::arange(frames, torch::kFloat64).unsqueeze(1) + 1.0) / static_cast<double>(frames);
+  auto s =
+      (torch::arange(frames, torch::kFloat64).unsqueeze(1) + 1.0) / static_cast<double>(frames);
   auto k = torch::arange(size, torch::kFloat64).unsqueeze(0);
   auto b = torch::sin(M_PI * (2.0 * k + 1.0) * s / 2.0);
   // Orthonormal columns (Gram-Schmidt via QR), so that coefficients are b^T f.
@@ -83,13 +86,15 @@ torch::Tensor decode_future(const torch::Tensor& latent, const TrajectoryNetOpti
 torch::Tensor chain_windows(torch::Tensor history, int64_t frames, int64_t future,
                             const std::function<torch::Tensor(const torch::Tensor&)>& next) {
   if (history.dim() != 3 || frames < 1 || future < 1) {
-    throw std::invalid_argument("chain_windows: need histories [N, H, D], frames >= 1 and future >= 1");
+    throw std::invalid_argument(
+        "chain_windows: need histories [N, H, D], frames >= 1 and future >= 1");
   }
   const int64_t h = history.size(1);
   std::vector<torch::Tensor> chunks;
   for (int64_t have = 0; have < frames; have += future) {
     auto fut = next(history);
-    if (fut.dim() != 3 || fut.size(0) != history.size(0) || fut.size(1) != future || fut.size(2) != history.size(2)) {
+    if (fut.dim() != 3 || fut.size(0) != history.size(0) || fut.size(1) != future ||
+        fut.size(2) != history.size(2)) {
       throw std::logic_error("chain_windows: next() must return [N, future, D]");
     }
     chunks.push_back(fut);
@@ -100,16 +105,17 @@ torch::Tensor chain_windows(torch::Tensor history, int64_t frames, int64_t futur
 
 TrajectoryEnergyNetImpl::TrajectoryEnergyNetImpl(const TrajectoryNetOptions& o) : options_(o) {
   if (o.dim() < 1 || o.history() < 1 || o.future() < 1 || o.channels() < 1 || o.layers() < 1) {
-    throw std::invalid_argument("TrajectoryEnergyNet: dim, history, future, channels, layers must be >= 1");
+    throw std::invalid_argument(
+        "TrajectoryEnergyNet: dim, history, future, channels, layers must be >= 1");
   }
   const int64_t len = o.history() + o.future();
   int64_t in = o.dim() + 2;
   for (int64_t l = 0; l < o.layers(); ++l) {
     const int64_t dil = int64_t{1} << l;
-    convs_.push_back(register_module("conv" + std::to_string(l),
-                                     torch::nn::Conv1d(torch::nn::Conv1dOptions(in, o.channels(), 3)
-                                                           .padding(dil)
-                                                           .dilation(dil))));
+    convs_.push_back(register_module(
+        "conv" + std::to_string(l),
+        torch::nn::Conv1d(
+            torch::nn::Conv1dOptions(in, o.channels(), 3).padding(dil).dilation(dil))));
     in = o.channels();
   }
   head_ = register_module("head", torch::nn::Linear(o.channels() * len, 1));
@@ -128,7 +134,8 @@ torch::Tensor TrajectoryEnergyNetImpl::energy(const torch::Tensor& x, const torc
   auto h = torch::cat({seq, time_channels_.to(x.dtype()).unsqueeze(0).expand({b, -1, -1})}, 1);
   for (auto& conv : convs_) h = torch::silu(conv->forward(h));
   auto e = head_->forward(h.flatten(1)).squeeze(1);
-  if (options_.prior_weight() > 0) e = e + 0.5 * options_.prior_weight() * x.pow(2).flatten(1).sum(1);
+  if (options_.prior_weight() > 0)
+    e = e + 0.5 * options_.prior_weight() * x.pow(2).flatten(1).sum(1);
   return e;
 }
 
@@ -137,7 +144,8 @@ StateLimitEnergyImpl::StateLimitEnergyImpl(const TrajectoryNetOptions& o, torch:
                                            torch::Tensor lower, torch::Tensor upper)
     : options_(o) {
   for (const auto* t : {&mean, &std, &delta_std, &lower, &upper}) {
-    if (t->numel() != o.dim()) throw std::invalid_argument("StateLimitEnergy: every vector needs dim values");
+    if (t->numel() != o.dim())
+      throw std::invalid_argument("StateLimitEnergy: every vector needs dim values");
   }
   mean_ = register_buffer("mean", mean.reshape({o.dim()}).to(torch::kFloat32));
   std_ = register_buffer("std", std.reshape({o.dim()}).to(torch::kFloat32));
@@ -161,20 +169,24 @@ torch::Tensor raw_last_and_future(const torch::Tensor& x, const torch::Tensor& c
 
 torch::Tensor StateLimitEnergyImpl::energy(const torch::Tensor& x, const torch::Tensor& cond) {
   check_windows(options_, cond, &x, "StateLimitEnergy");
-  const auto raw = raw_last_and_future(x, cond, options_, mean_, std_, delta_std_).narrow(1, 1, options_.future());
+  const auto raw = raw_last_and_future(x, cond, options_, mean_, std_, delta_std_)
+                       .narrow(1, 1, options_.future());
   const auto excess = (torch::relu(raw - upper_) + torch::relu(lower_ - raw)) / std_;
   return 0.5 * excess.pow(2).flatten(1).sum(1);
 }
 
 torch::Tensor kinematic_residual(const torch::Tensor& frames, const torch::Tensor& pos_cols,
                                  const torch::Tensor& vel_cols, double dt) {
-  if (frames.dim() != 3 || frames.size(1) < 2 || pos_cols.dim() != 1 || pos_cols.sizes() != vel_cols.sizes() || !(dt > 0)) {
-    throw std::invalid_argument("kinematic_residual: need frames [B, T >= 2, D], equal 1-D column lists and dt > 0");
+  if (frames.dim() != 3 || frames.size(1) < 2 || pos_cols.dim() != 1 ||
+      pos_cols.sizes() != vel_cols.sizes() || !(dt > 0)) {
+    throw std::invalid_argument(
+        "kinematic_residual: need frames [B, T >= 2, D], equal 1-D column lists and dt > 0");
   }
   const auto q = frames.index_select(2, pos_cols.to(frames.device(), torch::kLong));
   const auto v = frames.index_select(2, vel_cols.to(frames.device(), torch::kLong));
   const int64_t t = frames.size(1);
-  return (q.narrow(1, 1, t - 1) - q.narrow(1, 0, t - 1)) / dt - 0.5 * (v.narrow(1, 1, t - 1) + v.narrow(1, 0, t - 1));
+  return (q.narrow(1, 1, t - 1) - q.narrow(1, 0, t - 1)) / dt -
+         0.5 * (v.narrow(1, 1, t - 1) + v.narrow(1, 0, t - 1));
 }
 
 KinematicEnergyImpl::KinematicEnergyImpl(const TrajectoryNetOptions& o, torch::Tensor mean,
@@ -183,11 +195,13 @@ KinematicEnergyImpl::KinematicEnergyImpl(const TrajectoryNetOptions& o, torch::T
                                          torch::Tensor scale, double dt)
     : options_(o), dt_(dt) {
   for (const auto* t : {&mean, &std, &delta_std}) {
-    if (t->numel() != o.dim()) throw std::invalid_argument("KinematicEnergy: mean, std and delta_std need dim values");
+    if (t->numel() != o.dim())
+      throw std::invalid_argument("KinematicEnergy: mean, std and delta_std need dim values");
   }
   const int64_t pairs = pos_cols.numel();
   if (pairs == 0 || vel_cols.numel() != pairs || scale.numel() != pairs) {
-    throw std::invalid_argument("KinematicEnergy: need one or more (position, velocity) column pairs and a scale for each");
+    throw std::invalid_argument(
+        "KinematicEnergy: need one or more (position, velocity) column pairs and a scale for each");
   }
   const auto in_range = [&](const torch::Tensor& c) {
     return c.min().item<int64_t>() >= 0 && c.max().item<int64_t>() < o.dim();
@@ -195,12 +209,15 @@ KinematicEnergyImpl::KinematicEnergyImpl(const TrajectoryNetOptions& o, torch::T
   if (!in_range(pos_cols.to(torch::kLong)) || !in_range(vel_cols.to(torch::kLong))) {
     throw std::invalid_argument("KinematicEnergy: a column is outside [0, dim)");
   }
-  if (!(scale.min().item<double>() > 0) || !(dt > 0)) throw std::invalid_argument("KinematicEnergy: scale and dt must be > 0");
+  if (!(scale.min().item<double>() > 0) || !(dt > 0))
+    throw std::invalid_argument("KinematicEnergy: scale and dt must be > 0");
   mean_ = register_buffer("mean", mean.reshape({o.dim()}).to(torch::kFloat32));
   std_ = register_buffer("std", std.reshape({o.dim()}).to(torch::kFloat32));
   delta_std_ = register_buffer("delta_std", delta_std.reshape({o.dim()}).to(torch::kFloat32));
-  pos_cols_ = register_buffer("pos_cols", pos_cols.reshape({pairs}).to(mean_.device(), torch::kLong));
-  vel_cols_ = register_buffer("vel_cols", vel_cols.reshape({pairs}).to(mean_.device(), torch::kLong));
+  pos_cols_ =
+      register_buffer("pos_cols", pos_cols.reshape({pairs}).to(mean_.device(), torch::kLong));
+  vel_cols_ =
+      register_buffer("vel_cols", vel_cols.reshape({pairs}).to(mean_.device(), torch::kLong));
   scale_ = register_buffer("scale", scale.reshape({pairs}).to(mean_.device(), torch::kFloat32));
   // The residual is affine in x: its Jacobian J has a column r(e_i) - r(0) per unit vector e_i of
   // x, and Q's Hessian J^T J has largest eigenvalue |J|_2^2.
@@ -214,11 +231,13 @@ KinematicEnergyImpl::KinematicEnergyImpl(const TrajectoryNetOptions& o, torch::T
   const auto jacobian = (r.narrow(0, 1, n) - r.narrow(0, 0, 1)).t();
   stiffness_ = std::pow(torch::linalg_svdvals(jacobian.cpu()).max().item<double>(), 2);
   if (!(stiffness_ > 0) || !std::isfinite(stiffness_)) {
-    throw std::invalid_argument("KinematicEnergy: the residuals do not depend on the future (no usable pairs)");
+    throw std::invalid_argument(
+        "KinematicEnergy: the residuals do not depend on the future (no usable pairs)");
   }
 }
 
-torch::Tensor KinematicEnergyImpl::residual_over_scale(const torch::Tensor& x, const torch::Tensor& cond) const {
+torch::Tensor KinematicEnergyImpl::residual_over_scale(const torch::Tensor& x,
+                                                       const torch::Tensor& cond) const {
   const auto raw = raw_last_and_future(x, cond, options_, mean_.to(x.dtype()), std_.to(x.dtype()),
                                        delta_std_.to(x.dtype()));
   return kinematic_residual(raw, pos_cols_, vel_cols_, dt_) / scale_.to(x.dtype());
@@ -237,10 +256,12 @@ FeedforwardPredictorImpl::FeedforwardPredictorImpl(const TrajectoryNetOptions& o
 
 torch::Tensor FeedforwardPredictorImpl::forward(const torch::Tensor& history) {
   check_windows(options_, history, nullptr, "FeedforwardPredictor");
-  return mlp_->forward(history.flatten(1)).view({history.size(0), options_.latent_frames(), options_.dim()});
+  return mlp_->forward(history.flatten(1))
+      .view({history.size(0), options_.latent_frames(), options_.dim()});
 }
 
-torch::Tensor FeedforwardPredictorImpl::loss(const torch::Tensor& history, const torch::Tensor& future) {
+torch::Tensor FeedforwardPredictorImpl::loss(const torch::Tensor& history,
+                                             const torch::Tensor& future) {
   check_windows(options_, history, &future, "FeedforwardPredictor");
   return torch::mse_loss(forward(history), future);
 }
@@ -257,13 +278,15 @@ MixtureDensityNetImpl::MixtureDensityNetImpl(const TrajectoryNetOptions& o) : op
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> MixtureDensityNetImpl::params(
     const torch::Tensor& history) {
   check_windows(options_, history, nullptr, "MixtureDensityNet");
-  const int64_t b = history.size(0), k = options_.components(), out = options_.latent_frames() * options_.dim();
+  const int64_t b = history.size(0), k = options_.components(),
+                out = options_.latent_frames() * options_.dim();
   auto h = trunk_->forward(history.flatten(1));
   auto log_std = log_std_->forward(h).view({b, k, out}).clamp(-7.0, 3.0);
   return {logits_->forward(h), means_->forward(h).view({b, k, out}), log_std};
 }
 
-torch::Tensor MixtureDensityNetImpl::loss(const torch::Tensor& history, const torch::Tensor& future) {
+torch::Tensor MixtureDensityNetImpl::loss(const torch::Tensor& history,
+                                          const torch::Tensor& future) {
   check_windows(options_, history, &future, "MixtureDensityNet");
   auto [logits, mean, log_std] = params(history);
   auto y = future.flatten(1).unsqueeze(1);  // [B, 1, F*D]
@@ -278,7 +301,8 @@ torch::Tensor MixtureDensityNetImpl::sample(const torch::Tensor& history, int64_
   torch::NoGradGuard no_grad;
   auto [logits, mean, log_std] = params(history);
   const int64_t b = history.size(0), out = options_.latent_frames() * options_.dim();
-  auto comp = torch::multinomial(torch::softmax(logits, 1), n, /*replacement=*/true, gen);  // [B, n]
+  auto comp =
+      torch::multinomial(torch::softmax(logits, 1), n, /*replacement=*/true, gen);  // [B, n]
   auto idx = comp.unsqueeze(2).expand({b, n, out});
   auto mu = mean.gather(1, idx), sd = log_std.gather(1, idx).exp();
   auto eps = torch::randn({b, n, out}, gen, mu.options());

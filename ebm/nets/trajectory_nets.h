@@ -24,7 +24,8 @@ struct TrajectoryNetOptions {
   TORCH_ARG(int64_t, history);
   TORCH_ARG(int64_t, future);
   TORCH_ARG(int64_t, channels) = 128;  // temporal-conv channels / MLP width
-  TORCH_ARG(int64_t, layers) = 3;      // dilated conv layers (dilation 1, 2, 4, ...) / MLP hidden layers
+  TORCH_ARG(int64_t,
+            layers) = 3;  // dilated conv layers (dilation 1, 2, 4, ...) / MLP hidden layers
   // Weight of a quadratic prior 0.5 * w * |future|^2 added to the energy, which keeps it bounded
   // below far from the data (0: none).
   TORCH_ARG(double, prior_weight) = 0.01;

@@ -45,7 +45,8 @@ std::string JsonObject::dump(int indent) const {
   std::string out = "{\n";
   for (size_t i = 0; i < items_.size(); ++i) {
     const auto& it = items_[i];
-    out += pad + util::json_quote(it.key) + ": " + (it.child.empty() ? it.raw : it.child[0].dump(indent + 2));
+    out += pad + util::json_quote(it.key) + ": " +
+           (it.child.empty() ? it.raw : it.child[0].dump(indent + 2));
     out += i + 1 < items_.size() ? ",\n" : "\n";
   }
   return out + std::string(static_cast<size_t>(indent), ' ') + "}";
@@ -55,11 +56,20 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;

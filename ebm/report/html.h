@@ -13,10 +13,16 @@ namespace ebm::report {
 class JsonObject {
  public:
   JsonObject& set(const std::string& key, double value);
-  JsonObject& set(const std::string& key, int64_t value) { return set(key, static_cast<double>(value)); }
-  JsonObject& set(const std::string& key, int value) { return set(key, static_cast<double>(value)); }
+  JsonObject& set(const std::string& key, int64_t value) {
+    return set(key, static_cast<double>(value));
+  }
+  JsonObject& set(const std::string& key, int value) {
+    return set(key, static_cast<double>(value));
+  }
   JsonObject& set(const std::string& key, const std::string& value);
-  JsonObject& set(const std::string& key, const char* value) { return set(key, std::string(value)); }
+  JsonObject& set(const std::string& key, const char* value) {
+    return set(key, std::string(value));
+  }
   JsonObject& set(const std::string& key, bool value);
   JsonObject& set(const std::string& key, const std::vector<double>& values);
   JsonObject& set(const std::string& key, const JsonObject& value);
@@ -40,7 +46,8 @@ class HtmlPage {
   // Text is escaped; use `raw` for trusted markup.
   HtmlPage& paragraph(const std::string& text);
   HtmlPage& raw(const std::string& html);
-  HtmlPage& table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+  HtmlPage& table(const std::vector<std::string>& header,
+                  const std::vector<std::vector<std::string>>& rows);
   // An image by its path relative to the page.
   HtmlPage& image(const std::string& relative_path, int width = 0);
   std::string str() const;

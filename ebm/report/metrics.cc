@@ -8,7 +8,8 @@
 
 namespace ebm::report {
 
-MetricsLog::MetricsLog(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "a")) {
+MetricsLog::MetricsLog(const std::string& path)
+    : path_(path), file_(std::fopen(path.c_str(), "a")) {
   if (!file_) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
 }
 
@@ -16,7 +17,8 @@ MetricsLog::~MetricsLog() { std::fclose(file_); }
 
 void MetricsLog::write(int64_t step, const std::vector<std::pair<std::string, double>>& values) {
   std::string line = "{\"step\": " + std::to_string(step);
-  for (const auto& [k, v] : values) line += ", " + util::json_quote(k) + ": " + util::json_number(v);
+  for (const auto& [k, v] : values)
+    line += ", " + util::json_quote(k) + ": " + util::json_number(v);
   line += "}\n";
   if (std::fputs(line.c_str(), file_) < 0) throw std::runtime_error("cannot write " + path_);
   std::fflush(file_);

@@ -9,14 +9,19 @@
 namespace ebm::report {
 
 std::array<float, 3> palette(int64_t i) {
-  static const std::array<std::array<float, 3>, 8> p = {{{0.85f, 0.1f, 0.1f}, {0.1f, 0.45f, 0.85f},
-                                                         {0.1f, 0.65f, 0.2f}, {0.8f, 0.5f, 0.0f},
-                                                         {0.55f, 0.2f, 0.7f}, {0.0f, 0.6f, 0.6f},
-                                                         {0.6f, 0.4f, 0.2f}, {0.3f, 0.3f, 0.3f}}};
+  static const std::array<std::array<float, 3>, 8> p = {{{0.85f, 0.1f, 0.1f},
+                                                         {0.1f, 0.45f, 0.85f},
+                                                         {0.1f, 0.65f, 0.2f},
+                                                         {0.8f, 0.5f, 0.0f},
+                                                         {0.55f, 0.2f, 0.7f},
+                                                         {0.0f, 0.6f, 0.6f},
+                                                         {0.6f, 0.4f, 0.2f},
+                                                         {0.3f, 0.3f, 0.3f}}};
   return p[static_cast<size_t>(i) % p.size()];
 }
 
-void draw_polyline(torch::Tensor& image, const torch::Tensor& xy, const std::array<float, 3>& color) {
+void draw_polyline(torch::Tensor& image, const torch::Tensor& xy,
+                   const std::array<float, 3>& color) {
   if (image.dim() != 3 || image.size(0) != 3 || image.scalar_type() != torch::kFloat32)
     throw std::invalid_argument("draw_polyline: expected a float RGB image [3, H, W]");
   const int64_t height = image.size(1), width = image.size(2);
@@ -32,8 +37,10 @@ void draw_polyline(torch::Tensor& image, const torch::Tensor& xy, const std::arr
   if (p.size(0) == 1) plot(v[0], v[1]);
   for (int64_t t = 0; t + 1 < p.size(0); ++t) {
     const double xa = v[2 * t], ya = v[2 * t + 1], xb = v[2 * t + 2], yb = v[2 * t + 3];
-    if (!std::isfinite(xa) || !std::isfinite(ya) || !std::isfinite(xb) || !std::isfinite(yb)) continue;
-    const int steps = static_cast<int>(std::min(1e5, std::max(std::abs(xb - xa), std::abs(yb - ya)))) + 1;
+    if (!std::isfinite(xa) || !std::isfinite(ya) || !std::isfinite(xb) || !std::isfinite(yb))
+      continue;
+    const int steps =
+        static_cast<int>(std::min(1e5, std::max(std::abs(xb - xa), std::abs(yb - ya)))) + 1;
     for (int s = 0; s <= steps; ++s) {
       const double u = static_cast<double>(s) / steps;
       plot(xa + u * (xb - xa), ya + u * (yb - ya));
@@ -48,14 +55,18 @@ torch::Tensor line_chart(const std::vector<Series>& series, double y_min, double
   const double margin = 12;
   double x_min = 1e300, x_max = -1e300;
   for (const auto& s : series) {
-    if (s.x.size() != s.y.size()) throw std::invalid_argument("line_chart: series '" + s.name + "' has x/y of different lengths");
+    if (s.x.size() != s.y.size())
+      throw std::invalid_argument("line_chart: series '" + s.name +
+                                  "' has x/y of different lengths");
     for (double x : s.x) x_min = std::min(x_min, x), x_max = std::max(x_max, x);
   }
   if (!(x_max > x_min)) x_max = x_min + 1;
   const double w = width - 1 - 2 * margin, h = height - 1 - 2 * margin;
   const std::array<float, 3> grey{0.6f, 0.6f, 0.6f};
-  auto box = torch::tensor({margin, margin, margin + w, margin, margin + w, margin + h, margin, margin + h,
-                            margin, margin}, torch::kFloat64).reshape({5, 2});
+  auto box = torch::tensor({margin, margin, margin + w, margin, margin + w, margin + h, margin,
+                            margin + h, margin, margin},
+                           torch::kFloat64)
+                 .reshape({5, 2});
   draw_polyline(img, box, grey);
   for (int k = 1; k < 4; ++k) {  // light horizontal grid at quarters of the y range
     const double y = margin + h * k / 4.0;
@@ -74,7 +85,9 @@ torch::Tensor line_chart(const std::vector<Series>& series, double y_min, double
     for (int64_t t = 0; t < xy.size(0); ++t) {
       const double cx = xy[t][0].item<double>(), cy = xy[t][1].item<double>();
       for (int d = -2; d <= 2; ++d)
-        draw_polyline(img, torch::tensor({cx - 2, cy + d, cx + 2, cy + d}, torch::kFloat64).reshape({2, 2}), colour);
+        draw_polyline(
+            img, torch::tensor({cx - 2, cy + d, cx + 2, cy + d}, torch::kFloat64).reshape({2, 2}),
+            colour);
     }
   }
   return img;

@@ -16,7 +16,8 @@ std::array<float, 3> palette(int64_t i);
 
 // Draws a polyline of (x, y) pixel coordinates [T, 2] (y up, origin bottom-left) into a float RGB
 // image [3, H, W]; parts outside the image are clipped.
-void draw_polyline(torch::Tensor& image, const torch::Tensor& xy, const std::array<float, 3>& color);
+void draw_polyline(torch::Tensor& image, const torch::Tensor& xy,
+                   const std::array<float, 3>& color);
 
 struct Series {
   std::string name;

@@ -43,7 +43,9 @@ bool png_write_rows(png_structp png, png_infop info, std::string* out, const uin
   if (setjmp(png_jmpbuf(png))) return false;
   png_set_write_fn(png, out, write_to_string, no_flush);
   png_set_IHDR(png, info, w, h, 8,
-               c == 1 ? PNG_COLOR_TYPE_GRAY : c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA,
+               c == 1   ? PNG_COLOR_TYPE_GRAY
+               : c == 3 ? PNG_COLOR_TYPE_RGB
+                        : PNG_COLOR_TYPE_RGBA,
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   for (png_uint_32 y = 0; y < h; ++y) {
@@ -79,13 +81,15 @@ bool png_read_rows(png_structp png, png_bytepp rows) {
 
 std::string encode_png(const torch::Tensor& hwc_in) {
   if (hwc_in.dim() != 3 || hwc_in.scalar_type() != torch::kUInt8)
-    throw std::invalid_argument("encode_png: need uint8 [H, W, C], got " + c10::str(hwc_in.sizes()));
+    throw std::invalid_argument("encode_png: need uint8 [H, W, C], got " +
+                                c10::str(hwc_in.sizes()));
   auto hwc = hwc_in.contiguous().to(torch::kCPU);
   const int c = static_cast<int>(hwc.size(2));
   if (c != 1 && c != 3 && c != 4)
     throw std::invalid_argument("encode_png: 1, 3 or 4 channels, got " + std::to_string(c));
   std::string error, out;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &error, on_png_error, on_png_warning);
+  png_structp png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, &error, on_png_error, on_png_warning);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
   if (!png || !info) throw std::runtime_error("encode_png: libpng init failed");
   const bool ok = png_write_rows(png, info, &out, hwc.data_ptr<uint8_t>(),
@@ -100,7 +104,8 @@ torch::Tensor decode_png(const std::string& bytes) {
   if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8))
     throw std::runtime_error("decode_png: not a PNG (bad signature)");
   std::string error;
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &error, on_png_error, on_png_warning);
+  png_structp png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, &error, on_png_error, on_png_warning);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
   if (!png || !info) throw std::runtime_error("decode_png: libpng init failed");
   ReadCursor cur{&bytes, 0};
@@ -110,9 +115,11 @@ torch::Tensor decode_png(const std::string& bytes) {
     png_destroy_read_struct(&png, &info, nullptr);
     throw std::runtime_error("decode_png: " + error);
   }
-  auto out = torch::empty({static_cast<int64_t>(h), static_cast<int64_t>(w), static_cast<int64_t>(c)}, torch::kUInt8);
+  auto out = torch::empty(
+      {static_cast<int64_t>(h), static_cast<int64_t>(w), static_cast<int64_t>(c)}, torch::kUInt8);
   std::vector<png_bytep> rows(h);
-  for (png_uint_32 y = 0; y < h; ++y) rows[y] = out.data_ptr<uint8_t>() + static_cast<size_t>(y) * w * c;
+  for (png_uint_32 y = 0; y < h; ++y)
+    rows[y] = out.data_ptr<uint8_t>() + static_cast<size_t>(y) * w * c;
   const bool ok = png_read_rows(png, rows.data());
   png_destroy_read_struct(&png, &info, nullptr);
   if (!ok) throw std::runtime_error("decode_png: " + error);
@@ -121,13 +128,15 @@ torch::Tensor decode_png(const std::string& bytes) {
 
 torch::Tensor make_grid(const torch::Tensor& images_in, int64_t nrow, int64_t padding,
                         uint8_t pad_value) {
-  if (images_in.dim() != 4) throw std::invalid_argument("make_grid: need [N, C, H, W], got " + c10::str(images_in.sizes()));
+  if (images_in.dim() != 4)
+    throw std::invalid_argument("make_grid: need [N, C, H, W], got " + c10::str(images_in.sizes()));
   auto images = images_in.detach().to(torch::kCPU);
   if (images.scalar_type() != torch::kUInt8) {
     images = (images.to(torch::kFloat32).clamp(0, 1) * 255.0).round().to(torch::kUInt8);
   }
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
-  if (nrow <= 0) nrow = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n)))));
+  if (nrow <= 0)
+    nrow = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n)))));
   const int64_t ncol_rows = (n + nrow - 1) / nrow;
   auto grid = torch::full({padding + ncol_rows * (h + padding), padding + nrow * (w + padding), c},
                           pad_value, torch::kUInt8);

@@ -39,7 +39,8 @@ Generator::~Generator() {
 std::unique_ptr<Generator> Generator::Create(const mjModel* m, mjData* d, int instance) {
   std::unique_ptr<Generator> g(new Generator());
   const char* path = mj_getPluginConfig(m, instance, kAttrCheckpoint);
-  if (!path || !path[0]) return Fail(kAttrCheckpoint, "missing; give models/generator.pt of `ebm traj train`");
+  if (!path || !path[0])
+    return Fail(kAttrCheckpoint, "missing; give models/generator.pt of `ebm traj train`");
   try {
     g->model_ = TrajectoryGenerator::load(path);
   } catch (const std::exception& e) {
@@ -50,8 +51,8 @@ std::unique_ptr<Generator> Generator::Create(const mjModel* m, mjData* d, int in
   if (meta.nq != m->nq || meta.nv != m->nv || meta.model_hash != hash) {
     std::ostringstream msg;
     msg << path << " was trained on another state layout (nq " << meta.nq << ", nv " << meta.nv
-        << ", model hash " << std::hex << meta.model_hash << "; this model: nq " << std::dec << m->nq
-        << ", nv " << m->nv << ", hash " << std::hex << hash << ")";
+        << ", model hash " << std::hex << meta.model_hash << "; this model: nq " << std::dec
+        << m->nq << ", nv " << m->nv << ", hash " << std::hex << hash << ")";
     return Fail(kAttrCheckpoint, msg.str());
   }
   // Features: "field" or "field[a:b]" of qpos, qvel, ctrl, act.
@@ -60,34 +61,51 @@ std::unique_ptr<Generator> Generator::Create(const mjModel* m, mjData* d, int in
   std::string tok;
   while (in >> tok) {
     std::smatch mt;
-    if (!std::regex_match(tok, mt, re)) return Fail(kAttrCheckpoint, "unreadable feature '" + tok + "'");
+    if (!std::regex_match(tok, mt, re))
+      return Fail(kAttrCheckpoint, "unreadable feature '" + tok + "'");
     StateSlice s;
     int size = 0;
-    if (mt[1] == "qpos") s.field = StateSlice::Field::kQpos, size = m->nq;
-    else if (mt[1] == "qvel") s.field = StateSlice::Field::kQvel, size = m->nv;
-    else if (mt[1] == "ctrl") s.field = StateSlice::Field::kCtrl, size = m->nu;
-    else if (mt[1] == "act") s.field = StateSlice::Field::kAct, size = m->na;
-    else return Fail(kAttrCheckpoint, "feature '" + tok + "' is not a state the generator can read (qpos, qvel, ctrl, act)");
+    if (mt[1] == "qpos")
+      s.field = StateSlice::Field::kQpos, size = m->nq;
+    else if (mt[1] == "qvel")
+      s.field = StateSlice::Field::kQvel, size = m->nv;
+    else if (mt[1] == "ctrl")
+      s.field = StateSlice::Field::kCtrl, size = m->nu;
+    else if (mt[1] == "act")
+      s.field = StateSlice::Field::kAct, size = m->na;
+    else
+      return Fail(
+          kAttrCheckpoint,
+          "feature '" + tok + "' is not a state the generator can read (qpos, qvel, ctrl, act)");
     s.begin = mt[2].matched ? std::stoi(mt[3]) : 0;
     const int end = mt[2].matched ? std::stoi(mt[4]) : size;
-    if (s.begin >= end || end > size) return Fail(kAttrCheckpoint, "feature '" + tok + "' outside this model's " + std::string(mt[1]));
+    if (s.begin >= end || end > size)
+      return Fail(kAttrCheckpoint,
+                  "feature '" + tok + "' outside this model's " + std::string(mt[1]));
     s.count = end - s.begin;
     g->slices_.push_back(s);
     g->dim_ += s.count;
   }
-  if (g->dim_ != meta.dim) return Fail(kAttrCheckpoint, "features give " + std::to_string(g->dim_) + " values, the net expects " + std::to_string(meta.dim));
+  if (g->dim_ != meta.dim)
+    return Fail(kAttrCheckpoint, "features give " + std::to_string(g->dim_) +
+                                     " values, the net expects " + std::to_string(meta.dim));
   g->history_len_ = static_cast<int>(meta.history);
   g->decimation_ = static_cast<int>(meta.decimation);
   long every = meta.decimation * meta.future, samples = 8, horizon = meta.future, steps = 0;
   const char* v = mj_getPluginConfig(m, instance, kAttrEvery);
-  if (!ParseInt(v, 1, &every)) return Fail(kAttrEvery, std::string("must be an integer >= 1, got '") + v + "'");
+  if (!ParseInt(v, 1, &every))
+    return Fail(kAttrEvery, std::string("must be an integer >= 1, got '") + v + "'");
   v = mj_getPluginConfig(m, instance, kAttrSamples);
-  if (!ParseInt(v, 1, &samples) || samples > 1024) return Fail(kAttrSamples, std::string("must be an integer in 1..1024, got '") + v + "'");
+  if (!ParseInt(v, 1, &samples) || samples > 1024)
+    return Fail(kAttrSamples, std::string("must be an integer in 1..1024, got '") + v + "'");
   v = mj_getPluginConfig(m, instance, kAttrHorizon);
-  if (!ParseInt(v, 1, &horizon) || horizon > 100000) return Fail(kAttrHorizon, std::string("must be an integer >= 1, got '") + v + "'");
+  if (!ParseInt(v, 1, &horizon) || horizon > 100000)
+    return Fail(kAttrHorizon, std::string("must be an integer >= 1, got '") + v + "'");
   v = mj_getPluginConfig(m, instance, kAttrSteps);
-  if (!ParseInt(v, 0, &steps)) return Fail(kAttrSteps, std::string("must be an integer >= 0, got '") + v + "'");
-  g->every_ = every, g->samples_ = static_cast<int>(samples), g->horizon_ = static_cast<int>(horizon);
+  if (!ParseInt(v, 0, &steps))
+    return Fail(kAttrSteps, std::string("must be an integer >= 0, got '") + v + "'");
+  g->every_ = every, g->samples_ = static_cast<int>(samples),
+  g->horizon_ = static_cast<int>(horizon);
   g->steps_ = static_cast<int>(steps);
   if (const char* s = mj_getPluginConfig(m, instance, kAttrSites); s && s[0]) {
     std::istringstream names(s);
@@ -154,14 +172,17 @@ void Generator::Sample(const mjModel* m, mjData* d) {
     mju_warning("%s: sampling failed: %s", kPluginName, e.what());
   }
   since_sample_ = 0;
-  last_latency_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  last_latency_ms_ =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void Generator::Visualize(const mjModel* m, mjData* d, const mjvOption*, mjvScene* scn) {
   if (futures_.empty() || sites_.empty()) return;
   if (!scratch_) scratch_ = mj_makeData(m);
-  static const float colors[4][4] = {{0.9f, 0.2f, 0.2f, 0.6f}, {0.2f, 0.5f, 0.95f, 0.6f},
-                                     {0.2f, 0.8f, 0.3f, 0.6f}, {0.95f, 0.7f, 0.1f, 0.6f}};
+  static const float colors[4][4] = {{0.9f, 0.2f, 0.2f, 0.6f},
+                                     {0.2f, 0.5f, 0.95f, 0.6f},
+                                     {0.2f, 0.8f, 0.3f, 0.6f},
+                                     {0.95f, 0.7f, 0.1f, 0.6f}};
   for (int k = 0; k < samples_; ++k) {
     std::vector<mjtNum> prev(3 * sites_.size());
     for (int t = 0; t < horizon_; ++t) {
@@ -192,7 +213,9 @@ void Generator::Visualize(const mjModel* m, mjData* d, const mjvOption*, mjvScen
 
 namespace {
 
-Generator* Get(const mjData* d, int instance) { return reinterpret_cast<Generator*>(d->plugin_data[instance]); }
+Generator* Get(const mjData* d, int instance) {
+  return reinterpret_cast<Generator*>(d->plugin_data[instance]);
+}
 
 }  // namespace
 
@@ -201,7 +224,8 @@ void RegisterPlugin() {
   mjp_defaultPlugin(&plugin);
   plugin.name = kPluginName;
   plugin.capabilityflags |= mjPLUGIN_SENSOR;
-  static const char* attributes[] = {kAttrCheckpoint, kAttrEvery, kAttrSamples, kAttrHorizon, kAttrSteps, kAttrSites};
+  static const char* attributes[] = {kAttrCheckpoint, kAttrEvery, kAttrSamples,
+                                     kAttrHorizon,    kAttrSteps, kAttrSites};
   plugin.nattribute = sizeof(attributes) / sizeof(attributes[0]);
   plugin.attributes = attributes;
   plugin.nstate = +[](const mjModel*, int) { return 0; };
@@ -226,9 +250,10 @@ void RegisterPlugin() {
   plugin.advance = +[](const mjModel* m, mjData* d, int instance) {
     if (auto* g = Get(d, instance)) g->Advance(m, d);
   };
-  plugin.visualize = +[](const mjModel* m, mjData* d, const mjvOption* opt, mjvScene* scn, int instance) {
-    if (auto* g = Get(d, instance)) g->Visualize(m, d, opt, scn);
-  };
+  plugin.visualize =
+      +[](const mjModel* m, mjData* d, const mjvOption* opt, mjvScene* scn, int instance) {
+        if (auto* g = Get(d, instance)) g->Visualize(m, d, opt, scn);
+      };
   mjp_registerPlugin(&plugin);
 }
 

@@ -6,10 +6,11 @@
 // MJCF:
 //   <extension><plugin plugin="ebm.generator"><instance name="gen">
 //     <config key="checkpoint" value="runs/hand_traj/models/generator.pt"/>   <!-- required -->
-//     <config key="every" value="400"/>      <!-- physics steps between samplings (default: one window) -->
-//     <config key="samples" value="8"/>      <!-- K futures -->
-//     <config key="horizon" value="20"/>     <!-- frames per future (chained windows beyond F) -->
-//     <config key="steps" value="0"/>        <!-- Langevin steps (0: as trained) -->
+//     <config key="every" value="400"/>    <!-- physics steps between samplings (default: one
+//                                               window) -->
+//     <config key="samples" value="8"/>    <!-- K futures -->
+//     <config key="horizon" value="20"/>   <!-- frames per future (chained windows beyond F) -->
+//     <config key="steps" value="0"/>      <!-- Langevin steps (0: as trained) -->
 //     <config key="sites" value="robot0:S_fftip robot0:S_thtip"/>  <!-- drawn ghost paths -->
 //   </instance></plugin></extension>
 //   optional <sensor><plugin instance="gen"/></sensor>: [samplings so far, last latency in ms].

@@ -52,7 +52,8 @@ std::optional<long> parse_int(const char* text, long min, long fallback, bool* o
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string sanitize(std::string s) {
@@ -103,7 +104,8 @@ class SharedWriter {
       }
     }
     std::error_code ec;
-    if (fs::exists(path, ec)) trajectory::check_compatible(trajectory::read_file_header(path), header, path);
+    if (fs::exists(path, ec))
+      trajectory::check_compatible(trajectory::read_file_header(path), header, path);
   }
 
  private:
@@ -126,7 +128,7 @@ uint64_t model_hash(const mjModel* m) {
   uint64_t h = 1469598103934665603ull;
   // Sensors are left out: plugins (the recorder, the generator) add sensors of their own, and
   // the recorded frame layout already pins the sizes of recorded sensor data.
-  const long sizes[] = {m->nq,    m->nv,    m->nu,    m->na,  m->nbody, m->njnt,
+  const long sizes[] = {m->nq,    m->nv,    m->nu,     m->na,  m->nbody,  m->njnt,
                         m->ngeom, m->nsite, m->nmocap, m->neq, m->ntendon};
   hash_array(h, sizes, sizeof(sizes) / sizeof(sizes[0]));
   hash_array(h, &m->opt.timestep, 1);
@@ -141,8 +143,10 @@ uint64_t model_hash(const mjModel* m) {
   hash_array(h, m->actuator_gainprm, static_cast<long>(mjNGAIN) * m->nu);
   hash_array(h, m->qpos0, m->nq);
   for (int type : {mjOBJ_BODY, mjOBJ_JOINT, mjOBJ_ACTUATOR, mjOBJ_SITE}) {
-    const int n = type == mjOBJ_BODY ? m->nbody : type == mjOBJ_JOINT ? m->njnt
-                : type == mjOBJ_ACTUATOR ? m->nu : m->nsite;
+    const int n = type == mjOBJ_BODY       ? m->nbody
+                  : type == mjOBJ_JOINT    ? m->njnt
+                  : type == mjOBJ_ACTUATOR ? m->nu
+                                           : m->nsite;
     for (int i = 0; i < n; ++i) {
       const std::string s = name_of(m, type, i);
       hash_bytes(h, s.c_str(), s.size() + 1);
@@ -181,12 +185,14 @@ std::optional<std::vector<FieldSource>> parse_fields(const mjModel* m, const std
       for (int j = 0; j < m->njnt; ++j) {
         const int n = m->jnt_type[j] == mjJNT_FREE ? 7 : m->jnt_type[j] == mjJNT_BALL ? 4 : 1;
         for (int k = 0; k < n; ++k) {
-          f.element_names.push_back(name_of(m, mjOBJ_JOINT, j) + (n > 1 ? "[" + std::to_string(k) + "]" : ""));
+          f.element_names.push_back(name_of(m, mjOBJ_JOINT, j) +
+                                    (n > 1 ? "[" + std::to_string(k) + "]" : ""));
         }
       }
     } else if (tok == "qvel" || tok == "qacc") {
       f.kind = tok == "qvel" ? K::kQvel : K::kQacc, f.size = m->nv;
-      for (int v = 0; v < m->nv; ++v) f.element_names.push_back(name_of(m, mjOBJ_JOINT, m->dof_jntid[v]));
+      for (int v = 0; v < m->nv; ++v)
+        f.element_names.push_back(name_of(m, mjOBJ_JOINT, m->dof_jntid[v]));
     } else if (tok == "act") {
       f.kind = K::kAct, f.size = m->na;
     } else if (tok == "ctrl") {
@@ -203,7 +209,8 @@ std::optional<std::vector<FieldSource>> parse_fields(const mjModel* m, const std
       const std::string name = tok.substr(tok.find(':') + 1);
       const int id = mj_name2id(m, sensor ? mjOBJ_SENSOR : mjOBJ_SITE, name.c_str());
       if (id < 0) {
-        *error = "no " + std::string(sensor ? "sensor" : "site") + " named '" + name + "' in the model";
+        *error =
+            "no " + std::string(sensor ? "sensor" : "site") + " named '" + name + "' in the model";
         return std::nullopt;
       }
       f.kind = sensor ? K::kSensor : K::kSite;
@@ -239,7 +246,8 @@ std::unique_ptr<Recorder> Recorder::Create(const mjModel* m, mjData* d, int inst
   };
   std::unique_ptr<Recorder> r(new Recorder(m, d, instance));
   const char* path = mj_getPluginConfig(m, instance, kAttrPath);
-  if (!path || !path[0]) return fail(kAttrPath, "missing; give an output file (*.ebmtraj) or directory");
+  if (!path || !path[0])
+    return fail(kAttrPath, "missing; give an output file (*.ebmtraj) or directory");
   r->path_ = path;
   r->directory_mode_ = !ends_with(r->path_, trajectory::kFileSuffix);
 
@@ -257,10 +265,12 @@ std::unique_ptr<Recorder> Recorder::Create(const mjModel* m, mjData* d, int inst
   }
   const char* steps = mj_getPluginConfig(m, instance, kAttrEpisodeSteps);
   r->episode_steps_ = parse_int(steps, 0, 0, &ok).value_or(0);
-  if (!ok) return fail(kAttrEpisodeSteps, "must be an integer >= 0, got '" + std::string(steps) + "'");
+  if (!ok)
+    return fail(kAttrEpisodeSteps, "must be an integer >= 0, got '" + std::string(steps) + "'");
   const char* flush = mj_getPluginConfig(m, instance, kAttrFlush);
   const auto sync = trajectory::parse_sync_policy(flush && flush[0] ? flush : "episode");
-  if (!sync) return fail(kAttrFlush, "must be episode, close or none, got '" + std::string(flush) + "'");
+  if (!sync)
+    return fail(kAttrFlush, "must be episode, close or none, got '" + std::string(flush) + "'");
   r->sync_ = *sync;
 
   FileHeader& h = r->header_;
@@ -359,17 +369,39 @@ void Recorder::Advance(const mjModel* m, mjData* d) {
     const double* s = snap_.data();
     for (const auto& f : fields_) {
       switch (f.kind) {
-        case K::kTime: put(s, 1); break;
-        case K::kQpos: put(s + 1, m->nq); break;
-        case K::kQvel: put(s + 1 + m->nq, m->nv); break;
-        case K::kAct: put(s + 1 + m->nq + m->nv, m->na); break;
-        case K::kCtrl: put(d->ctrl, m->nu); break;
-        case K::kQacc: put(d->qacc, m->nv); break;
-        case K::kSensordata: put(d->sensordata, m->nsensordata); break;
-        case K::kMocapPos: put(d->mocap_pos, 3 * m->nmocap); break;
-        case K::kMocapQuat: put(d->mocap_quat, 4 * m->nmocap); break;
-        case K::kSensor: put(d->sensordata + f.index, f.size); break;
-        case K::kSite: put(d->site_xpos + 3 * f.index, 3); break;
+        case K::kTime:
+          put(s, 1);
+          break;
+        case K::kQpos:
+          put(s + 1, m->nq);
+          break;
+        case K::kQvel:
+          put(s + 1 + m->nq, m->nv);
+          break;
+        case K::kAct:
+          put(s + 1 + m->nq + m->nv, m->na);
+          break;
+        case K::kCtrl:
+          put(d->ctrl, m->nu);
+          break;
+        case K::kQacc:
+          put(d->qacc, m->nv);
+          break;
+        case K::kSensordata:
+          put(d->sensordata, m->nsensordata);
+          break;
+        case K::kMocapPos:
+          put(d->mocap_pos, 3 * m->nmocap);
+          break;
+        case K::kMocapQuat:
+          put(d->mocap_quat, 4 * m->nmocap);
+          break;
+        case K::kSensor:
+          put(d->sensordata + f.index, f.size);
+          break;
+        case K::kSite:
+          put(d->site_xpos + 3 * f.index, 3);
+          break;
       }
     }
   }
@@ -400,10 +432,10 @@ void Recorder::Flush() {
     if (!writer_) {
       if (directory_mode_) {
         fs::create_directories(path_);
-        const std::string shard = (fs::path(path_) / (sanitize(header_.model_name()) + "-" +
-                                                      std::to_string(::getpid()) + "-" +
-                                                      std::to_string(g_next_shard++) +
-                                                      trajectory::kFileSuffix)).string();
+        const std::string shard =
+            (fs::path(path_) / (sanitize(header_.model_name()) + "-" + std::to_string(::getpid()) +
+                                "-" + std::to_string(g_next_shard++) + trajectory::kFileSuffix))
+                .string();
         writer_ = std::make_shared<SharedWriter>(shard, header_, sync_);
       } else {
         writer_ = SharedWriter::ForPath(path_, header_, sync_);

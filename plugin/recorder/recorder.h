@@ -10,7 +10,8 @@
 //     <config key="episode_steps" value="0"/>
 //     <config key="flush" value="episode"/>
 //   </instance></plugin></extension>
-//   optionally <sensor><plugin instance="rec"/></sensor>: one value, the frames of the open episode.
+//   optionally <sensor><plugin instance="rec"/></sensor>: one value, the frames of the open
+//   episode.
 //
 // Attributes:
 //   path           a file ending in ".ebmtraj" (appended to when it exists with the same model and
@@ -67,7 +68,17 @@ uint64_t model_hash(const mjModel* m);
 // One field of a frame: where its values come from.
 struct FieldSource {
   enum class Kind {
-    kTime, kQpos, kQvel, kAct, kCtrl, kQacc, kSensordata, kMocapPos, kMocapQuat, kSensor, kSite
+    kTime,
+    kQpos,
+    kQvel,
+    kAct,
+    kCtrl,
+    kQacc,
+    kSensordata,
+    kMocapPos,
+    kMocapQuat,
+    kSensor,
+    kSite
   };
   Kind kind;
   std::string name;  // the field name in the file
@@ -98,9 +109,9 @@ class Recorder {
   static std::unique_ptr<Recorder> Create(const mjModel* m, mjData* d, int instance);
   ~Recorder();
 
-  void Reset();                                  // ends the open episode, snapshots the state
-  void Compute(const mjModel* m, mjData* d);     // sensor stage: snapshot of s_t
-  void Advance(const mjModel* m, mjData* d);     // after integration: commit the frame
+  void Reset();                               // ends the open episode, snapshots the state
+  void Compute(const mjModel* m, mjData* d);  // sensor stage: snapshot of s_t
+  void Advance(const mjModel* m, mjData* d);  // after integration: commit the frame
   // Ends the open episode (written if it has frames) and sets the next one's metadata.
   void BeginEpisode(const EpisodeMeta& meta);
   void EndEpisode();

@@ -169,7 +169,8 @@ RecordResult record_rollouts(const RecordOptions& o,
   ModelPtr model = compile(spec.get());
   const mjModel* m = model.get();
   if (mj_stateSize(m, kStateSig) != mj_stateSize(plain.get(), kStateSig)) {
-    throw std::runtime_error("the recorder changed the state size of the scene; cannot reuse start states");
+    throw std::runtime_error(
+        "the recorder changed the state size of the scene; cannot reuse start states");
   }
 
   RecordResult result;

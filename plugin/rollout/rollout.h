@@ -58,7 +58,7 @@ struct RecordOptions {
   std::string fields = "qpos qvel ctrl";
   int decimation = 20;
   std::string flush = "episode";
-  std::string out_dir;        // must not hold trajectory files yet
+  std::string out_dir;  // must not hold trajectory files yet
 };
 
 struct RecordResult {

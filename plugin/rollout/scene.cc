@@ -16,9 +16,10 @@ std::string default_hand_scene() {
 
 std::string particles_mjcf(const ParticleOptions& o) {
   if (o.count < 1 || o.box <= 0 || o.radius <= 0 || o.radius * 4 > o.box || o.max_force <= 0) {
-    throw SceneError("particles: need count >= 1, box > 4 * radius > 0 and max_force > 0 (got count " +
-                     std::to_string(o.count) + ", box " + std::to_string(o.box) + ", radius " +
-                     std::to_string(o.radius) + ", max_force " + std::to_string(o.max_force) + ")");
+    throw SceneError(
+        "particles: need count >= 1, box > 4 * radius > 0 and max_force > 0 (got count " +
+        std::to_string(o.count) + ", box " + std::to_string(o.box) + ", radius " +
+        std::to_string(o.radius) + ", max_force " + std::to_string(o.max_force) + ")");
   }
   std::ostringstream x;
   const double b = o.box, t = 0.25;  // thick walls: no tunnelling
@@ -100,11 +101,20 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;

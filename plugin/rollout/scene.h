@@ -19,10 +19,10 @@ class SceneError : public std::runtime_error {
 };
 
 struct ParticleOptions {
-  int count = 4;             // particles
-  double box = 1.0;          // half-width of the square box (m)
-  double radius = 0.05;      // particle radius (m)
-  double max_force = 1.0;    // actuator force limit per axis (N); the policy pushes the particles
+  int count = 4;           // particles
+  double box = 1.0;        // half-width of the square box (m)
+  double radius = 0.05;    // particle radius (m)
+  double max_force = 1.0;  // actuator force limit per axis (N); the policy pushes the particles
 };
 
 struct SceneOptions {

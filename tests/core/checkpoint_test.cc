@@ -1,11 +1,12 @@
 // Checkpoint manager: atomic files, keep-last pruning, best tracking, clear errors.
+#include "ebm/core/checkpoint.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "ebm/core/checkpoint.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -15,8 +16,9 @@ TEST(Checkpoint, KeepsLastKAndTheBestAndLeavesNoTempFiles) {
   ebm::CheckpointManager m(dir, 2);
   const double metrics[] = {5.0, 3.0, 4.0, 6.0};
   for (int step = 1; step <= 4; ++step) {
-    m.save(step, [&](torch::serialize::OutputArchive& a) { a.write("x", torch::full({2}, step)); },
-           metrics[step - 1]);
+    m.save(
+        step, [&](torch::serialize::OutputArchive& a) { a.write("x", torch::full({2}, step)); },
+        metrics[step - 1]);
   }
   auto all = m.list();
   ASSERT_EQ(all.size(), 2u);
@@ -33,12 +35,14 @@ TEST(Checkpoint, KeepsLastKAndTheBestAndLeavesNoTempFiles) {
   }
   // A new manager on the same folder remembers the best metric.
   ebm::CheckpointManager again(dir, 2);
-  again.save(5, [&](torch::serialize::OutputArchive& a) { a.write("x", torch::full({2}, 5)); }, 3.5);
+  again.save(
+      5, [&](torch::serialize::OutputArchive& a) { a.write("x", torch::full({2}, 5)); }, 3.5);
   torch::serialize::InputArchive best2;
   ebm::CheckpointManager::load(dir + "/best.pt", best2);
   best2.read("x", x);
   EXPECT_EQ(x[0].item<float>(), 2.0f);  // 3.5 is no improvement on 3.0
-  again.save(6, [&](torch::serialize::OutputArchive& a) { a.write("x", torch::full({2}, 6)); }, 2.5);
+  again.save(
+      6, [&](torch::serialize::OutputArchive& a) { a.write("x", torch::full({2}, 6)); }, 2.5);
   torch::serialize::InputArchive best3;
   ebm::CheckpointManager::load(dir + "/best.pt", best3);
   best3.read("x", x);
@@ -61,7 +65,8 @@ TEST(Checkpoint, MissingAndCorruptFilesAreClearErrors) {
     ebm::CheckpointManager::load(dir + "/junk.pt", a);
     FAIL();
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("junk.pt: not a readable checkpoint"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("junk.pt: not a readable checkpoint"), std::string::npos)
+        << e.what();
   }
   fs::remove_all(dir);
 }

@@ -47,8 +47,8 @@ TEST(ReplayBuffer, ReservoirIsAUniformSampleOfTheStream) {
   auto hits = torch::zeros({100}, torch::kDouble);
   const int trials = 400;
   for (int t = 0; t < trials; ++t) {
-    ebm::ReplayBuffer buf({1}, ebm::ReplayBufferOptions().capacity(10).policy(
-                                   ebm::BufferPolicy::kReservoir));
+    ebm::ReplayBuffer buf(
+        {1}, ebm::ReplayBufferOptions().capacity(10).policy(ebm::BufferPolicy::kReservoir));
     for (int i = 0; i < 100; i += 20) {
       buf.push(torch::arange(i, i + 20, torch::kFloat32).unsqueeze(1));
     }
@@ -115,7 +115,8 @@ TEST(SpectralNorm, EstimateWithinOnePercentOfTheLargestSingularValue) {
   auto img = torch::randn({2, 3, 8, 8});
   for (int i = 0; i < 50; ++i) conv->forward(img);
   auto wm = conv->weight.detach().reshape({8, -1});
-  EXPECT_NEAR(conv->sigma().item<double>() / torch::linalg_svdvals(wm)[0].item<double>(), 1.0, 0.01);
+  EXPECT_NEAR(conv->sigma().item<double>() / torch::linalg_svdvals(wm)[0].item<double>(), 1.0,
+              0.01);
 }
 
 TEST(SpectralNorm, FreshModuleIsAlreadyNormalisedInEvalMode) {

@@ -1,7 +1,8 @@
 // Config validation: unknown or mistyped keys are errors with file:line and the key path.
+#include "ebm/core/config.h"
+
 #include <gtest/gtest.h>
 
-#include "ebm/core/config.h"
 #include "ebm/core/options_config.h"
 
 namespace {
@@ -56,16 +57,19 @@ TEST(Config, WrongTypeAndRangeNameFileLineAndKey) {
   auto c = ebm::Config::load_string("trainer:\n  lr: fast\n  iterations: 2.5\n", "bad.yaml");
   auto t = c->root().section("trainer");
   auto m1 = ErrorOf([&] { t.get<double>("lr", 0); });
-  EXPECT_NE(m1.find("bad.yaml:2: trainer.lr: expected a number, found 'fast'"), std::string::npos) << m1;
+  EXPECT_NE(m1.find("bad.yaml:2: trainer.lr: expected a number, found 'fast'"), std::string::npos)
+      << m1;
   auto m2 = ErrorOf([&] { t.get<int64_t>("iterations", 0); });
-  EXPECT_NE(m2.find("bad.yaml:3: trainer.iterations: expected an integer"), std::string::npos) << m2;
+  EXPECT_NE(m2.find("bad.yaml:3: trainer.iterations: expected an integer"), std::string::npos)
+      << m2;
   auto c2 = ebm::Config::load_string("langevin:\n  steps: -3\n", "neg.yaml");
   auto m3 = ErrorOf([&] { ebm::langevin_options(c2->root().section("langevin")); });
   EXPECT_NE(m3.find("neg.yaml:2: langevin.steps must be >= 0"), std::string::npos) << m3;
   auto c3 = ebm::Config::load_string("langevin:\n  clip_mode: sideways\n", "ch.yaml");
   auto m4 = ErrorOf([&] { ebm::langevin_options(c3->root().section("langevin")); });
   EXPECT_NE(m4.find("ch.yaml:2: langevin.clip_mode: expected one of none, elementwise, l2"),
-            std::string::npos) << m4;
+            std::string::npos)
+      << m4;
 }
 
 TEST(Config, OverridesApplyAndAreValidatedLikeFileKeys) {
@@ -81,8 +85,9 @@ TEST(Config, OverridesApplyAndAreValidatedLikeFileKeys) {
   // Nothing reads `logging` here, so the section the override created is itself unknown, and the
   // error points at the override that created it.
   EXPECT_NE(msg.find("--set logging.new: unknown key 'logging'"), std::string::npos) << msg;
-  EXPECT_NE(ErrorOf([] { ebm::Config::load_string("a: 1", "x", {"novalue"}); }).find("key.path=value"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf([] { ebm::Config::load_string("a: 1", "x", {"novalue"}); }).find("key.path=value"),
+      std::string::npos);
   EXPECT_NE(ErrorOf([] { ebm::Config::load_string("a: 1", "x", {"a.b=2"}); }).find("not a mapping"),
             std::string::npos);
 }

@@ -1,4 +1,6 @@
 // The Langevin sampler against known distributions and exact invariants.
+#include "ebm/core/langevin.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -6,7 +8,6 @@
 #include <memory>
 
 #include "ebm/core/energy.h"
-#include "ebm/core/langevin.h"
 
 namespace {
 
@@ -55,7 +56,8 @@ TEST(Langevin, WeightedSumIsAProductOfExperts) {
   // N(0, 1) x N(2, 1) is N(1, 1/2): the sum of the two energies samples the product.
   torch::manual_seed(1);
   ebm::WeightedSumEnergy sum;
-  sum.add(std::make_shared<GaussianEnergy>(0.0, 1.0)).add(std::make_shared<GaussianEnergy>(2.0, 1.0));
+  sum.add(std::make_shared<GaussianEnergy>(0.0, 1.0))
+      .add(std::make_shared<GaussianEnergy>(2.0, 1.0));
   auto x = ebm::LangevinSampler(Unadjusted(0.01, 500)).sample(sum, torch::zeros({4000, 1}));
   EXPECT_NEAR(x.mean().item<double>(), 1.0, 0.05);
   EXPECT_NEAR(x.var().item<double>(), 0.5, 0.05);
@@ -66,25 +68,30 @@ TEST(Langevin, MaskLeavesMaskedOutEntriesBitIdentical) {
   GaussianEnergy energy(0.5, 0.1);
   auto x0 = torch::rand({8, 3, 4, 4});
   auto mask = torch::zeros({8, 1, 4, 4}, torch::kBool);
-  mask.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(0, 2)},
-                  true);
+  mask.index_put_(
+      {torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(0, 2)}, true);
   auto opts = ebm::LangevinOptions().steps(20).step_size(0.01).noise_std(0.01);
   auto x = ebm::LangevinSampler(opts).sample(energy, x0, {}, mask);
   auto keep = mask.logical_not().expand_as(x0);
   EXPECT_TRUE(torch::equal(x.masked_select(keep), x0.masked_select(keep)));
-  EXPECT_FALSE(torch::equal(x.masked_select(keep.logical_not()),
-                            x0.masked_select(keep.logical_not())));
+  EXPECT_FALSE(
+      torch::equal(x.masked_select(keep.logical_not()), x0.masked_select(keep.logical_not())));
 }
 
 TEST(Langevin, ElementwiseAndL2ClipsBoundEachStep) {
   GaussianEnergy steep(100.0, 0.01);  // huge gradients
   auto x0 = torch::zeros({4, 10});
-  auto base = ebm::LangevinOptions().steps(1).step_size(2.0).noise_std(0.0).clamp_min(
-      std::nullopt).clamp_max(std::nullopt);
+  auto base = ebm::LangevinOptions()
+                  .steps(1)
+                  .step_size(2.0)
+                  .noise_std(0.0)
+                  .clamp_min(std::nullopt)
+                  .clamp_max(std::nullopt);
   auto xe = ebm::LangevinSampler(base.clip_mode(ebm::GradClip::kElementwise).grad_clip(0.01))
                 .sample(steep, x0);
   EXPECT_TRUE(torch::allclose(xe, torch::full_like(x0, 0.02)));  // each entry moved by 2 * 0.01
-  auto xl = ebm::LangevinSampler(base.clip_mode(ebm::GradClip::kL2).grad_clip(0.5)).sample(steep, x0);
+  auto xl =
+      ebm::LangevinSampler(base.clip_mode(ebm::GradClip::kL2).grad_clip(0.5)).sample(steep, x0);
   auto norms = xl.norm(2, 1);
   EXPECT_TRUE(torch::allclose(norms, torch::full({4}, 1.0), 1e-5, 1e-5));  // 2 * 0.5
 }
@@ -102,8 +109,13 @@ TEST(Langevin, CallbackReportsEveryStepAndNoGraphSurvives) {
   GaussianEnergy energy(0.0, 1.0);
   auto x0 = torch::ones({3, 2});
   std::vector<ebm::LangevinStepStats> seen;
-  auto opts = ebm::LangevinOptions().steps(5).step_size(0.1).noise_std(0).clip_mode(
-      ebm::GradClip::kNone).clamp_min(std::nullopt).clamp_max(std::nullopt);
+  auto opts = ebm::LangevinOptions()
+                  .steps(5)
+                  .step_size(0.1)
+                  .noise_std(0)
+                  .clip_mode(ebm::GradClip::kNone)
+                  .clamp_min(std::nullopt)
+                  .clamp_max(std::nullopt);
   auto x = ebm::LangevinSampler(opts).sample(energy, x0, {}, {},
                                              [&](const auto& s) { seen.push_back(s); });
   ASSERT_EQ(seen.size(), 5u);
@@ -116,8 +128,11 @@ TEST(Langevin, CallbackReportsEveryStepAndNoGraphSurvives) {
 }
 
 TEST(Langevin, SchedulesAndBadOptions) {
-  ebm::LangevinSampler lin(
-      ebm::LangevinOptions().steps(11).step_size(1.0).schedule(ebm::StepSchedule::kLinear).final_step_ratio(0.1));
+  ebm::LangevinSampler lin(ebm::LangevinOptions()
+                               .steps(11)
+                               .step_size(1.0)
+                               .schedule(ebm::StepSchedule::kLinear)
+                               .final_step_ratio(0.1));
   EXPECT_DOUBLE_EQ(lin.step_size_at(0), 1.0);
   EXPECT_NEAR(lin.step_size_at(10), 0.1, 1e-12);
   EXPECT_NEAR(lin.step_size_at(5), 0.55, 1e-12);

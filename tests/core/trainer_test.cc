@@ -1,16 +1,15 @@
 // Contrastive-divergence training end to end on a 2-D mixture of 8 Gaussians, bit-identical
 // resume, and the non-finite guard.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
+#include "ebm/core/trainer.h"
 
+#include <gtest/gtest.h>
 #include <time.h>
+#include <torch/torch.h>
 
 #include <chrono>
 #include <cmath>
 #include <memory>
 #include <sstream>
-
-#include "ebm/core/trainer.h"
 
 namespace {
 
@@ -19,10 +18,10 @@ constexpr double kPi = 3.14159265358979323846;
 class MlpEnergy : public ebm::EnergyModel {
  public:
   explicit MlpEnergy(int64_t hidden = 128) {
-    net_ = register_module("net", torch::nn::Sequential(
-                                      torch::nn::Linear(2, hidden), torch::nn::SiLU(),
-                                      torch::nn::Linear(hidden, hidden), torch::nn::SiLU(),
-                                      torch::nn::Linear(hidden, 1)));
+    net_ = register_module(
+        "net", torch::nn::Sequential(torch::nn::Linear(2, hidden), torch::nn::SiLU(),
+                                     torch::nn::Linear(hidden, hidden), torch::nn::SiLU(),
+                                     torch::nn::Linear(hidden, 1)));
   }
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor&) override {
     return net_->forward(x).squeeze(1);
@@ -84,8 +83,7 @@ TEST(Trainer, CoversEveryModeOfAMixtureOf8Gaussians) {
     EXPECT_GE(shares[k].item<double>(), 0.05) << "mode " << k << " holds too few samples";
   }
   // Fresh chains from uniform noise, run longer than in training.
-  ebm::LangevinSampler long_chains(
-      ebm::LangevinOptions(trainer.sampler().options()).steps(200));
+  ebm::LangevinSampler long_chains(ebm::LangevinOptions(trainer.sampler().options()).steps(200));
   auto x0 = torch::rand({2000, 2}) * 6 - 3;
   model->eval();
   auto x = long_chains.sample(*model, x0);
@@ -104,7 +102,8 @@ TEST(Trainer, CoversEveryModeOfAMixtureOf8Gaussians) {
   EXPECT_LT(secs, 60.0) << "CPU seconds";
   std::cout << "mixture: persistent chains " << buffer_near * 100 << "% near a mode, least-held "
             << shares.min().item<double>() * 100 << "%; fresh chains " << near_frac * 100
-            << "% near, least-held " << counts.min().item<double>() * 100 << "%; " << secs << " s\n";
+            << "% near, least-held " << counts.min().item<double>() * 100 << "%; " << secs
+            << " s\n";
 }
 
 namespace {
@@ -115,7 +114,8 @@ std::vector<torch::Tensor> TrainAndFingerprint(int steps, int split) {
   torch::manual_seed(42);
   auto opts = MixtureOptions().langevin(MixtureOptions().langevin().steps(5)).ema_decay(0.9);
   auto model = std::make_shared<MlpEnergy>(16);
-  auto trainer = std::make_unique<ebm::ContrastiveDivergenceTrainer>(model, std::vector<int64_t>{2}, opts);
+  auto trainer =
+      std::make_unique<ebm::ContrastiveDivergenceTrainer>(model, std::vector<int64_t>{2}, opts);
   for (int i = 0; i < steps; ++i) {
     if (i == split) {
       torch::serialize::OutputArchive out;
@@ -125,7 +125,8 @@ std::vector<torch::Tensor> TrainAndFingerprint(int steps, int split) {
       // A new process: other weights, other RNG state, an empty buffer.
       torch::manual_seed(999);
       model = std::make_shared<MlpEnergy>(16);
-      trainer = std::make_unique<ebm::ContrastiveDivergenceTrainer>(model, std::vector<int64_t>{2}, opts);
+      trainer =
+          std::make_unique<ebm::ContrastiveDivergenceTrainer>(model, std::vector<int64_t>{2}, opts);
       torch::serialize::InputArchive in;
       std::istringstream read(bytes.str());
       in.load_from(read);
@@ -171,7 +172,10 @@ TEST(Trainer, ResumeIsBitIdenticalToTrainingStraight) {
 
 TEST(Trainer, NonFiniteGuardSkipsRestoresAndFinallyStops) {
   torch::manual_seed(3);
-  auto opts = MixtureOptions().langevin(MixtureOptions().langevin().steps(2)).max_bad_steps(2).max_restores(1);
+  auto opts = MixtureOptions()
+                  .langevin(MixtureOptions().langevin().steps(2))
+                  .max_bad_steps(2)
+                  .max_restores(1);
   auto model = std::make_shared<FlakyEnergy>(3);
   ebm::ContrastiveDivergenceTrainer trainer(model, {2}, opts);
   std::vector<std::string> warnings;
@@ -266,7 +270,8 @@ TEST(Trainer, MismatchTermMatchesItsFormula) {
   const auto r = t.step(x, c);
   const auto e_match = (x - c).pow(2).sum(1);
   const auto e_mismatch = (x.roll(-1, 0) - c).pow(2).sum(1);
-  const double expected = r.e_pos - r.e_neg + w * torch::softplus(e_match - e_mismatch).mean().item<double>();
+  const double expected =
+      r.e_pos - r.e_neg + w * torch::softplus(e_match - e_mismatch).mean().item<double>();
   EXPECT_NEAR(r.ml_loss, expected, 1e-5);
   EXPECT_NEAR(r.e_pos, e_match.mean().item<double>(), 1e-5);
   // Off by default: the objective is then E+ - E- alone.

@@ -1,5 +1,7 @@
 // Image readers on files the test writes with known pixels and labels, on malformed files, and on
 // the real Fashion-MNIST of Debian's dataset-fashion-mnist.
+#include "datasets/image/image_dataset.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <zlib.h>
@@ -7,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include "datasets/image/image_dataset.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -74,8 +75,9 @@ TEST(Idx, MalformedFilesNameTheFileAndTheProblem) {
   auto [img, lab] = Idx(4, 2, 2);
   Write(dir + "/lab", lab);
   Write(dir + "/trunc", img.substr(0, img.size() - 1));
-  EXPECT_NE(ErrorOf([&] { ebm::data::load_idx(dir + "/trunc", dir + "/lab"); })
-                .find("header says 4 images of 2x2 = 16 bytes, file holds 15"),
+  EXPECT_NE(ErrorOf([&] {
+              ebm::data::load_idx(dir + "/trunc", dir + "/lab");
+            }).find("header says 4 images of 2x2 = 16 bytes, file holds 15"),
             std::string::npos);
   std::string wrong = img;
   wrong[3] = 0x01;
@@ -87,12 +89,14 @@ TEST(Idx, MalformedFilesNameTheFileAndTheProblem) {
   std::string bad_label = lab;
   bad_label[8 + 2] = 10;
   Write(dir + "/badlab", bad_label);
-  EXPECT_NE(ErrorOf([&] { ebm::data::load_idx(dir + "/img", dir + "/badlab", std::vector<std::string>(10, "c")); })
-                .find("label 10 of item 2 is out of range [0, 10)"),
+  EXPECT_NE(ErrorOf([&] {
+              ebm::data::load_idx(dir + "/img", dir + "/badlab", std::vector<std::string>(10, "c"));
+            }).find("label 10 of item 2 is out of range [0, 10)"),
             std::string::npos);
   Write(dir + "/short", std::string("\0\0", 2));
-  EXPECT_NE(ErrorOf([&] { ebm::data::load_idx(dir + "/short", dir + "/lab"); }).find("needs 16 bytes"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf([&] { ebm::data::load_idx(dir + "/short", dir + "/lab"); }).find("needs 16 bytes"),
+      std::string::npos);
   // A gzip stream cut in half.
   WriteGz(dir + "/full.gz", img + std::string(5000, 'x'));
   std::ifstream in(dir + "/full.gz", std::ios::binary);
@@ -100,8 +104,9 @@ TEST(Idx, MalformedFilesNameTheFileAndTheProblem) {
   Write(dir + "/cut.gz", gz.substr(0, gz.size() / 2));
   EXPECT_NE(ErrorOf([&] { ebm::data::read_maybe_gzipped(dir + "/cut.gz"); }).find("truncated gzip"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([&] { ebm::data::load_idx(dir + "/missing", dir + "/lab"); }).find("cannot open"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf([&] { ebm::data::load_idx(dir + "/missing", dir + "/lab"); }).find("cannot open"),
+      std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -113,9 +118,11 @@ TEST(Cifar10, PlaneOrderLabelsAndClassNames) {
       for (int p = 0; p < 1024; ++p) r.push_back(static_cast<char>((seed + c * 50 + p) % 256));
     return r;
   };
-  for (int b = 1; b <= 5; ++b) Write(dir + "/data_batch_" + std::to_string(b) + ".bin", record(b, b) + record(9, 100 + b));
+  for (int b = 1; b <= 5; ++b)
+    Write(dir + "/data_batch_" + std::to_string(b) + ".bin", record(b, b) + record(9, 100 + b));
   Write(dir + "/test_batch.bin", record(3, 7));
-  Write(dir + "/batches.meta.txt", "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
+  Write(dir + "/batches.meta.txt",
+        "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
   auto train = ebm::data::load_cifar10(dir, "train");
   ASSERT_EQ(train.images.sizes(), torch::IntArrayRef({10, 3, 32, 32}));
   EXPECT_EQ(train.labels[4].item<int64_t>(), 3);  // batch 3, first record
@@ -128,8 +135,9 @@ TEST(Cifar10, PlaneOrderLabelsAndClassNames) {
   EXPECT_NE(ErrorOf([&] { ebm::data::load_cifar10(dir, "test"); }).find("not a positive multiple"),
             std::string::npos);
   Write(dir + "/test_batch.bin", record(12, 7));
-  EXPECT_NE(ErrorOf([&] { ebm::data::load_cifar10(dir, "test"); }).find("has label 12, expected < 10"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf([&] { ebm::data::load_cifar10(dir, "test"); }).find("has label 12, expected < 10"),
+      std::string::npos);
   fs::remove_all(dir);
 }
 

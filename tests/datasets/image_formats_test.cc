@@ -30,7 +30,8 @@ class ImageFormats : public ::testing::Test {
 // Image k, flat value j: (7 k + 3 j) % 256; label 1 + 37 k % 1000 (before the shift to 0..999).
 void ExpectImagenet(const ImageDataset& ds, const std::vector<int64_t>& ks, int side) {
   ASSERT_EQ(ds.size(), static_cast<int64_t>(ks.size()));
-  ASSERT_EQ(ds.images.sizes(), (std::vector<int64_t>{static_cast<int64_t>(ks.size()), 3, side, side}));
+  ASSERT_EQ(ds.images.sizes(),
+            (std::vector<int64_t>{static_cast<int64_t>(ks.size()), 3, side, side}));
   const auto* p = ds.images.data_ptr<uint8_t>();
   const int64_t row = 3 * side * side;
   for (size_t i = 0; i < ks.size(); ++i) {
@@ -40,7 +41,8 @@ void ExpectImagenet(const ImageDataset& ds, const std::vector<int64_t>& ks, int 
     EXPECT_EQ(ds.labels[static_cast<int64_t>(i)].item<int64_t>(), (37 * ks[i]) % 1000);
   }
   // Planes: value j = c * R^2 + y * R + x is channel c, row y, column x.
-  EXPECT_EQ(ds.images[1][2][3][4].item<uint8_t>(), (7 * ks[1] + 3 * (2 * side * side + 3 * side + 4)) % 256);
+  EXPECT_EQ(ds.images[1][2][3][4].item<uint8_t>(),
+            (7 * ks[1] + 3 * (2 * side * side + 3 * side + 4)) % 256);
 }
 
 template <typename Fn>
@@ -49,33 +51,46 @@ void ExpectError(Fn fn, const std::vector<std::string>& parts) {
     fn();
     FAIL() << "no error";
   } catch (const DatasetError& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    for (const auto& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
   }
 }
 
 }  // namespace
 
 TEST_F(ImageFormats, ImagenetNpzStoredAndCompressed) {
-  ExpectImagenet(load_imagenet_downsampled(g_dir + "/imagenet_npz", "train"), {0, 1, 2, 3, 4, 5, 6, 7}, 8);
-  ExpectImagenet(load_imagenet_downsampled(g_dir + "/imagenet_npz", "val"), {100, 101, 102, 103}, 8);
-  ExpectImagenet(load_imagenet_downsampled(g_dir + "/imagenet_npz/train_data_batch_2.npz", "train"), {5, 6, 7}, 8);
-  ExpectError([] { load_imagenet_downsampled(g_dir + "/imagenet_npz", "train", 32); }, {"8x8", "expected 32x32"});
+  ExpectImagenet(load_imagenet_downsampled(g_dir + "/imagenet_npz", "train"),
+                 {0, 1, 2, 3, 4, 5, 6, 7}, 8);
+  ExpectImagenet(load_imagenet_downsampled(g_dir + "/imagenet_npz", "val"), {100, 101, 102, 103},
+                 8);
+  ExpectImagenet(load_imagenet_downsampled(g_dir + "/imagenet_npz/train_data_batch_2.npz", "train"),
+                 {5, 6, 7}, 8);
+  ExpectError([] { load_imagenet_downsampled(g_dir + "/imagenet_npz", "train", 32); },
+              {"8x8", "expected 32x32"});
 }
 
 TEST_F(ImageFormats, ImagenetPicklesOfProtocols245) {
-  ExpectImagenet(load_imagenet_downsampled(g_dir + "/imagenet_pickle", "train"), {0, 1, 2, 3, 4, 5, 6, 7}, 8);
-  ExpectImagenet(load_imagenet_downsampled(g_dir + "/imagenet_pickle", "val"), {100, 101, 102, 103}, 8);
+  ExpectImagenet(load_imagenet_downsampled(g_dir + "/imagenet_pickle", "train"),
+                 {0, 1, 2, 3, 4, 5, 6, 7}, 8);
+  ExpectImagenet(load_imagenet_downsampled(g_dir + "/imagenet_pickle", "val"), {100, 101, 102, 103},
+                 8);
 }
 
 TEST_F(ImageFormats, MalformedImagenetFilesAreRefusedWithTheirName) {
   const std::string bad = g_dir + "/bad/";
-  ExpectError([&] { RestrictedPickle p(bad + "evil_pickle"); }, {"evil_pickle", "posix.system", "not allowed"});
+  ExpectError([&] { RestrictedPickle p(bad + "evil_pickle"); },
+              {"evil_pickle", "posix.system", "not allowed"});
   ExpectError([&] { RestrictedPickle p(bad + "object_pickle"); }, {"object_pickle"});
-  ExpectError([&] { RestrictedPickle p(bad + "truncated_pickle"); }, {"truncated_pickle", "truncated"});
-  ExpectError([&] { load_imagenet_downsampled(bad + "float_data.npz", "train"); }, {"float_data.npz", "uint8", "<f4"});
-  ExpectError([&] { load_imagenet_downsampled(bad + "label_zero.npz", "train"); }, {"label_zero.npz", "label 0", "1..1000"});
-  ExpectError([&] { load_imagenet_downsampled(bad + "truncated.npz", "train"); }, {"truncated.npz"});
-  ExpectError([&] { load_imagenet_downsampled(bad + "flipped.npz", "train"); }, {"flipped.npz", "CRC-32"});
+  ExpectError([&] { RestrictedPickle p(bad + "truncated_pickle"); },
+              {"truncated_pickle", "truncated"});
+  ExpectError([&] { load_imagenet_downsampled(bad + "float_data.npz", "train"); },
+              {"float_data.npz", "uint8", "<f4"});
+  ExpectError([&] { load_imagenet_downsampled(bad + "label_zero.npz", "train"); },
+              {"label_zero.npz", "label 0", "1..1000"});
+  ExpectError([&] { load_imagenet_downsampled(bad + "truncated.npz", "train"); },
+              {"truncated.npz"});
+  ExpectError([&] { load_imagenet_downsampled(bad + "flipped.npz", "train"); },
+              {"flipped.npz", "CRC-32"});
   ExpectError([&] { load_imagenet_downsampled(g_dir + "/folder", "train"); }, {"train_data_batch"});
 }
 
@@ -110,7 +125,8 @@ TEST_F(ImageFormats, DspritesNpzAndProcedural) {
     // The centre of mass sits at the sprite's position (8 + 48 p pixels), within 2.5 pixels.
     auto ys = torch::arange(64, torch::kFloat64).view({64, 1}) + 0.5;
     auto xs = torch::arange(64, torch::kFloat64).view({1, 64}) + 0.5;
-    const double cy = (img * ys).sum().item<double>() / area, cx = (img * xs).sum().item<double>() / area;
+    const double cy = (img * ys).sum().item<double>() / area,
+                 cx = (img * xs).sum().item<double>() / area;
     EXPECT_NEAR(cx, 8 + 48 * px, 2.5) << i;
     if (g.labels[i].item<int64_t>() != 2) {  // hearts are not symmetric
       EXPECT_NEAR(cy, 8 + 48 * py, 2.5) << i;
@@ -137,7 +153,8 @@ TEST_F(ImageFormats, ImageFolderPngAndJpeg) {
     for (int x = 0; x < 5; ++x) {
       for (int c = 0; c < 3; ++c) {
         EXPECT_EQ(ds.images[0][c][y][x].item<uint8_t>(), (5 * (15 * y + 3 * x + c)) % 256);
-        EXPECT_EQ(ds.images[1][c][y][x].item<uint8_t>(), (5 * (15 * y + 3 * x)) % 256);  // gray -> RGB
+        EXPECT_EQ(ds.images[1][c][y][x].item<uint8_t>(),
+                  (5 * (15 * y + 3 * x)) % 256);  // gray -> RGB
       }
     }
   }
@@ -148,7 +165,8 @@ TEST_F(ImageFormats, ImageFolderPngAndJpeg) {
   ExpectError([] { load_image_folder(g_dir + "/svhn"); }, {"no .png"});
   ExpectError([] { load_image_folder(g_dir + "/bad/bad_png"); }, {"img.png", "PNG"});
   ExpectError([] { load_image_folder(g_dir + "/bad/bad_jpg"); }, {"img.jpg", "JPEG"});
-  ExpectError([] { load_dsprites(g_dir + "/bad/dsprites_float.npz"); }, {"dsprites_float.npz", "'imgs'", "<f4"});
+  ExpectError([] { load_dsprites(g_dir + "/bad/dsprites_float.npz"); },
+              {"dsprites_float.npz", "'imgs'", "<f4"});
 }
 
 TEST_F(ImageFormats, SvhnMatFiles) {
@@ -170,7 +188,10 @@ TEST_F(ImageFormats, SvhnMatFiles) {
 
 TEST(ImageTransforms, DequantizeCropFlipResizeChannels) {
   auto gen = at::detail::createCPUGenerator(7);
-  auto x = torch::arange(256, torch::kLong).to(torch::kUInt8).view({1, 1, 16, 16}).repeat({1000, 1, 1, 1});
+  auto x = torch::arange(256, torch::kLong)
+               .to(torch::kUInt8)
+               .view({1, 1, 16, 16})
+               .repeat({1000, 1, 1, 1});
   auto f = to_float_dequantized(x, gen);
   // x * 255/256 / 255 + U(0, 1/256): each value lies in [x/256, (x+1)/256].
   auto lo = x.to(torch::kFloat32) / 256;
@@ -181,7 +202,8 @@ TEST(ImageTransforms, DequantizeCropFlipResizeChannels) {
   const auto same = flipped.eq(x.to(torch::kFloat32)).flatten(1).all(1);
   const double frac = same.to(torch::kFloat32).mean().item<double>();
   EXPECT_NEAR(frac, 0.5, 0.06);
-  EXPECT_TRUE(torch::equal(flipped[same.logical_not().nonzero()[0][0]], x[0].to(torch::kFloat32).flip({2})));
+  EXPECT_TRUE(torch::equal(flipped[same.logical_not().nonzero()[0][0]],
+                           x[0].to(torch::kFloat32).flip({2})));
   auto crop = random_crop(x.to(torch::kFloat32), 16, 2, gen);
   ASSERT_EQ(crop.sizes(), x.sizes());
   // Each crop is the image shifted by (dy, dx) in [-2, 2]: the sum loses only border rows/columns.

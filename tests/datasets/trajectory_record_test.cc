@@ -81,8 +81,8 @@ TEST(TrajectoryRecord, FrameBytesAreExact) {
   EXPECT_EQ(ReferenceCrc32c("123456789"), 0xe3069283u);  // the CRC32C check value
   const std::string payload = "hello, trajectories";
   const std::string head = U32(0x52544245u) + U32(static_cast<uint32_t>(payload.size()));
-  const std::string want = head + U32(Masked(ReferenceCrc32c(head))) + payload +
-                           U32(Masked(ReferenceCrc32c(payload)));
+  const std::string want =
+      head + U32(Masked(ReferenceCrc32c(head))) + payload + U32(Masked(ReferenceCrc32c(payload)));
   EXPECT_EQ(encode_frame(payload), want);
   EXPECT_EQ(encode_frame(payload).substr(0, 4), "EBTR");
 }
@@ -181,7 +181,8 @@ TEST(TrajectoryRecord, WriterNeverOverwritesAndAppendsOnlyCompatibleFiles) {
   const auto dir = ebm::testing::FreshTempDir("traj_append");
   const std::string path = WriteFile(dir, 2);
   EXPECT_THROW(TrajectoryWriter(path, Header()), TrajectoryError);
-  EXPECT_THROW(TrajectoryWriter(path, Header(/*hash=*/7), SyncPolicy::kNone, true), TrajectoryError);
+  EXPECT_THROW(TrajectoryWriter(path, Header(/*hash=*/7), SyncPolicy::kNone, true),
+               TrajectoryError);
   // Tear the tail, then append: the torn bytes are cut and the new episode follows.
   const std::string bytes = ebm::util::read_file(path);
   ebm::util::write_file_atomic(path, bytes.substr(0, bytes.size() - 9));

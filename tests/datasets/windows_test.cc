@@ -1,17 +1,18 @@
 // Windows over a synthetic recording: shapes, values, the split by start state, normalisation.
+#include "datasets/trajectory/windows.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "datasets/trajectory/windows.h"
 #include "tests/support/temp_dir.h"
 
 using namespace ebm::trajectory;
 
 namespace {
 
-// 12 start states x 2 branches, 30 frames of qpos[3] and qvel[2]; value = 1000 s + 100 b + t + k / 10.
-// scattered: into two shards, the episodes dealt alternately and each shard in reverse order (as
-// two rollout threads finishing in any order would write them).
+// 12 start states x 2 branches, 30 frames of qpos[3] and qvel[2];
+// value = 1000 s + 100 b + t + k / 10. scattered: into two shards, the episodes dealt alternately
+// and each shard in reverse order (as two rollout threads finishing in any order would write them).
 std::string Write(const std::string& dir, bool scattered = false) {
   FileHeader h;
   h.set_model_hash(1);
@@ -31,7 +32,8 @@ std::string Write(const std::string& dir, bool scattered = false) {
       e.set_branch_id(b);
       e.set_num_frames(30);
       for (int t = 0; t < 30; ++t) {
-        for (int k = 0; k < 5; ++k) e.add_data(static_cast<float>(1000 * s + 100 * b + t + k / 10.0));
+        for (int k = 0; k < 5; ++k)
+          e.add_data(static_cast<float>(1000 * s + 100 * b + t + k / 10.0));
       }
       episodes.push_back(e);
     }
@@ -41,7 +43,8 @@ std::string Write(const std::string& dir, bool scattered = false) {
     for (const auto& e : episodes) w.append(e);
     return path;
   }
-  TrajectoryWriter a(dir + "/a.ebmtraj", h, SyncPolicy::kNone), b(dir + "/b.ebmtraj", h, SyncPolicy::kNone);
+  TrajectoryWriter a(dir + "/a.ebmtraj", h, SyncPolicy::kNone),
+      b(dir + "/b.ebmtraj", h, SyncPolicy::kNone);
   for (size_t i = episodes.size(); i-- > 0;) (i % 3 == 0 ? a : b).append(episodes[i]);
   return dir;
 }
@@ -74,10 +77,12 @@ TEST(Windows, ShapesValuesAndSplit) {
   EXPECT_EQ(all.branch()[7].item<int64_t>(), 1);
   // No start state is in both splits.
   for (int64_t i = 0; i < train.size(); ++i) {
-    EXPECT_FALSE(is_validation_state(static_cast<uint32_t>(train.start_state()[i].item<int64_t>()), 0.3));
+    EXPECT_FALSE(
+        is_validation_state(static_cast<uint32_t>(train.start_state()[i].item<int64_t>()), 0.3));
   }
   for (int64_t i = 0; i < val.size(); ++i) {
-    EXPECT_TRUE(is_validation_state(static_cast<uint32_t>(val.start_state()[i].item<int64_t>()), 0.3));
+    EXPECT_TRUE(
+        is_validation_state(static_cast<uint32_t>(val.start_state()[i].item<int64_t>()), 0.3));
   }
   // Normalisation round trip; displacements from the last history frame are 1..6 frames.
   const auto s = all.compute_stats();
@@ -97,10 +102,12 @@ TEST(Windows, ShapesValuesAndSplit) {
 TEST(Windows, OrderDoesNotDependOnShards) {
   // The same episodes in one file and scattered over two shards in another order: the same
   // windows in the same order (it decides the training batches).
-  const auto one_dir = ebm::testing::FreshTempDir("windows_one"), two_dir = ebm::testing::FreshTempDir("windows_two");
+  const auto one_dir = ebm::testing::FreshTempDir("windows_one"),
+             two_dir = ebm::testing::FreshTempDir("windows_two");
   TrajectoryCorpus one(Write(one_dir)), two(Write(two_dir, true));
   ASSERT_EQ(two.size(), one.size());
-  ASSERT_NE(two.episodes()[0].episode_id, one.episodes()[0].episode_id);  // the files differ in order
+  ASSERT_NE(two.episodes()[0].episode_id,
+            one.episodes()[0].episode_id);  // the files differ in order
   // The corpus's branch order: episode ids are s * 2 + b, so ascending ids.
   for (const auto* corpus : {&one, &two}) {
     const auto order = corpus->branch_order();

@@ -1,6 +1,8 @@
 // Image metrics against hand-computed values and closed forms: AUROC (ties), Frechet distance,
 // kernel distance (unbiasedness), Inception Score; PGD's budget and ascent; feature extraction
 // through a TorchScript module written by PyTorch itself.
+#include "ebm/eval/image_metrics.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -10,7 +12,6 @@
 
 #include "ebm/eval/adversarial.h"
 #include "ebm/eval/features.h"
-#include "ebm/eval/image_metrics.h"
 #include "tests/support/temp_dir.h"
 
 namespace ebm::eval {
@@ -61,7 +62,8 @@ TEST(Frechet, NonCommutingCovariancesMatchTheTwoByTwoFormula) {
   GaussianStats a{Eigen::Vector2d(0.3, -1), sa, 0}, b{Eigen::Vector2d(-0.2, 0.5), sb, 0};
   // For a 2x2 matrix M with positive eigenvalues, tr sqrt(M) = sqrt(tr M + 2 sqrt(det M)).
   const Eigen::Matrix2d m = sa * sb;
-  const double tr_sqrt = std::sqrt(m.trace() + 2 * std::sqrt(m(0, 0) * m(1, 1) - m(0, 1) * m(1, 0)));
+  const double tr_sqrt =
+      std::sqrt(m.trace() + 2 * std::sqrt(m(0, 0) * m(1, 1) - m(0, 1) * m(1, 0)));
   const double expected = (a.mean - b.mean).squaredNorm() + sa.trace() + sb.trace() - 2 * tr_sqrt;
   EXPECT_NEAR(frechet_distance(a, b), expected, 1e-10);
 }
@@ -125,7 +127,13 @@ TEST(Pgd, L2OnALinearLossMovesAlongTheGradient) {
   auto w = torch::tensor({3.0f, 4.0f}).view({1, 2});
   auto x = torch::full({2, 2}, 0.5f);
   auto loss = [&](const torch::Tensor& v) { return (v * w).sum(1); };
-  auto adv = pgd_attack(loss, x, PgdOptions().norm(AttackNorm::kL2).epsilon(0.2).step_size(0.05).steps(20).random_start(false));
+  auto adv = pgd_attack(loss, x,
+                        PgdOptions()
+                            .norm(AttackNorm::kL2)
+                            .epsilon(0.2)
+                            .step_size(0.05)
+                            .steps(20)
+                            .random_start(false));
   auto expected = x + 0.2 * (w / 5.0).expand_as(x);
   EXPECT_TRUE(torch::allclose(adv, expected, 1e-4, 1e-4)) << adv;
 }
@@ -133,17 +141,20 @@ TEST(Pgd, L2OnALinearLossMovesAlongTheGradient) {
 TEST(Pgd, IncreasesTheLossAndStaysInsideItsBudgetAndTheBox) {
   torch::manual_seed(2);
   auto net = torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)),
-                                   torch::nn::ReLU(), torch::nn::Flatten(), torch::nn::Linear(4 * 8 * 8, 3));
+                                   torch::nn::ReLU(), torch::nn::Flatten(),
+                                   torch::nn::Linear(4 * 8 * 8, 3));
   auto x = torch::rand({16, 1, 8, 8});
   auto y = torch::randint(3, {16}, torch::kLong);
   auto loss = [&](const torch::Tensor& v) {
-    return torch::nn::functional::cross_entropy(net->forward(v), y,
-                                                torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    return torch::nn::functional::cross_entropy(
+        net->forward(v), y,
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
   };
   const double before = loss(x).sum().item<double>();
   for (auto norm : {AttackNorm::kLinf, AttackNorm::kL2}) {
     const double eps = norm == AttackNorm::kLinf ? 8.0 / 255 : 0.5;
-    auto adv = pgd_attack(loss, x, PgdOptions().norm(norm).epsilon(eps).step_size(eps / 4).steps(10));
+    auto adv =
+        pgd_attack(loss, x, PgdOptions().norm(norm).epsilon(eps).step_size(eps / 4).steps(10));
     EXPECT_GT(loss(adv).sum().item<double>(), before + 1e-3) << attack_norm_name(norm);
     auto delta = (adv - x).flatten(1);
     if (norm == AttackNorm::kLinf) {
@@ -171,8 +182,9 @@ TEST(Features, TorchScriptModuleIsCalledLikeTheFidTools) {
   auto u8 = (x * 255).round().clamp(0, 255);
   auto expected_f = u8.mean({2, 3}).repeat({1, 3}).to(torch::kFloat64);
   EXPECT_TRUE(torch::allclose(f, expected_f, 1e-4, 1e-4)) << f << expected_f;
-  auto w = torch::tensor({{0.01, -0.02, 0.0, 0.03}, {0.0, 0.01, -0.01, 0.0}, {0.02, 0.0, 0.01, -0.03}},
-                         torch::kFloat64);
+  auto w =
+      torch::tensor({{0.01, -0.02, 0.0, 0.03}, {0.0, 0.01, -0.01, 0.0}, {0.02, 0.0, 0.01, -0.03}},
+                    torch::kFloat64);
   EXPECT_TRUE(torch::allclose(p, torch::softmax(expected_f.matmul(w), 1), 1e-5, 1e-6))
       << "probabilities must come from no_output_bias=True";
   EXPECT_THROW(inception_features(dir + "/missing.pt", torch::kCPU), std::runtime_error);

@@ -1,10 +1,10 @@
 // Trajectory metrics against values computed by hand on tiny inputs.
+#include "ebm/eval/trajectory_metrics.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
-
-#include "ebm/eval/trajectory_metrics.h"
 
 using namespace ebm::eval;
 
@@ -29,7 +29,8 @@ TEST(TrajectoryMetrics, DisplacementErrors) {
   EXPECT_DOUBLE_EQ(error_at(a, b, 2), 1.0);
   EXPECT_THROW(error_at(a, b, 4), std::invalid_argument);
   // Two points: distances averaged over points. Point 2 is offset by (3, 4): distance 5.
-  auto two_a = torch::cat({a, a}, 1), two_b = torch::cat({a, a + torch::tensor({3.0, 4.0, 0.0}, torch::kFloat64)}, 1);
+  auto two_a = torch::cat({a, a}, 1),
+       two_b = torch::cat({a, a + torch::tensor({3.0, 4.0, 0.0}, torch::kFloat64)}, 1);
   EXPECT_DOUBLE_EQ(ade(two_a, two_b), 2.5);
 }
 
@@ -49,7 +50,9 @@ TEST(TrajectoryMetrics, BestOfKNearestBranchDiversity) {
 
 TEST(TrajectoryMetrics, EnergyDistanceAndMovement) {
   // Flattened trajectories of 1 frame, 1 point: plain points in R^3.
-  auto point = [](double x) { return torch::tensor({x, 0.0, 0.0}, torch::kFloat64).view({1, 1, 3}); };
+  auto point = [](double x) {
+    return torch::tensor({x, 0.0, 0.0}, torch::kFloat64).view({1, 1, 3});
+  };
   const auto x = torch::stack({point(0), point(2)}), y = torch::stack({point(1), point(5)});
   // E|X-Y| = (1 + 5 + 1 + 3) / 4 = 2.5; E|X-X'| = 2; E|Y-Y'| = 4 -> 2 * 2.5 - 2 - 4 = -1.
   EXPECT_NEAR(energy_distance(x, y), -1.0, 1e-12);

@@ -23,12 +23,14 @@ TEST(Compose, TheSumOfTwoFactorModelsPlacesSquaresWhereNeitherAloneDoes) {
   // Unseen (scale, position) targets: the size model keeps its one position and the position
   // model its one scale, so neither alone gets both (0 to 0.02 of the targets here); their sum
   // does for 0.28 to 0.45 of them, depending on the chains' noise.
-  EXPECT_TRUE(PythonCheck(s.metrics_json,
-                          "(lambda f: f['sum']['joint_accuracy'] >= 0.15 and f['sum']['joint_accuracy'] > "
-                          "3 * max(f['size_model']['joint_accuracy'], f['position_model']['joint_accuracy']) + 0.05)"
-                          "(d['factor_accuracy'])"))
+  EXPECT_TRUE(PythonCheck(
+      s.metrics_json,
+      "(lambda f: f['sum']['joint_accuracy'] >= 0.15 and f['sum']['joint_accuracy'] > "
+      "3 * max(f['size_model']['joint_accuracy'], f['position_model']['joint_accuracy']) + 0.05)"
+      "(d['factor_accuracy'])"))
       << s.table;
-  EXPECT_TRUE(PythonCheck(s.metrics_json, "d['demo_2d']['A_plus_B']['on_both'] > 0.9 and "
-                                          "d['demo_2d']['A_ring']['on_both'] < 0.5"))
+  EXPECT_TRUE(PythonCheck(s.metrics_json,
+                          "d['demo_2d']['A_plus_B']['on_both'] > 0.9 and "
+                          "d['demo_2d']['A_ring']['on_both'] < 0.5"))
       << s.table;
 }

@@ -1,6 +1,8 @@
 // The image experiments: completion keeps unmasked pixels bit for bit; `ebm eval ood` and
 // `ebm eval robustness` run end to end on a slice of real Fashion-MNIST with tiny models, their
 // metrics.json read back by Python's json module; config errors name the key.
+#include "ebm/experiments/image_eval.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -10,7 +12,6 @@
 
 #include "ebm/core/config.h"
 #include "ebm/core/langevin.h"
-#include "ebm/experiments/image_eval.h"
 #include "ebm/experiments/image_train.h"
 #include "ebm/nets/image_nets.h"
 #include "tests/support/python_check.h"
@@ -24,17 +25,19 @@ namespace {
 
 const char* kData = "/usr/share/datasets/fashion-mnist";
 
-// Trains a tiny Fashion-MNIST EBM (conditional or not) into dir/ebm and returns its checkpoint folder.
+// Trains a tiny Fashion-MNIST EBM (conditional or not) into dir/ebm and returns its checkpoint
+// folder.
 std::string TinyEbm(const std::string& dir, bool conditional) {
   const std::string cfg = dir + "/ebm.yaml";
-  std::ofstream(cfg) << "name: tiny\nseed: 1\ndevice: cpu\n"
-                     << "data: {format: fashion_mnist, path: " << kData << ", limit: 512}\n"
-                     << "model: {net: small_cnn, stem_filters: 8, stage_filters: [8, 16], spectral_norm: false, "
-                     << "conditional: " << (conditional ? "true" : "false") << "}\n"
-                     << "langevin: {steps: 10, step_size: 1.0, noise_std: 0.01, clip_mode: none}\n"
-                     << "replay_buffer: {capacity: 256}\n"
-                     << "trainer: {iterations: 60, batch_size: 32, l2_coeff: 0.1, lr: 1.0e-3}\n"
-                     << "logging: {log_every: 20, sample_every: 60, checkpoint_every: 60, keep_last: 2}\n";
+  std::ofstream(cfg)
+      << "name: tiny\nseed: 1\ndevice: cpu\n"
+      << "data: {format: fashion_mnist, path: " << kData << ", limit: 512}\n"
+      << "model: {net: small_cnn, stem_filters: 8, stage_filters: [8, 16], spectral_norm: false, "
+      << "conditional: " << (conditional ? "true" : "false") << "}\n"
+      << "langevin: {steps: 10, step_size: 1.0, noise_std: 0.01, clip_mode: none}\n"
+      << "replay_buffer: {capacity: 256}\n"
+      << "trainer: {iterations: 60, batch_size: 32, l2_coeff: 0.1, lr: 1.0e-3}\n"
+      << "logging: {log_every: 20, sample_every: 60, checkpoint_every: 60, keep_last: 2}\n";
   ex::TrainRunOptions t;
   t.config_path = cfg;
   t.out_dir = dir + "/ebm";
@@ -48,7 +51,9 @@ std::string Common(const std::string& dir, const std::string& experiment, const 
   s << "experiment: " << experiment << "\nname: t\nseed: 0\ndevice: cpu\n"
     << "ebm: {checkpoint: " << ckpt << "}\n"
     << "data: {format: fashion_mnist, path: " << kData << ", split: test, limit: 200}\n"
-    << "classifier: {path: " << dir << "/cls.pt, epochs: 6, batch_size: 32, lr: 3.0e-3, train_limit: 3000, filters: [8, 16], feature_dim: 16}\n";
+    << "classifier: {path: " << dir
+    << "/cls.pt, epochs: 6, batch_size: 32, lr: 3.0e-3, train_limit: 3000, filters: [8, 16], "
+       "feature_dim: 16}\n";
   return s.str();
 }
 
@@ -79,7 +84,10 @@ TEST(Completion, MasksHaveTheirShapes) {
 
 TEST(Completion, UnmaskedPixelsStayBitIdenticalAndMaskedOnesMove) {
   torch::manual_seed(0);
-  ebm::ImageEnergyNet net(ebm::image_net_preset("small_cnn", 3, 0).stem_filters(8).stage_filters({8}).spectral_norm(false));
+  ebm::ImageEnergyNet net(ebm::image_net_preset("small_cnn", 3, 0)
+                              .stem_filters(8)
+                              .stage_filters({8})
+                              .spectral_norm(false));
   auto x = torch::rand({3, 3, 12, 12});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   auto mask = ex::completion_mask("salt_pepper", 3, 12, 12, 0.5, gen);
@@ -98,10 +106,12 @@ TEST_F(ImageEval, OodRunsEndToEndAndTheEnergySeparatesNoise) {
   const auto dir = ebm::testing::FreshTempDir("eval_ood");
   const auto ckpt = TinyEbm(dir, false);
   const std::string cfg = dir + "/ood.yaml";
-  std::ofstream(cfg) << Common(dir, "ood", ckpt)
-                     << "ood:\n  count: 100\n  sets:\n    uniform: {kind: uniform}\n    constant: {kind: constant}\n"
-                     << "    digits: {kind: sklearn_digits}\n    textures: {kind: textures, crop: 32}\n"
-                     << "    interpolation: {kind: interpolation}\n";
+  std::ofstream(cfg)
+      << Common(dir, "ood", ckpt)
+      << "ood:\n  count: 100\n  sets:\n    uniform: {kind: uniform}\n    constant: {kind: "
+         "constant}\n"
+      << "    digits: {kind: sklearn_digits}\n    textures: {kind: textures, crop: 32}\n"
+      << "    interpolation: {kind: interpolation}\n";
   ex::EvalRunOptions o;
   o.experiment = "ood";
   o.config_path = cfg;
@@ -112,13 +122,15 @@ TEST_F(ImageEval, OodRunsEndToEndAndTheEnergySeparatesNoise) {
   EXPECT_TRUE(fs::exists(dir + "/run/ood_sets.png"));
   EXPECT_TRUE(fs::exists(dir + "/cls.pt")) << "the classifier is trained and cached";
   for (const char* set : {"uniform", "constant", "digits", "textures", "interpolation"}) {
-    EXPECT_TRUE(PythonCheck(s.metrics_json, std::string("0 <= d['auroc']['") + set + "']['ebm'] <= 1 and 0 <= d['auroc']['" +
-                                                set + "']['classifier_msp'] <= 1"))
+    EXPECT_TRUE(PythonCheck(s.metrics_json, std::string("0 <= d['auroc']['") + set +
+                                                "']['ebm'] <= 1 and 0 <= d['auroc']['" + set +
+                                                "']['classifier_msp'] <= 1"))
         << set;
   }
   // Chains start from uniform noise: even a briefly trained EBM gives noise high energy.
   EXPECT_TRUE(PythonCheck(s.metrics_json, "d['auroc']['uniform']['ebm'] > 0.9")) << s.table;
-  EXPECT_TRUE(PythonCheck(s.metrics_json, "0.5 < d['classifier']['test_accuracy'] <= 1")) << s.table;
+  EXPECT_TRUE(PythonCheck(s.metrics_json, "0.5 < d['classifier']['test_accuracy'] <= 1"))
+      << s.table;
   // The cached classifier is reused (a second run trains nothing and gives the same numbers).
   o.out_dir = dir + "/run2";
   const auto s2 = ex::run_image_eval(o);
@@ -130,7 +142,8 @@ TEST_F(ImageEval, RobustnessRunsEndToEndAndTheAttackHurtsTheCnn) {
   const auto ckpt = TinyEbm(dir, true);
   const std::string cfg = dir + "/rob.yaml";
   std::ofstream(cfg) << Common(dir, "robustness", ckpt)
-                     << "robustness: {images: 60, linf_eps: [0, 32], l2_eps: [0, 300], steps: 5, purify_steps: 2, batch_size: 30}\n";
+                     << "robustness: {images: 60, linf_eps: [0, 32], l2_eps: [0, 300], steps: 5, "
+                        "purify_steps: 2, batch_size: 30}\n";
   ex::EvalRunOptions o;
   o.experiment = "robustness";
   o.config_path = cfg;
@@ -138,10 +151,18 @@ TEST_F(ImageEval, RobustnessRunsEndToEndAndTheAttackHurtsTheCnn) {
   o.quiet = true;
   const auto s = ex::run_image_eval(o);
   EXPECT_TRUE(fs::exists(dir + "/run/robustness_linf.png"));
-  EXPECT_TRUE(PythonCheck(s.metrics_json, "len(d['accuracy']['linf']['ebm']) == 2 and len(d['accuracy']['l2']['cnn']) == 2"));
-  EXPECT_TRUE(PythonCheck(s.metrics_json, "d['accuracy']['linf']['cnn'][1] < d['accuracy']['linf']['cnn'][0]")) << s.table;
-  EXPECT_TRUE(PythonCheck(s.metrics_json, "d['accuracy']['l2']['cnn'][1] < d['accuracy']['l2']['cnn'][0]")) << s.table;
-  EXPECT_TRUE(PythonCheck(s.metrics_json, "d['accuracy']['linf']['ebm'][1] <= d['accuracy']['linf']['ebm'][0]")) << s.table;
+  EXPECT_TRUE(PythonCheck(
+      s.metrics_json,
+      "len(d['accuracy']['linf']['ebm']) == 2 and len(d['accuracy']['l2']['cnn']) == 2"));
+  EXPECT_TRUE(PythonCheck(s.metrics_json,
+                          "d['accuracy']['linf']['cnn'][1] < d['accuracy']['linf']['cnn'][0]"))
+      << s.table;
+  EXPECT_TRUE(
+      PythonCheck(s.metrics_json, "d['accuracy']['l2']['cnn'][1] < d['accuracy']['l2']['cnn'][0]"))
+      << s.table;
+  EXPECT_TRUE(PythonCheck(s.metrics_json,
+                          "d['accuracy']['linf']['ebm'][1] <= d['accuracy']['linf']['ebm'][0]"))
+      << s.table;
 }
 
 TEST_F(ImageEval, ConfigErrorsNameTheKey) {
@@ -188,6 +209,7 @@ TEST(EvalConfigs, EveryShippedConfigIsValid) {
   o.experiment = "completion";
   o.config_path = dir + "/c.yaml";
   o.check_only = true;
-  std::ofstream(o.config_path) << "experiment: completion\nebm: {checkpoint: x}\ndata: {path: y}\ncompletion: {stepz: 3}\n";
+  std::ofstream(o.config_path)
+      << "experiment: completion\nebm: {checkpoint: x}\ndata: {path: y}\ncompletion: {stepz: 3}\n";
   EXPECT_THROW(ex::run_image_eval(o), ebm::ConfigError);
 }

@@ -1,5 +1,7 @@
 // `ebm train` / `ebm sample` runs end to end on a slice of real Fashion-MNIST: run directory
 // contents, refusal to overwrite, resume == straight training, sampling, config errors.
+#include "ebm/experiments/image_train.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -7,7 +9,6 @@
 #include <fstream>
 
 #include "ebm/core/checkpoint.h"
-#include "ebm/experiments/image_train.h"
 #include "ebm/report/png.h"
 #include "ebm/util/files.h"
 #include "tests/support/temp_dir.h"
@@ -27,7 +28,8 @@ std::string WriteConfig(const std::string& dir, const std::string& extra = "") {
                       << "langevin: {steps: 3}\n"
                       << "replay_buffer: {capacity: 64}\n"
                       << "trainer: {iterations: 6, batch_size: 16}\n"
-                      << "logging: {log_every: 2, sample_every: 3, checkpoint_every: 3, keep_last: 5, num_samples: 8}\n"
+                      << "logging: {log_every: 2, sample_every: 3, checkpoint_every: 3, keep_last: "
+                         "5, num_samples: 8}\n"
                       << extra;
   return path;
 }
@@ -37,7 +39,8 @@ std::vector<torch::Tensor> ModelTensors(const std::string& ckpt) {
   torch::serialize::InputArchive a, model;
   ebm::CheckpointManager::load(ckpt, a);
   a.read("model", model);
-  ebm::ImageEnergyNet net(ebm::image_net_preset("small_cnn", 1, 0).stem_filters(8).stage_filters({8, 8}));
+  ebm::ImageEnergyNet net(
+      ebm::image_net_preset("small_cnn", 1, 0).stem_filters(8).stage_filters({8, 8}));
   net.load(model);
   std::vector<torch::Tensor> out;
   for (auto& p : net.named_parameters()) out.push_back(p.value().detach().clone());
@@ -79,7 +82,8 @@ TEST_F(ImageTrainRun, WritesTheRunDirectoryAndRefusesToOverwrite) {
     ex::train_image_ebm(o);
     FAIL() << "a second run into the same directory must be refused";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("already holds checkpoints"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("already holds checkpoints"), std::string::npos)
+        << e.what();
   }
   // Sampling from the checkpoint.
   ex::SampleOptions so;
@@ -134,7 +138,8 @@ TEST_F(ImageTrainRun, ConfigErrorsStopBeforeTraining) {
     ex::train_image_ebm(o);
     FAIL();
   } catch (const ebm::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("tiny.yaml:10: unknown key 'trainr'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tiny.yaml:10: unknown key 'trainr'"), std::string::npos)
+        << e.what();
   }
   EXPECT_FALSE(fs::exists(dir + "/out/checkpoints"));
   o.config_path = WriteConfig(dir);
@@ -143,7 +148,9 @@ TEST_F(ImageTrainRun, ConfigErrorsStopBeforeTraining) {
     ex::train_image_ebm(o);
     FAIL();
   } catch (const ebm::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("--set model.net: model.net: expected one of"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--set model.net: model.net: expected one of"),
+              std::string::npos)
+        << e.what();
   }
   fs::remove_all(dir);
 }

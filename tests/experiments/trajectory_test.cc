@@ -1,9 +1,12 @@
-// The trajectory pipeline end to end on bouncing particles (configs/trajectories/particles_traj.yaml):
-// the EBM's best-of-K final error (minFDE, K = 8) is lower than the FC network's, the FC network's
-// diversity is zero by construction, and the EBM's diversity is within a factor of two of the true
-// branches'. (Its minADE is not yet lower than the FC's: see ebm/README.md.) And the energy reads
-// the history: under a held-out history its own future has lower energy than another window's
-// future in most pairs (about 50% before trainer.mismatch_weight and negative_condition: batch).
+// The trajectory pipeline end to end on bouncing particles
+// (configs/trajectories/particles_traj.yaml): the EBM's best-of-K final error (minFDE, K = 8) is
+// lower than the FC network's, the FC network's diversity is zero by construction, and the EBM's
+// diversity is within a factor of two of the true branches'. (Its minADE is not yet lower than the
+// FC's: see ebm/README.md.) And the energy reads the history: under a held-out history its own
+// future has lower energy than another window's future in most pairs (about 50% before
+// trainer.mismatch_weight and negative_condition: batch).
+#include "ebm/experiments/trajectory.h"
+
 #include <gtest/gtest.h>
 #include <mujoco/mujoco.h>
 #include <torch/torch.h>
@@ -11,7 +14,6 @@
 #include <filesystem>
 
 #include "datasets/trajectory/record_file.h"
-#include "ebm/experiments/trajectory.h"
 #include "ebm/nets/trajectory_generator.h"
 #include "plugin/recorder/recorder.h"
 #include "tests/support/temp_dir.h"
@@ -39,18 +41,22 @@ TEST(TrajectoryExperiment, ParticlesEbmIsDiverseWhereFcCollapses) {
   EXPECT_TRUE(std::filesystem::exists(dir + "/run/frames.png"));  // MuJoCo's renderer (OSMesa)
   {
     const auto g = ebm::TrajectoryGenerator::load(dir + "/run/models/generator.pt");
-    const auto c = ebm::experiments::traj_config(ebm::Config::load_file(dir + "/run/config.yaml", {})->root());
+    const auto c =
+        ebm::experiments::traj_config(ebm::Config::load_file(dir + "/run/config.yaml", {})->root());
     const ebm::trajectory::TrajectoryCorpus corpus(dir + "/run/trajectories");
     const ebm::trajectory::WindowDataset val(corpus, c.windows, "val");
     const auto st = ebm::experiments::generator_stats(*g);
-    const auto opts = ebm::TrajectoryNetOptions(g->meta().dim, c.windows.history, c.windows.future).basis(c.basis);
+    const auto opts = ebm::TrajectoryNetOptions(g->meta().dim, c.windows.history, c.windows.future)
+                          .basis(c.basis);
     const auto h = ebm::trajectory::normalize_history(val.history(), st);
-    const auto f = ebm::encode_future(ebm::trajectory::normalize_future(val.future(), val.history(), st), opts);
+    const auto f = ebm::encode_future(
+        ebm::trajectory::normalize_future(val.future(), val.history(), st), opts);
     ASSERT_GT(h.size(0), 100);
     torch::NoGradGuard no_grad;
     const auto own = g->net().energy(f, h), other = g->net().energy(f.roll(h.size(0) / 2, 0), h);
     const double ranked = (own < other).to(torch::kFloat64).mean().item<double>();
-    std::printf("own future below another's: %.3f of %ld held-out windows\n", ranked, static_cast<long>(h.size(0)));
+    std::printf("own future below another's: %.3f of %ld held-out windows\n", ranked,
+                static_cast<long>(h.size(0)));
     EXPECT_GT(ranked, 0.75);
   }
   // eval alone reuses the models; a mismatched window size is refused.
@@ -75,7 +81,8 @@ TEST(TrajectoryExperiment, JointLimitViolationsByHand) {
   const auto v = ebm::experiments::joint_limit_violations(model, q);
   EXPECT_DOUBLE_EQ(v.rate, 2.0 / 6.0);  // 3 frames x 2 limited joints
   EXPECT_DOUBLE_EQ(v.mean_excess, 0.5);
-  EXPECT_THROW(ebm::experiments::joint_limit_violations(model, q.narrow(1, 0, 2)), std::invalid_argument);
+  EXPECT_THROW(ebm::experiments::joint_limit_violations(model, q.narrow(1, 0, 2)),
+               std::invalid_argument);
   mj_deleteModel(model);
   mj_deleteSpec(spec);
 }

@@ -1,11 +1,12 @@
 // Image energy nets: shapes, conditioning, classification by energy, presets, bad input.
-#include <gtest/gtest.h>
+#include "ebm/nets/image_nets.h"
 
-#include <cmath>
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "ebm/core/langevin.h"
-#include "ebm/nets/image_nets.h"
 
 TEST(ImageNets, UnconditionalEnergyPerSample) {
   torch::manual_seed(0);

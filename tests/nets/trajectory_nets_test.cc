@@ -1,8 +1,9 @@
 // Trajectory nets' helpers: chaining windows into long futures, and the hand-written experts
 // composed with the learned energy (joint limits, position-velocity consistency), checked against
 // their formulas computed independently, and their round trip through a generator file.
-#include <gtest/gtest.h>
+#include "ebm/nets/trajectory_nets.h"
 
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -11,7 +12,6 @@
 
 #include "ebm/core/langevin.h"
 #include "ebm/nets/trajectory_generator.h"
-#include "ebm/nets/trajectory_nets.h"
 #include "tests/support/temp_dir.h"
 
 namespace {
@@ -28,8 +28,8 @@ ebm::TrajectoryNetOptions opts() { return ebm::TrajectoryNetOptions(kD, kH, kF);
 struct Encoded {
   torch::Tensor x, cond;
 };
-Encoded encode(const torch::Tensor& last_and_future, const torch::Tensor& mean, const torch::Tensor& std,
-               const torch::Tensor& delta_std) {
+Encoded encode(const torch::Tensor& last_and_future, const torch::Tensor& mean,
+               const torch::Tensor& std, const torch::Tensor& delta_std) {
   const auto last = last_and_future.narrow(1, 0, 1);
   auto history = torch::cat({last - 0.25, last}, 1);  // the first history frame does not matter
   return {(last_and_future.narrow(1, 1, kF) - last) / delta_std, (history - mean) / std};
@@ -38,9 +38,10 @@ Encoded encode(const torch::Tensor& last_and_future, const torch::Tensor& mean, 
 }  // namespace
 
 TEST(TrajectoryExperts, KinematicResidualByHand) {
-  // q: 0, 1, 3; v: 2, 2, 6 with dt 0.5 -> (1 - 0) / 0.5 - (2 + 2) / 2 = 0, (3 - 1) / 0.5 - (2 + 6) / 2 = 0;
-  // then v[2] = 2 -> 4 - 2 = 2.
-  auto f = torch::tensor({0.0, 9.0, 2.0, 1.0, 9.0, 2.0, 3.0, 9.0, 6.0}, torch::kFloat64).view({1, 3, 3});
+  // q: 0, 1, 3; v: 2, 2, 6 with dt 0.5 -> (1 - 0) / 0.5 - (2 + 2) / 2 = 0,
+  // (3 - 1) / 0.5 - (2 + 6) / 2 = 0; then v[2] = 2 -> 4 - 2 = 2.
+  auto f =
+      torch::tensor({0.0, 9.0, 2.0, 1.0, 9.0, 2.0, 3.0, 9.0, 6.0}, torch::kFloat64).view({1, 3, 3});
   const auto pos = torch::tensor({0}, torch::kLong), vel = torch::tensor({2}, torch::kLong);
   auto r = ebm::kinematic_residual(f, pos, vel, kDt);
   ASSERT_EQ(r.sizes(), torch::IntArrayRef({1, 2, 1}));
@@ -58,8 +59,10 @@ TEST(TrajectoryExperts, KinematicEnergyIsZeroOnConsistentMotionAndMatchesItsForm
   const auto mean = torch::tensor({0.5f, -1.0f, 0.2f}), std = torch::tensor({2.0f, 1.0f, 4.0f});
   const auto delta_std = torch::tensor({0.5f, 3.0f, 1.5f});
   const auto scale = torch::tensor({0.25f});
-  ebm::KinematicEnergy expert(opts(), mean, std, delta_std, torch::tensor({0}), torch::tensor({2}), scale, kDt);
-  // Constant acceleration a = 2: q = t^2, v = 2t at t = 0, 0.5, 1, 1.5; the trapezoid rule is exact.
+  ebm::KinematicEnergy expert(opts(), mean, std, delta_std, torch::tensor({0}), torch::tensor({2}),
+                              scale, kDt);
+  // Constant acceleration a = 2: q = t^2, v = 2t at t = 0, 0.5, 1, 1.5; the trapezoid rule is
+  // exact.
   auto consistent = torch::zeros({1, 1 + kF, kD});
   for (int64_t i = 0; i <= kF; ++i) {
     const double t = kDt * static_cast<double>(i);
@@ -80,14 +83,17 @@ TEST(TrajectoryExperts, KinematicEnergyIsZeroOnConsistentMotionAndMatchesItsForm
     want += 0.5 * std::pow((fd - mid) / 0.25, 2);
   }
   e = encode(raw.to(torch::kFloat32), mean, std, delta_std);
-  EXPECT_NEAR(expert->energy(e.x, e.cond)[0].item<double>() * expert->stiffness(), want, 1e-4 * want);
+  EXPECT_NEAR(expert->energy(e.x, e.cond)[0].item<double>() * expert->stiffness(), want,
+              1e-4 * want);
   // Bad construction: a column outside the window, mismatched lists, a zero scale.
-  EXPECT_THROW(ebm::KinematicEnergy(opts(), mean, std, delta_std, torch::tensor({3}), torch::tensor({2}), scale, kDt),
+  EXPECT_THROW(ebm::KinematicEnergy(opts(), mean, std, delta_std, torch::tensor({3}),
+                                    torch::tensor({2}), scale, kDt),
                std::invalid_argument);
-  EXPECT_THROW(ebm::KinematicEnergy(opts(), mean, std, delta_std, torch::tensor({0, 1}), torch::tensor({2}), scale, kDt),
+  EXPECT_THROW(ebm::KinematicEnergy(opts(), mean, std, delta_std, torch::tensor({0, 1}),
+                                    torch::tensor({2}), scale, kDt),
                std::invalid_argument);
-  EXPECT_THROW(ebm::KinematicEnergy(opts(), mean, std, delta_std, torch::tensor({0}), torch::tensor({2}),
-                                    torch::tensor({0.0f}), kDt),
+  EXPECT_THROW(ebm::KinematicEnergy(opts(), mean, std, delta_std, torch::tensor({0}),
+                                    torch::tensor({2}), torch::tensor({0.0f}), kDt),
                std::invalid_argument);
 }
 
@@ -103,7 +109,9 @@ TEST(TrajectoryExperts, KinematicEnergyHessianHasNormOne) {
   EXPECT_GT(expert->stiffness(), 1.0);  // unnormalised, the expert is stiff
   const int64_t n = o.latent_frames() * kD;
   auto energy_of = [&](const torch::Tensor& flat) {  // [n] float64 -> E
-    return expert->energy(flat.to(torch::kFloat64).view({1, o.latent_frames(), kD}), torch::zeros({1, kH, kD}, torch::kFloat64))
+    return expert
+        ->energy(flat.to(torch::kFloat64).view({1, o.latent_frames(), kD}),
+                 torch::zeros({1, kH, kD}, torch::kFloat64))
         .item<double>();
   };
   const auto eye = torch::eye(n, torch::kFloat64);
@@ -140,7 +148,8 @@ TEST(TrajectoryExperts, KinematicExpertPullsLangevinChainsToConsistentMotion) {
 }
 
 TEST(TrajectoryExperts, StateLimitEnergyPenalisesOnlyTheExcess) {
-  const auto mean = torch::zeros({kD}), std = torch::tensor({1.0f, 1.0f, 2.0f}), delta_std = torch::ones({kD});
+  const auto mean = torch::zeros({kD}), std = torch::tensor({1.0f, 1.0f, 2.0f}),
+             delta_std = torch::ones({kD});
   const float inf = std::numeric_limits<float>::infinity();
   ebm::StateLimitEnergy expert(opts(), mean, std, delta_std, torch::tensor({-1.0f, -inf, -inf}),
                                torch::tensor({1.0f, inf, 3.0f}));
@@ -175,7 +184,8 @@ TEST(TrajectoryExperts, GeneratorKeepsBothExpertsThroughItsFile) {
                              torch::randn({10, kF, kD}));
   g.set_limits(torch::tensor({-1.0f, -5.0f, -5.0f}), torch::tensor({1.0f, 5.0f, 5.0f}), 2.0);
   g.set_kinematics(torch::tensor({0}), torch::tensor({2}), torch::tensor({0.5f}), 0.25);
-  EXPECT_THROW(g.set_kinematics(torch::tensor({0}), torch::tensor({9}), torch::tensor({0.5f}), 1.0), std::invalid_argument);
+  EXPECT_THROW(g.set_kinematics(torch::tensor({0}), torch::tensor({9}), torch::tensor({0.5f}), 1.0),
+               std::invalid_argument);
   const std::string path = dir + "/generator.pt";
   g.save(path);
   const auto back = ebm::TrajectoryGenerator::load(path);
@@ -190,15 +200,18 @@ TEST(TrajectoryExperts, GeneratorKeepsBothExpertsThroughItsFile) {
                                torch::tensor({1.0f, 5.0f, 5.0f}));
   ebm::KinematicEnergy kin(opts(), mean, std, delta_std, torch::tensor({0}), torch::tensor({2}),
                            torch::tensor({0.5f}), 0.5);
-  const auto want = net->energy(x, cond) + 2.0 * limits->energy(x, cond) + 0.25 * kin->energy(x, cond);
+  const auto want =
+      net->energy(x, cond) + 2.0 * limits->energy(x, cond) + 0.25 * kin->energy(x, cond);
   EXPECT_TRUE(torch::allclose(back->sampling_energy()->energy(x, cond), want, 1e-4, 1e-4));
   back->set_limit_weight(0);
   back->set_kinematic_weight(0);
-  EXPECT_TRUE(torch::allclose(back->sampling_energy()->energy(x, cond), net->energy(x, cond), 1e-5, 1e-5));
+  EXPECT_TRUE(
+      torch::allclose(back->sampling_energy()->energy(x, cond), net->energy(x, cond), 1e-5, 1e-5));
 }
 
 TEST(TrajectoryNets, ChainWindowsFeedsEachWindowTheLastFrames) {
-  // History 0, 1, 2; each window continues with last + 1, last + 2: 3 4 | 5 6 | 7 (cut at 5 frames).
+  // History 0, 1, 2; each window continues with last + 1, last + 2: 3 4 | 5 6 | 7 (cut at 5
+  // frames).
   const auto history = torch::arange(3, torch::kFloat32).view({1, 3, 1});
   std::vector<torch::Tensor> seen;
   const auto out = ebm::chain_windows(history, 5, 2, [&](const torch::Tensor& h) {
@@ -210,7 +223,9 @@ TEST(TrajectoryNets, ChainWindowsFeedsEachWindowTheLastFrames) {
   ASSERT_EQ(seen.size(), 3u);
   EXPECT_TRUE(torch::equal(seen[1].flatten(), torch::tensor({2.0f, 3.0f, 4.0f})));
   EXPECT_TRUE(torch::equal(seen[2].flatten(), torch::tensor({4.0f, 5.0f, 6.0f})));
-  EXPECT_THROW(ebm::chain_windows(history, 4, 2, [](const torch::Tensor& h) { return h; }), std::logic_error);
-  EXPECT_THROW(ebm::chain_windows(history.view({3, 1}), 4, 2, [](const torch::Tensor& h) { return h; }),
-               std::invalid_argument);
+  EXPECT_THROW(ebm::chain_windows(history, 4, 2, [](const torch::Tensor& h) { return h; }),
+               std::logic_error);
+  EXPECT_THROW(
+      ebm::chain_windows(history.view({3, 1}), 4, 2, [](const torch::Tensor& h) { return h; }),
+      std::invalid_argument);
 }

@@ -1,5 +1,7 @@
 // `ebm.generator` in a scene: loads a trajectory EBM trained here on particles, produces K futures
 // of the right shape every N steps, draws them, and refuses a checkpoint of another state layout.
+#include "plugin/generator/generator.h"
+
 #include <gtest/gtest.h>
 #include <mujoco/mujoco.h>
 #include <torch/torch.h>
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "ebm/experiments/trajectory.h"
-#include "plugin/generator/generator.h"
 #include "plugin/recorder/recorder.h"
 #include "plugin/rollout/scene.h"
 #include "tests/support/mujoco_xml.h"
@@ -34,7 +35,6 @@ std::string Scene(int particles, const std::string& config) {
   return xml;
 }
 
-
 class Generator : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -45,14 +45,17 @@ class Generator : public ::testing::Test {
     o.out_dir = dir + "/run";
     o.quiet = true;
     o.eval = false;
-    o.overrides = {"device=cpu", "rollout.start_states=6", "rollout.branches=2",
-                   "trainer.iterations=20", "baselines.fc_iterations=5", "baselines.mdn_iterations=5"};
+    o.overrides = {"device=cpu",
+                   "rollout.start_states=6",
+                   "rollout.branches=2",
+                   "trainer.iterations=20",
+                   "baselines.fc_iterations=5",
+                   "baselines.mdn_iterations=5"};
     ebm::experiments::run_trajectory(o);
     g_checkpoint = dir + "/run/models/generator.pt";
     ASSERT_TRUE(std::filesystem::exists(g_checkpoint));
   }
 };
-
 
 }  // namespace
 
@@ -60,10 +63,10 @@ TEST_F(Generator, SamplesFuturesEveryNStepsAndDrawsThem) {
   std::string error;
   // particles_traj: decimation 4, history 8, future 20; sample every 40 steps, 3 futures of 25
   // frames (chained windows), 10 Langevin steps.
-  mjModel* m = CompileXml(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("every", "40") +
-                                    Cfg("samples", "3") + Cfg("horizon", "25") + Cfg("steps", "10") +
-                                    Cfg("sites", "p0 p1")),
-                       &error);
+  mjModel* m = CompileXml(
+      Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("every", "40") + Cfg("samples", "3") +
+                   Cfg("horizon", "25") + Cfg("steps", "10") + Cfg("sites", "p0 p1")),
+      &error);
   ASSERT_NE(m, nullptr) << error;
   mjData* d = mj_makeData(m);
   std::vector<float> out(10000);
@@ -106,8 +109,11 @@ TEST_F(Generator, RefusesAnotherStateLayoutAndBadAttributes) {
   EXPECT_NE(error.find("attribute 'checkpoint'"), std::string::npos) << error;
   EXPECT_EQ(CompileXml(Scene(4, Cfg("checkpoint", "/nonexistent/generator.pt")), &error), nullptr);
   EXPECT_NE(error.find("cannot load"), std::string::npos) << error;
-  EXPECT_EQ(CompileXml(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("samples", "0")), &error), nullptr);
+  EXPECT_EQ(CompileXml(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("samples", "0")), &error),
+            nullptr);
   EXPECT_NE(error.find("attribute 'samples'"), std::string::npos) << error;
-  EXPECT_EQ(CompileXml(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("sites", "nosuchsite")), &error), nullptr);
+  EXPECT_EQ(
+      CompileXml(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("sites", "nosuchsite")), &error),
+      nullptr);
   EXPECT_NE(error.find("nosuchsite"), std::string::npos) << error;
 }

@@ -1,6 +1,8 @@
 // `ebm.recorder` inside MuJoCo: recorded frames equal a plain mj_step loop bit for bit (as
 // float32), decimation and episode lengths, bad attributes refused by name, reset ends an
 // episode, threads write separate shards, and a SIGKILLed recording keeps every complete episode.
+#include "plugin/recorder/recorder.h"
+
 #include <gtest/gtest.h>
 #include <mujoco/mujoco.h>
 #include <signal.h>
@@ -16,7 +18,6 @@
 #include <vector>
 
 #include "datasets/trajectory/record_file.h"
-#include "plugin/recorder/recorder.h"
 #include "plugin/rollout/scene.h"
 #include "tests/support/mujoco_xml.h"
 #include "tests/support/temp_dir.h"
@@ -58,10 +59,10 @@ std::string Xml(const std::string& config, bool with_plugin = true, bool with_se
            "</instance></plugin></extension>";
   }
   std::string body = kBody;
-  if (with_sensor) body.replace(body.find("</sensor>"), 0, "<plugin name=\"frames\" instance=\"rec\"/>");
+  if (with_sensor)
+    body.replace(body.find("</sensor>"), 0, "<plugin name=\"frames\" instance=\"rec\"/>");
   return xml + body + "</mujoco>";
 }
-
 
 ModelPtr Compile(const std::string& xml, std::string* error = nullptr) {
   return ModelPtr(ebm::testing::CompileXml(xml, error));
@@ -79,7 +80,8 @@ void Controls(const mjModel* m, mjData* d, int k) {
 TEST(Recorder, FramesEqualAPlainStepLoop) {
   const auto dir = ebm::testing::FreshTempDir("rec_equal");
   const std::string path = dir + "/run.ebmtraj";
-  ModelPtr m = Compile(Xml(Cfg("path", path) + Cfg("fields", "time qpos qvel ctrl sensordata site:tip")));
+  ModelPtr m =
+      Compile(Xml(Cfg("path", path) + Cfg("fields", "time qpos qvel ctrl sensordata site:tip")));
   ASSERT_TRUE(m);
   ModelPtr plain = Compile(Xml("", /*with_plugin=*/false));
   ASSERT_TRUE(plain);
@@ -106,11 +108,15 @@ TEST(Recorder, FramesEqualAPlainStepLoop) {
     mj_forward(p, d.get());
     const float* f = e.data().data() + k * L.frame_size();
     ASSERT_EQ(f[*L.offset("time")], static_cast<float>(d->time)) << "step " << k;
-    for (int i = 0; i < p->nq; ++i) ASSERT_EQ(f[*L.offset("qpos") + i], static_cast<float>(d->qpos[i])) << k;
-    for (int i = 0; i < p->nv; ++i) ASSERT_EQ(f[*L.offset("qvel") + i], static_cast<float>(d->qvel[i])) << k;
-    for (int i = 0; i < p->nu; ++i) ASSERT_EQ(f[*L.offset("ctrl") + i], static_cast<float>(d->ctrl[i])) << k;
+    for (int i = 0; i < p->nq; ++i)
+      ASSERT_EQ(f[*L.offset("qpos") + i], static_cast<float>(d->qpos[i])) << k;
+    for (int i = 0; i < p->nv; ++i)
+      ASSERT_EQ(f[*L.offset("qvel") + i], static_cast<float>(d->qvel[i])) << k;
+    for (int i = 0; i < p->nu; ++i)
+      ASSERT_EQ(f[*L.offset("ctrl") + i], static_cast<float>(d->ctrl[i])) << k;
     ASSERT_EQ(f[*L.offset("sensordata")], static_cast<float>(d->sensordata[0])) << k;
-    for (int i = 0; i < 3; ++i) ASSERT_EQ(f[*L.offset("site:tip") + i], static_cast<float>(d->site_xpos[i])) << k;
+    for (int i = 0; i < 3; ++i)
+      ASSERT_EQ(f[*L.offset("site:tip") + i], static_cast<float>(d->site_xpos[i])) << k;
     mj_step(p, d.get());
   }
   // The ball moved and bounced, the links moved: the comparison was not between constants.
@@ -150,7 +156,7 @@ TEST(Recorder, DecimationEpisodesResetAndSensor) {
     DataPtr d(mj_makeData(m.get()));
     for (int k = 0; k < 120; ++k) mj_step(m.get(), d.get());  // 2 full episodes + 20 steps
     EXPECT_EQ(d->sensordata[1], 4.0);  // frames of the open episode, seen in the last forward
-    mj_resetData(m.get(), d.get());     // ends the third episode: 4 frames
+    mj_resetData(m.get(), d.get());    // ends the third episode: 4 frames
     for (int k = 0; k < 7; ++k) mj_step(m.get(), d.get());
   }  // the fourth: 2 frames
   TrajectoryCorpus c(dir);

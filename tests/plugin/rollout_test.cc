@@ -1,5 +1,7 @@
 // The rollout driver: the same episodes for any thread count, branches that share their start
 // state and then diverge, particles that stay inside their box, output directories never mixed.
+#include "plugin/rollout/rollout.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include "datasets/trajectory/record_file.h"
-#include "plugin/rollout/rollout.h"
 #include "tests/support/temp_dir.h"
 
 using ebm::trajectory::TrajectoryCorpus;
@@ -133,7 +134,8 @@ TEST(Rollout, PrefixIsSharedByAllBranchesThenTheyDiverge) {
     ASSERT_EQ(eps.size(), 3u);
     for (size_t b = 1; b < eps.size(); ++b) {
       // Frames 0..29 (time, qpos, qvel, ctrl) identical; the controls differ from frame 30 on.
-      for (size_t k = 0; k < 30 * fs; ++k) ASSERT_EQ(eps[b][k], eps[0][k]) << "state " << s << " value " << k;
+      for (size_t k = 0; k < 30 * fs; ++k)
+        ASSERT_EQ(eps[b][k], eps[0][k]) << "state " << s << " value " << k;
       double diff = 0;
       for (size_t k = 30 * fs; k < 31 * fs; ++k) diff += std::abs(eps[b][k] - eps[0][k]);
       EXPECT_GT(diff, 0.0) << "state " << s << " branch " << b;

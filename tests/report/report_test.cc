@@ -29,7 +29,8 @@ TEST(TensorBoard, TfrecordFrameLayout) {
   EXPECT_EQ(framed.substr(0, 8), std::string("\x03\0\0\0\0\0\0\0", 8));
   auto u32 = [&](size_t at) {
     uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(framed[at + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      v |= static_cast<uint32_t>(static_cast<unsigned char>(framed[at + i])) << (8 * i);
     return v;
   };
   EXPECT_EQ(u32(8), ebm::util::masked_crc32c(framed.data(), 8));
@@ -56,11 +57,11 @@ TEST(Png, GridPlacesEachImageWithPadding) {
   imgs[2].fill_(0.5);
   auto g = ebm::report::make_grid(imgs, 2, 1, 9);  // 2 per row -> 2 rows
   ASSERT_EQ(g.sizes(), torch::IntArrayRef({1 + 2 * 3, 1 + 2 * 3, 1}));
-  EXPECT_EQ(g[1][1][0].item<uint8_t>(), 0);     // image 0
-  EXPECT_EQ(g[1][4][0].item<uint8_t>(), 255);   // image 1
-  EXPECT_EQ(g[4][1][0].item<uint8_t>(), 128);   // image 2 (0.5 -> 127.5 rounds to 128)
-  EXPECT_EQ(g[0][0][0].item<uint8_t>(), 9);     // padding
-  EXPECT_EQ(g[4][4][0].item<uint8_t>(), 9);     // the empty fourth cell
+  EXPECT_EQ(g[1][1][0].item<uint8_t>(), 0);    // image 0
+  EXPECT_EQ(g[1][4][0].item<uint8_t>(), 255);  // image 1
+  EXPECT_EQ(g[4][1][0].item<uint8_t>(), 128);  // image 2 (0.5 -> 127.5 rounds to 128)
+  EXPECT_EQ(g[0][0][0].item<uint8_t>(), 9);    // padding
+  EXPECT_EQ(g[4][4][0].item<uint8_t>(), 9);    // the empty fourth cell
 }
 
 TEST(Progress, LineShowsPercentRateAndEta) {

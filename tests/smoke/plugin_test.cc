@@ -25,7 +25,6 @@ std::string Scene(const std::string& increment) {
 </mujoco>)";
 }
 
-
 class PluginTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {

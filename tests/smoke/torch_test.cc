@@ -42,7 +42,8 @@ TEST(TorchSmoke, AutogradMatchesAnalyticAndFiniteDifferences) {
 TEST(TorchSmoke, StdFilesystemBindsToLibstdcxxNotToLibTorchsCopy) {
   // libtorch.so exports a copy of std::filesystem whose remove_all crashes when our calls bind to
   // it; cmake/EbmTorch.cmake puts libstdc++ first in the search order. This would segfault.
-  const auto dir = std::filesystem::temp_directory_path() / ("ebm_fs_" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("ebm_fs_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir / "a" / "b");
   std::ofstream(dir / "a" / "b" / "f.txt") << "x";
   EXPECT_EQ(std::filesystem::remove_all(dir), 4u);

@@ -8,7 +8,8 @@
 namespace ebm::testing {
 
 inline bool PythonCheck(const std::string& json, const std::string& expr) {
-  const std::string cmd = std::string(EBM_TEST_PYTHON) + " -c \"import json,sys; d=json.load(open('" + json +
+  const std::string cmd = std::string(EBM_TEST_PYTHON) +
+                          " -c \"import json,sys; d=json.load(open('" + json +
                           "')); sys.exit(0 if (" + expr + ") else 1)\"";
   return std::system(cmd.c_str()) == 0;
 }
