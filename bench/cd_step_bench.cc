@@ -11,6 +11,7 @@
 
 #include "ebm/core/trainer.h"
 #include "ebm/nets/image_nets.h"
+#include "ebm/util/json.h"
 
 int main(int argc, char** argv) {
   int64_t iters = 20, warmup = 3, batch = 32, steps = 20, threads = 0;
@@ -55,10 +56,15 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < iters; ++i) trainer.step(data.narrow(0, (i % 8) * batch, batch));
   sync();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf(
-      "{\"impl\": \"cpp\", \"device\": \"%s\", \"threads\": %d, \"batch\": %ld, \"steps\": %ld, "
-      "\"iters\": %ld, \"ms_per_iter\": %.3f}\n",
-      device.c_str(), torch::get_num_threads(), static_cast<long>(batch), static_cast<long>(steps),
-      static_cast<long>(iters), 1000.0 * secs / iters);
+  const auto result = ebm::util::Json::object()
+                          .set("impl", "cpp")
+                          .set("device", device)
+                          .set("threads", torch::get_num_threads())
+                          .set("batch", batch)
+                          .set("steps", steps)
+                          .set("iters", iters)
+                          .set("ms_per_iter", ebm::util::Json::fixed(1000.0 * secs / iters, 3))
+                          .compact();
+  std::printf("%s\n", result.dump().c_str());
   return 0;
 }

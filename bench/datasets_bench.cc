@@ -15,6 +15,7 @@
 
 #include "datasets/image/image_dataset.h"
 #include "ebm/util/files.h"
+#include "ebm/util/json.h"
 
 namespace fs = std::filesystem;
 
@@ -62,12 +63,17 @@ int cifar(const std::string& dir) {
     n = ds.size();
     if (bytes != 5u * 10000 * 3073) return 1;
   }
-  std::printf(
-      "{\"benchmark\": \"cifar10_train_load\", \"images\": %lld, \"load_s\": %.4f, "
-      "\"images_per_s\": %.0f, \"plain_read_s\": %.4f, \"load_over_read\": %.2f, "
-      "\"read_MB_per_s\": %.0f}\n",
-      static_cast<long long>(n), best_load, n / best_load, best_read, best_load / best_read,
-      5 * 10000 * 3073 / 1e6 / best_read);
+  using ebm::util::Json;
+  const auto result = Json::object()
+                          .set("benchmark", "cifar10_train_load")
+                          .set("images", n)
+                          .set("load_s", Json::fixed(best_load, 4))
+                          .set("images_per_s", Json::fixed(n / best_load, 0))
+                          .set("plain_read_s", Json::fixed(best_read, 4))
+                          .set("load_over_read", Json::fixed(best_load / best_read, 2))
+                          .set("read_MB_per_s", Json::fixed(5 * 10000 * 3073 / 1e6 / best_read, 0))
+                          .compact();
+  std::printf("%s\n", result.dump().c_str());
   return 0;
 }
 
@@ -81,13 +87,21 @@ int imagenet(const std::string& dir, const std::string& split) {
   const long peak = status_kb("VmHWM");
   // MiB, like /proc/self/status.
   const double data_mb = (ds.images.numel() + ds.labels.numel() * 8.0) / (1024.0 * 1024.0);
-  std::printf(
-      "{\"benchmark\": \"imagenet_load\", \"dir\": \"%s\", \"images\": %lld, "
-      "\"data_MiB\": %.1f, \"baseline_rss_MiB\": %.1f, \"peak_rss_MiB\": %.1f, "
-      "\"peak_over_baseline_MiB\": %.1f, \"extra_over_data\": %.3f, \"load_s\": %.3f, "
-      "\"images_per_s\": %.0f}\n",
-      dir.c_str(), static_cast<long long>(ds.size()), data_mb, base_rss / 1024.0, peak / 1024.0,
-      (peak - base_rss) / 1024.0, (peak - base_rss) / 1024.0 / data_mb, s, ds.size() / s);
+  using ebm::util::Json;
+  const double extra_mb = (peak - base_rss) / 1024.0;
+  const auto result = Json::object()
+                          .set("benchmark", "imagenet_load")
+                          .set("dir", dir)
+                          .set("images", ds.size())
+                          .set("data_MiB", Json::fixed(data_mb, 1))
+                          .set("baseline_rss_MiB", Json::fixed(base_rss / 1024.0, 1))
+                          .set("peak_rss_MiB", Json::fixed(peak / 1024.0, 1))
+                          .set("peak_over_baseline_MiB", Json::fixed(extra_mb, 1))
+                          .set("extra_over_data", Json::fixed(extra_mb / data_mb, 3))
+                          .set("load_s", Json::fixed(s, 3))
+                          .set("images_per_s", Json::fixed(ds.size() / s, 0))
+                          .compact();
+  std::printf("%s\n", result.dump().c_str());
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ebm/nets/trajectory_generator.h"
+#include "ebm/util/json.h"
 #include "plugin/generator/generator.h"
 #include "plugin/rollout/rollout.h"
 
@@ -86,22 +87,33 @@ int main(int argc, char** argv) {
     if (composed) std::filesystem::remove(alone);
     auto print = [&](const char* energy, std::vector<double> ms) {
       std::sort(ms.begin(), ms.end());
-      std::printf(
-          "{\"benchmark\": \"generator_latency\", \"energy\": \"%s\", \"scene\": \"%s\", "
-          "\"samples\": %d, "
-          "\"frames\": %lld, \"langevin_steps\": %lld, \"dim\": %lld, \"samplings\": %zu, "
-          "\"median_ms\": %.1f, \"min_ms\": %.1f, \"max_ms\": %.1f}\n",
-          energy, scene.name.c_str(), samples, static_cast<long long>(meta.future),
-          static_cast<long long>(loaded->langevin().steps()), static_cast<long long>(meta.dim),
-          ms.size(), ms[ms.size() / 2], ms.front(), ms.back());
+      using ebm::util::Json;
+      const auto result = Json::object()
+                              .set("benchmark", "generator_latency")
+                              .set("energy", energy)
+                              .set("scene", scene.name)
+                              .set("samples", samples)
+                              .set("frames", meta.future)
+                              .set("langevin_steps", loaded->langevin().steps())
+                              .set("dim", meta.dim)
+                              .set("samplings", ms.size())
+                              .set("median_ms", Json::fixed(ms[ms.size() / 2], 1))
+                              .set("min_ms", Json::fixed(ms.front(), 1))
+                              .set("max_ms", Json::fixed(ms.back(), 1))
+                              .compact();
+      std::printf("%s\n", result.dump().c_str());
     };
     print(composed ? "net+experts" : "net", stored);
     if (composed) {
       print("net", net_only);
       std::sort(stored.begin(), stored.end());
       std::sort(net_only.begin(), net_only.end());
-      std::printf("{\"benchmark\": \"generator_latency_ratio\", \"experts_over_net\": %.2f}\n",
-                  stored[stored.size() / 2] / net_only[net_only.size() / 2]);
+      const double ratio = stored[stored.size() / 2] / net_only[net_only.size() / 2];
+      const auto result = ebm::util::Json::object()
+                              .set("benchmark", "generator_latency_ratio")
+                              .set("experts_over_net", ebm::util::Json::fixed(ratio, 2))
+                              .compact();
+      std::printf("%s\n", result.dump().c_str());
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

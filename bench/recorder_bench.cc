@@ -18,9 +18,11 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "ebm/util/json.h"
 #include "plugin/recorder/recorder.h"
 #include "plugin/rollout/rollout.h"
 
@@ -50,40 +52,41 @@ double steps_per_second(const mjModel* m, long steps, long episode_steps) {
   return steps / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Args {
   int rounds = 5;
   long steps = 20000, episode_steps = 2000;
   int episodes = 16;
+};
+
+// --rounds, --steps, --episode-steps, --episodes; nullopt (after a message) for anything else.
+std::optional<Args> parse_args(int argc, char** argv) {
+  Args args;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--rounds")
-      rounds = std::atoi(argv[i + 1]);
-    else if (a == "--steps")
-      steps = std::atol(argv[i + 1]);
-    else if (a == "--episode-steps")
-      episode_steps = std::atol(argv[i + 1]);
-    else if (a == "--episodes")
-      episodes = std::atoi(argv[i + 1]);
-    else {
+    if (a == "--rounds") {
+      args.rounds = std::atoi(argv[i + 1]);
+    } else if (a == "--steps") {
+      args.steps = std::atol(argv[i + 1]);
+    } else if (a == "--episode-steps") {
+      args.episode_steps = std::atol(argv[i + 1]);
+    } else if (a == "--episodes") {
+      args.episodes = std::atoi(argv[i + 1]);
+    } else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
-      return 2;
+      return std::nullopt;
     }
   }
-  ebm::recorder::RegisterPlugin();
-  const fs::path tmp =
-      fs::temp_directory_path() / ("ebm_bench_recorder_" + std::to_string(getpid()));
-  fs::remove_all(tmp);
+  return args;
+}
 
-  // 1. Overhead.
+// 1. Overhead: the plain scene against recorder variants, in rotating order every round so that
+// no variant always runs first (cold) or last.
+ebm::util::Json overhead(const Args& args, const fs::path& tmp) {
   SceneOptions scene;
   SpecPtr plain_spec = load_scene(scene);
   ModelPtr plain = compile(plain_spec.get());
   struct Variant {
     std::string name;
-    int decimation;
-    std::string flush;
     ModelPtr model;
     std::vector<double> rates;
   };
@@ -96,55 +99,77 @@ int main(int argc, char** argv) {
                                  {"fields", "qpos qvel ctrl"},
                                  {"decimation", std::to_string(dec)},
                                  {"flush", flush}});
-    variants.push_back({name, dec, flush, compile(spec.get()), {}});
+    variants.push_back({name, compile(spec.get()), {}});
   }
   std::vector<double> plain_rates;
-  for (int r = 0; r < rounds; ++r) {
-    // Rotate the order every round so that no variant always runs first (cold) or last.
+  for (int r = 0; r < args.rounds; ++r) {
     const int n = static_cast<int>(variants.size()) + 1;
     for (int k = 0; k < n; ++k) {
       const int i = (k + r) % n;
-      if (i == 0) {
-        plain_rates.push_back(steps_per_second(plain.get(), steps, episode_steps));
-      } else {
-        auto& v = variants[i - 1];
-        v.rates.push_back(steps_per_second(v.model.get(), steps, episode_steps));
-      }
+      const mjModel* m = i == 0 ? plain.get() : variants[i - 1].model.get();
+      auto& rates = i == 0 ? plain_rates : variants[i - 1].rates;
+      rates.push_back(steps_per_second(m, args.steps, args.episode_steps));
     }
   }
   const double base = median(plain_rates);
-  std::printf(
-      "{\n  \"scene\": \"shadow_hand_block\",\n  \"steps_per_round\": %ld,\n  \"rounds\": %d,\n"
-      "  \"plain_steps_per_s\": %.0f,\n  \"recorder\": [\n",
-      steps, rounds, base);
-  for (size_t i = 0; i < variants.size(); ++i) {
-    const double rate = median(variants[i].rates);
-    std::printf("    {\"variant\": \"%s\", \"steps_per_s\": %.0f, \"overhead_percent\": %.2f}%s\n",
-                variants[i].name.c_str(), rate, 100.0 * (base / rate - 1.0),
-                i + 1 < variants.size() ? "," : "");
+  using ebm::util::Json;
+  auto recorder = Json::array();
+  for (const auto& v : variants) {
+    const double rate = median(v.rates);
+    recorder.push(Json::object()
+                      .set("variant", v.name)
+                      .set("steps_per_s", Json::fixed(rate, 0))
+                      .set("overhead_percent", Json::fixed(100.0 * (base / rate - 1.0), 2))
+                      .compact());
   }
-  std::printf("  ],\n");
+  return Json::object()
+      .set("scene", "shadow_hand_block")
+      .set("steps_per_round", args.steps)
+      .set("rounds", args.rounds)
+      .set("plain_steps_per_s", Json::fixed(base, 0))
+      .set("recorder", std::move(recorder));
+}
 
-  // 2. Thread scaling.
+// 2. Thread scaling of the rollout driver: episodes per second with 1 and 2 threads.
+void thread_scaling(const Args& args, const fs::path& tmp, ebm::util::Json& result) {
   std::map<int, std::vector<double>> eps;
-  for (int r = 0; r < std::max(1, rounds / 2); ++r) {
+  for (int r = 0; r < std::max(1, args.rounds / 2); ++r) {
     for (int threads : {1, 2}) {
       RecordOptions o;
       o.threads = threads;
-      o.start_states = episodes / 2;
+      o.start_states = args.episodes / 2;
       o.branches = 2;
       o.warmup_steps = 0;
-      o.episode_steps = episode_steps;
+      o.episode_steps = args.episode_steps;
       o.out_dir = (tmp / ("scaling_" + std::to_string(r) + "_" + std::to_string(threads))).string();
       const auto res = record_rollouts(o);
       eps[threads].push_back(res.episodes / res.seconds);
     }
   }
   const double e1 = median(eps[1]), e2 = median(eps[2]);
-  std::printf(
-      "  \"rollout_episodes_per_s\": {\"threads_1\": %.2f, \"threads_2\": %.2f},\n"
-      "  \"speedup_2_threads\": %.3f,\n  \"episode_steps\": %ld, \"episodes\": %d\n}\n",
-      e1, e2, e2 / e1, episode_steps, episodes);
+  using ebm::util::Json;
+  result
+      .set("rollout_episodes_per_s", Json::object()
+                                         .set("threads_1", Json::fixed(e1, 2))
+                                         .set("threads_2", Json::fixed(e2, 2))
+                                         .compact())
+      .set("speedup_2_threads", Json::fixed(e2 / e1, 3))
+      .set("episode_steps", args.episode_steps)
+      .set("episodes", args.episodes);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto args = parse_args(argc, argv);
+  if (!args) return 2;
+  ebm::recorder::RegisterPlugin();
+  const fs::path tmp =
+      fs::temp_directory_path() / ("ebm_bench_recorder_" + std::to_string(getpid()));
+  fs::remove_all(tmp);
+  auto result = overhead(*args, tmp);
+  thread_scaling(*args, tmp, result);
+  std::printf("%s\n", result.dump().c_str());
   fs::remove_all(tmp);
   return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "ebm/util/crc32c.h"
 #include "ebm/util/files.h"
+#include "ebm/util/json.h"
 
 namespace ebm::trajectory {
 namespace fs = std::filesystem;
@@ -125,6 +126,12 @@ FileHeader read_header(std::string_view bytes, const std::string& file) {
 }
 
 }  // namespace
+
+std::string hex_hash(uint64_t hash) {
+  std::ostringstream s;
+  s << std::hex << hash;
+  return s.str();
+}
 
 std::string layout_text(const FileHeader& h) {
   std::string s;
@@ -452,8 +459,6 @@ std::vector<size_t> TrajectoryCorpus::branch_order() const {
 }
 
 std::string TrajectoryCorpus::stats_json() const {
-  using util::json_quote;
-  std::ostringstream out;
   uint64_t min_frames = episodes_.empty() ? 0 : UINT64_MAX, max_frames = 0;
   std::vector<uint32_t> start_states;
   for (const auto& e : episodes_) {
@@ -463,28 +468,37 @@ std::string TrajectoryCorpus::stats_json() const {
   }
   std::sort(start_states.begin(), start_states.end());
   start_states.erase(std::unique(start_states.begin(), start_states.end()), start_states.end());
-  out << "{\n  \"format\": \"trajectory\",\n  \"format_version\": " << header_.format_version()
-      << ",\n  \"model_name\": " << json_quote(header_.model_name()) << ",\n  \"model_hash\": \""
-      << std::hex << header_.model_hash() << std::dec
-      << "\",\n  \"timestep\": " << util::json_number(header_.timestep())
-      << ",\n  \"decimation\": " << header_.decimation() << ",\n  \"shards\": " << shards_.size()
-      << ",\n  \"episodes\": " << episodes_.size() << ",\n  \"frames\": " << total_frames()
-      << ",\n  \"frames_per_episode\": {\"min\": " << min_frames << ", \"max\": " << max_frames
-      << "},\n  \"start_states\": " << start_states.size()
-      << ",\n  \"frame_size\": " << layout_.frame_size() << ",\n  \"fields\": [";
-  for (size_t i = 0; i < layout_.fields().size(); ++i) {
-    out << (i ? ", " : "") << "{\"name\": " << json_quote(layout_.fields()[i].first)
-        << ", \"size\": " << layout_.fields()[i].second << "}";
+  auto fields = util::Json::array();
+  for (const auto& [name, size] : layout_.fields()) {
+    fields.push(util::Json::object().set("name", name).set("size", size).compact());
   }
-  out << "],\n  \"issues\": [";
-  for (size_t i = 0; i < issues_.size(); ++i) {
-    const auto& is = issues_[i];
-    out << (i ? "," : "") << "\n    {\"kind\": " << json_quote(is.kind_name())
-        << ", \"file\": " << json_quote(is.file) << ", \"offset\": " << is.offset
-        << ", \"message\": " << json_quote(is.message) << "}";
+  auto issues = util::Json::array();
+  for (const auto& is : issues_) {
+    issues.push(util::Json::object()
+                    .set("kind", is.kind_name())
+                    .set("file", is.file)
+                    .set("offset", is.offset)
+                    .set("message", is.message)
+                    .compact());
   }
-  out << (issues_.empty() ? "]" : "\n  ]") << "\n}\n";
-  return out.str();
+  auto stats =
+      util::Json::object()
+          .set("format", "trajectory")
+          .set("format_version", header_.format_version())
+          .set("model_name", header_.model_name())
+          .set("model_hash", hex_hash(header_.model_hash()))
+          .set("timestep", header_.timestep())
+          .set("decimation", header_.decimation())
+          .set("shards", shards_.size())
+          .set("episodes", episodes_.size())
+          .set("frames", total_frames())
+          .set("frames_per_episode",
+               util::Json::object().set("min", min_frames).set("max", max_frames).compact())
+          .set("start_states", start_states.size())
+          .set("frame_size", layout_.frame_size())
+          .set("fields", std::move(fields))
+          .set("issues", std::move(issues));
+  return stats.dump() + "\n";
 }
 
 std::vector<float> field_values(const Episode& episode, const FrameLayout& layout,

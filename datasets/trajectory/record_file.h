@@ -50,6 +50,8 @@ FileHeader read_file_header(const std::string& path);
 void check_compatible(const FileHeader& a, const FileHeader& b, const std::string& file);
 // "qpos[38] qvel[36] ctrl[20]".
 std::string layout_text(const FileHeader& header);
+// A model hash as the stats and record.json show it: lower-case hex.
+std::string hex_hash(uint64_t hash);
 
 // Offsets of the fields of a frame, from the header's field list.
 class FrameLayout {

@@ -6,13 +6,14 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
-#include <sstream>
+#include <utility>
+#include <vector>
 
 #include "datasets/image/image_dataset.h"
 #include "datasets/trajectory/record_file.h"
 #include "ebm/cli/commands.h"
 #include "ebm/report/png.h"
-#include "ebm/util/files.h"
+#include "ebm/util/json.h"
 
 namespace ebm::cli {
 
@@ -30,24 +31,12 @@ const std::vector<std::string> kFormats = {
     "trajectory", "fashion_mnist", "mnist",    "idx",    "cifar10", "cifar100",
     "imagenet32", "imagenet64",    "dsprites", "folder", "svhn"};
 
-std::string image_stats_json(const data::ImageDataset& ds) {
-  std::ostringstream out;
-  const auto shape = ds.images.sizes();
-  out << "{\n  \"source\": " << util::json_quote(ds.source)
-      << ",\n  \"split\": " << util::json_quote(ds.split) << ",\n  \"count\": " << ds.size()
-      << ",\n  \"shape\": [";
-  for (size_t i = 1; i < shape.size(); ++i) out << (i > 1 ? ", " : "") << shape[i];
-  out << "],\n  \"dtype\": \"uint8\",\n  \"classes\": " << ds.num_classes()
-      << ",\n  \"per_class\": {";
-  const auto counts = torch::bincount(ds.labels, {}, std::max<int64_t>(ds.num_classes(), 1));
-  for (int64_t c = 0; c < counts.size(0); ++c) {
-    const std::string name = c < ds.num_classes() ? ds.class_names[c] : std::to_string(c);
-    out << (c ? ", " : "") << util::json_quote(name) << ": " << counts[c].item<int64_t>();
-  }
-  // Per-channel statistics of x / 255, accumulated in double over chunks of images, so that a
-  // data set of millions of images needs no float copy of itself.
-  const int64_t c = ds.images.size(1);
-  auto sum = torch::zeros({c}, torch::kFloat64), sumsq = torch::zeros({c}, torch::kFloat64);
+// Per-channel mean and std of x / 255, accumulated in double over chunks of images, so that a
+// data set of millions of images needs no float copy of itself.
+std::pair<std::vector<double>, std::vector<double>> channel_stats(const data::ImageDataset& ds) {
+  const int64_t channels = ds.images.size(1);
+  auto sum = torch::zeros({channels}, torch::kFloat64);
+  auto sumsq = torch::zeros({channels}, torch::kFloat64);
   for (int64_t i = 0; i < ds.size(); i += 4096) {
     const auto x =
         ds.images.slice(0, i, std::min(i + 4096, ds.size())).to(torch::kFloat64).div_(255.0);
@@ -55,16 +44,32 @@ std::string image_stats_json(const data::ImageDataset& ds) {
     sumsq += x.pow(2).sum({0, 2, 3});
   }
   const double per_channel = static_cast<double>(ds.size() * ds.images.size(2) * ds.images.size(3));
-  const auto mean = sum / per_channel;
-  const auto std = (sumsq / per_channel - mean.pow(2)).clamp_min(0).sqrt();
-  out << "},\n  \"channel_mean\": [";
-  for (int64_t c = 0; c < mean.size(0); ++c)
-    out << (c ? ", " : "") << util::json_number(mean[c].item<double>());
-  out << "],\n  \"channel_std\": [";
-  for (int64_t c = 0; c < std.size(0); ++c)
-    out << (c ? ", " : "") << util::json_number(std[c].item<double>());
-  out << "]\n}\n";
-  return out.str();
+  const auto mean = (sum / per_channel).contiguous();
+  const auto std = (sumsq / per_channel - mean.pow(2)).clamp_min(0).sqrt().contiguous();
+  return {std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + channels),
+          std::vector<double>(std.data_ptr<double>(), std.data_ptr<double>() + channels)};
+}
+
+std::string image_stats_json(const data::ImageDataset& ds) {
+  const auto shape = ds.images.sizes();
+  auto per_class = util::Json::object().compact();
+  const auto counts = torch::bincount(ds.labels, {}, std::max<int64_t>(ds.num_classes(), 1));
+  for (int64_t k = 0; k < counts.size(0); ++k) {
+    per_class.set(k < ds.num_classes() ? ds.class_names[k] : std::to_string(k),
+                  counts[k].item<int64_t>());
+  }
+  const auto [mean, std] = channel_stats(ds);
+  const auto stats = util::Json::object()
+                         .set("source", ds.source)
+                         .set("split", ds.split)
+                         .set("count", ds.size())
+                         .set("shape", std::vector<int64_t>(shape.begin() + 1, shape.end()))
+                         .set("dtype", "uint8")
+                         .set("classes", ds.num_classes())
+                         .set("per_class", std::move(per_class))
+                         .set("channel_mean", mean)
+                         .set("channel_std", std);
+  return stats.dump() + "\n";
 }
 
 int run_stats(const DataArgs& a) {

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "ebm/util/files.h"
+#include "ebm/util/json.h"
 
 namespace ebm {
 
@@ -21,6 +22,18 @@ std::string ckpt_name(int64_t step) {
   return buf;
 }
 
+// The metric of best.json ({"step": N, "metric": x}); a file that is not such an object is an
+// error naming it (never a silently forgotten best).
+double read_best_metric(const std::string& path) {
+  try {
+    const auto best = util::parse_json(util::read_file(path), path);
+    return best.at("metric").number();
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(
+        path + ": not a best-checkpoint record ({\"step\": N, \"metric\": x}): " + e.what());
+  }
+}
+
 }  // namespace
 
 CheckpointManager::CheckpointManager(std::string dir, int64_t keep_last)
@@ -30,12 +43,7 @@ CheckpointManager::CheckpointManager(std::string dir, int64_t keep_last)
   fs::create_directories(dir_, ec);
   if (ec) throw std::runtime_error("cannot create " + dir_ + ": " + ec.message());
   const std::string best_file = dir_ + "/best.json";
-  if (fs::exists(best_file)) {
-    std::ifstream in(best_file);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto at = text.find("\"metric\":");
-    if (at != std::string::npos) best_ = std::stod(text.substr(at + 9));
-  }
+  if (fs::exists(best_file)) best_ = read_best_metric(best_file);
 }
 
 std::vector<std::string> CheckpointManager::list() const {
@@ -67,9 +75,8 @@ std::string CheckpointManager::save(
   util::write_file_atomic(path, data);
   if (metric && (!best_ || *metric < *best_)) {
     util::write_file_atomic(dir_ + "/best.pt", data);
-    util::write_file_atomic(dir_ + "/best.json", "{\"step\": " + std::to_string(step) +
-                                                     ", \"metric\": " + util::json_number(*metric) +
-                                                     "}\n");
+    const auto best = util::Json::object().set("step", step).set("metric", *metric).compact();
+    util::write_file_atomic(dir_ + "/best.json", best.dump() + "\n");
     best_ = metric;
   }
   auto all = list();

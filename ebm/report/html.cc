@@ -2,55 +2,7 @@
 
 #include <sstream>
 
-#include "ebm/util/files.h"
-
 namespace ebm::report {
-
-JsonObject& JsonObject::put(const std::string& key, std::string raw, const JsonObject* child) {
-  for (auto& it : items_) {
-    if (it.key == key) {  // replace, keep the position
-      it.raw = std::move(raw);
-      it.child.clear();
-      if (child) it.child.push_back(*child);
-      return *this;
-    }
-  }
-  Item item{key, std::move(raw), {}};
-  if (child) item.child.push_back(*child);
-  items_.push_back(std::move(item));
-  return *this;
-}
-
-JsonObject& JsonObject::set(const std::string& key, double value) {
-  return put(key, util::json_number(value), nullptr);
-}
-JsonObject& JsonObject::set(const std::string& key, const std::string& value) {
-  return put(key, util::json_quote(value), nullptr);
-}
-JsonObject& JsonObject::set(const std::string& key, bool value) {
-  return put(key, value ? "true" : "false", nullptr);
-}
-JsonObject& JsonObject::set(const std::string& key, const std::vector<double>& values) {
-  std::string raw = "[";
-  for (size_t i = 0; i < values.size(); ++i) raw += (i ? ", " : "") + util::json_number(values[i]);
-  return put(key, raw + "]", nullptr);
-}
-JsonObject& JsonObject::set(const std::string& key, const JsonObject& value) {
-  return put(key, "", &value);
-}
-
-std::string JsonObject::dump(int indent) const {
-  if (items_.empty()) return "{}";
-  const std::string pad(static_cast<size_t>(indent + 2), ' ');
-  std::string out = "{\n";
-  for (size_t i = 0; i < items_.size(); ++i) {
-    const auto& it = items_[i];
-    out += pad + util::json_quote(it.key) + ": " +
-           (it.child.empty() ? it.raw : it.child[0].dump(indent + 2));
-    out += i + 1 < items_.size() ? ",\n" : "\n";
-  }
-  return out + std::string(static_cast<size_t>(indent), ' ') + "}";
-}
 
 std::string html_escape(const std::string& s) {
   std::string out;

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "ebm/util/files.h"
+#include "ebm/util/json.h"
 
 namespace ebm::report {
 
@@ -16,10 +16,9 @@ MetricsLog::MetricsLog(const std::string& path)
 MetricsLog::~MetricsLog() { std::fclose(file_); }
 
 void MetricsLog::write(int64_t step, const std::vector<std::pair<std::string, double>>& values) {
-  std::string line = "{\"step\": " + std::to_string(step);
-  for (const auto& [k, v] : values)
-    line += ", " + util::json_quote(k) + ": " + util::json_number(v);
-  line += "}\n";
+  auto record = util::Json::object().set("step", step).compact();
+  for (const auto& [k, v] : values) record.set(k, v);
+  const std::string line = record.dump() + "\n";
   if (std::fputs(line.c_str(), file_) < 0) throw std::runtime_error("cannot write " + path_);
   std::fflush(file_);
 }

@@ -15,9 +15,4 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 // Reads a whole file; throws std::runtime_error naming the path when it cannot.
 std::string read_file(const std::string& path);
 
-// JSON string literal for `s` (quotes included, control characters escaped).
-std::string json_quote(std::string_view s);
-// A double as JSON: finite numbers with 17 significant digits; NaN/Inf as null.
-std::string json_number(double v);
-
 }  // namespace ebm::util

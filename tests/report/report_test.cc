@@ -73,9 +73,3 @@ TEST(Progress, LineShowsPercentRateAndEta) {
   EXPECT_EQ(ebm::report::format_duration(3725), "1:02:05");
   EXPECT_EQ(ebm::report::format_duration(65), "01:05");
 }
-
-TEST(Json, QuotingAndNumbers) {
-  EXPECT_EQ(ebm::util::json_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
-  EXPECT_EQ(ebm::util::json_number(0.5), "0.5");
-  EXPECT_EQ(ebm::util::json_number(std::nan("")), "null");
-}
