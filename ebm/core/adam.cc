@@ -8,11 +8,16 @@
 
 namespace ebm {
 
+void AdamOptions::validate() const {
+  constexpr const char* kSection = "trainer";
+  require_option(lr() > 0, kSection, "lr", "> 0", lr());
+  require_option(beta1() >= 0 && beta1() < 1, kSection, "beta1", "in [0, 1)", beta1());
+  require_option(beta2() >= 0 && beta2() < 1, kSection, "beta2", "in [0, 1)", beta2());
+}
+
 Adam::Adam(std::vector<torch::Tensor> params, AdamOptions options)
     : params_(std::move(params)), options_(options) {
-  if (!(options_.beta1() >= 0 && options_.beta1() < 1) ||
-      !(options_.beta2() >= 0 && options_.beta2() < 1))
-    throw std::invalid_argument("adam: betas must be in [0, 1)");
+  options_.validate();
   for (const auto& p : params_) {
     m_.push_back(torch::zeros_like(p));
     v_.push_back(torch::zeros_like(p));

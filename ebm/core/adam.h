@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ebm/core/archive_fwd.h"
+#include "ebm/core/options.h"
 
 namespace ebm {
 
@@ -23,6 +24,10 @@ struct AdamOptions {
   TORCH_ARG(bool, clip_grad) = true;
   TORCH_ARG(double, clip_scale) = 3.0;
   TORCH_ARG(double, clip_offset) = 0.1;
+
+ public:  // TORCH_ARG leaves the struct in a private section
+  // Throws OptionError ("trainer.<key> must be ...": configs set Adam in the trainer section).
+  void validate() const;
 };
 
 class Adam {

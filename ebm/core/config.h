@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "ebm/core/options.h"
+
 namespace ebm {
 
 class ConfigError : public std::runtime_error {
@@ -34,6 +36,20 @@ class ConfigSection {
   // One of `choices` (strings), with the choices listed in the error.
   std::string choice(const std::string& key, const std::string& fallback,
                      const std::vector<std::string>& choices) const;
+  // One of an enum's names (its table in the options' header), as the enum value.
+  template <typename E, size_t N>
+  E choice(const std::string& key, const EnumName<E> (&names)[N], E fallback) const {
+    return *enum_from_name(names, choice(key, enum_name(names, fallback), enum_names(names)));
+  }
+  // Runs an options struct's validate() and reports its OptionError at the key in this section.
+  template <typename Options>
+  void validate(const Options& options) const {
+    try {
+      options.validate();
+    } catch (const OptionError& e) {
+      check(false, e.key(), e.requirement());
+    }
+  }
   bool has(const std::string& key) const;
   // The keys of this mapping in file order (empty when absent or not a mapping); reading them
   // marks none as used.

@@ -1,6 +1,7 @@
 #include "ebm/core/langevin.h"
 
 #include <torch/autograd.h>
+#include <torch/serialize/archive.h>
 
 #include <cmath>
 #include <stdexcept>
@@ -8,18 +9,85 @@
 
 namespace ebm {
 
+void LangevinOptions::validate() const {
+  constexpr const char* kSection = "langevin";
+  require_option(steps() >= 0, kSection, "steps", ">= 0", steps());
+  require_option(step_size() >= 0, kSection, "step_size", ">= 0", step_size());
+  require_option(noise_std() >= 0, kSection, "noise_std", ">= 0", noise_std());
+  require_option(clip_mode() == GradClip::kNone || grad_clip() > 0, kSection, "grad_clip",
+                 "> 0 when clipping is on", grad_clip());
+  require_option(!clamp_min() || !clamp_max() || *clamp_min() <= *clamp_max(), kSection, "clamp",
+                 "[min, max] with min <= max, or null",
+                 clamp_min().value_or(0) - clamp_max().value_or(0));
+  require_option(temperature() > 0, kSection, "temperature", "> 0", temperature());
+  require_option(final_step_ratio() >= 0, kSection, "final_step_ratio", ">= 0", final_step_ratio());
+}
+
+namespace {
+
+void put(torch::serialize::OutputArchive& a, const std::string& key, const c10::IValue& v) {
+  a.write(key, v);
+}
+
+// The archived value of `key`, or nullopt when the archive has none.
+std::optional<c10::IValue> get(torch::serialize::InputArchive& a, const std::string& key) {
+  c10::IValue v;
+  if (!a.try_read(key, v)) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+void LangevinOptions::save(torch::serialize::OutputArchive& a, const std::string& prefix) const {
+  put(a, prefix + "steps", steps());
+  put(a, prefix + "step_size", step_size());
+  put(a, prefix + "noise_std", noise_std());
+  put(a, prefix + "clip_mode", std::string(enum_name(kGradClipNames, clip_mode())));
+  put(a, prefix + "grad_clip", grad_clip());
+  if (clamp_min()) put(a, prefix + "clamp_min", *clamp_min());
+  if (clamp_max()) put(a, prefix + "clamp_max", *clamp_max());
+  put(a, prefix + "temperature", temperature());
+  put(a, prefix + "schedule", std::string(enum_name(kStepScheduleNames, schedule())));
+  put(a, prefix + "final_step_ratio", final_step_ratio());
+}
+
+LangevinOptions LangevinOptions::load(torch::serialize::InputArchive& a,
+                                      const std::string& prefix) {
+  LangevinOptions o;
+  if (auto v = get(a, prefix + "steps")) o.steps(v->toInt());
+  if (auto v = get(a, prefix + "step_size")) o.step_size(v->toDouble());
+  if (auto v = get(a, prefix + "noise_std")) o.noise_std(v->toDouble());
+  if (auto v = get(a, prefix + "clip_mode")) {
+    // Files of the first generation stored the enum's number.
+    if (v->isInt()) {
+      o.clip_mode(static_cast<GradClip>(v->toInt()));
+    } else if (auto mode = enum_from_name(kGradClipNames, v->toStringRef())) {
+      o.clip_mode(*mode);
+    } else {
+      throw std::runtime_error(prefix + "clip_mode: unknown '" + v->toStringRef() + "'");
+    }
+  }
+  if (auto v = get(a, prefix + "grad_clip")) o.grad_clip(v->toDouble());
+  auto clamp_min = get(a, prefix + "clamp_min"), clamp_max = get(a, prefix + "clamp_max");
+  o.clamp_min(clamp_min ? std::optional<double>(clamp_min->toDouble()) : std::nullopt);
+  o.clamp_max(clamp_max ? std::optional<double>(clamp_max->toDouble()) : std::nullopt);
+  if (auto v = get(a, prefix + "temperature")) o.temperature(v->toDouble());
+  if (auto v = get(a, prefix + "schedule")) {
+    if (v->isInt()) {
+      o.schedule(static_cast<StepSchedule>(v->toInt()));
+    } else if (auto schedule = enum_from_name(kStepScheduleNames, v->toStringRef())) {
+      o.schedule(*schedule);
+    } else {
+      throw std::runtime_error(prefix + "schedule: unknown '" + v->toStringRef() + "'");
+    }
+  }
+  if (auto v = get(a, prefix + "final_step_ratio")) o.final_step_ratio(v->toDouble());
+  o.validate();
+  return o;
+}
+
 LangevinSampler::LangevinSampler(LangevinOptions options) : options_(std::move(options)) {
-  const auto& o = options_;
-  if (o.steps() < 0)
-    throw std::invalid_argument("langevin.steps must be >= 0, got " + std::to_string(o.steps()));
-  if (!(o.step_size() >= 0)) throw std::invalid_argument("langevin.step_size must be >= 0");
-  if (!(o.noise_std() >= 0)) throw std::invalid_argument("langevin.noise_std must be >= 0");
-  if (o.clip_mode() != GradClip::kNone && !(o.grad_clip() > 0))
-    throw std::invalid_argument("langevin.grad_clip must be > 0 when clipping is on");
-  if (o.clamp_min() && o.clamp_max() && *o.clamp_min() > *o.clamp_max())
-    throw std::invalid_argument("langevin clamp range is empty (min > max)");
-  if (!(o.final_step_ratio() >= 0))
-    throw std::invalid_argument("langevin.final_step_ratio must be >= 0");
+  options_.validate();
 }
 
 double LangevinSampler::step_size_at(int64_t step) const {

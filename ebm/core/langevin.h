@@ -7,13 +7,22 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 
+#include "ebm/core/archive_fwd.h"
 #include "ebm/core/energy.h"
+#include "ebm/core/options.h"
 
 namespace ebm {
 
 enum class GradClip { kNone, kElementwise, kL2 };
+inline constexpr EnumName<GradClip> kGradClipNames[] = {
+    {GradClip::kNone, "none"}, {GradClip::kElementwise, "elementwise"}, {GradClip::kL2, "l2"}};
 enum class StepSchedule { kConstant, kLinear, kCosine };
+inline constexpr EnumName<StepSchedule> kStepScheduleNames[] = {
+    {StepSchedule::kConstant, "constant"},
+    {StepSchedule::kLinear, "linear"},
+    {StepSchedule::kCosine, "cosine"}};
 
 // Statistics of one Langevin step, handed to the per-step callback.
 struct LangevinStepStats {
@@ -42,6 +51,14 @@ struct LangevinOptions {
   // Step-size schedule from step_size down to step_size * final_step_ratio.
   TORCH_ARG(StepSchedule, schedule) = StepSchedule::kConstant;
   TORCH_ARG(double, final_step_ratio) = 1.0;
+
+ public:  // TORCH_ARG leaves the struct in a private section
+  // Throws OptionError ("langevin.<key> must be ...") for a field out of range.
+  void validate() const;
+  // Every field under "<prefix><key>" (enums by name; no clamp bound is stored as none), and
+  // back; a field missing from the archive keeps its default.
+  void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
+  static LangevinOptions load(torch::serialize::InputArchive& archive, const std::string& prefix);
 };
 
 class LangevinSampler {

@@ -16,8 +16,7 @@ LangevinOptions langevin_options(const ConfigSection& s);
 ReplayBufferOptions buffer_options(const ConfigSection& s);
 // Section `trainer` (+ the two above): objective, l2_coeff, lr, beta1, beta2, eps, weight_decay,
 // clip_grad, warmup_steps, ema_decay, dequantize, use_buffer, negative_condition,
-// mismatch_weight, max_bad_steps, max_restores,
-// snapshot_every.
+// mismatch_weight, max_bad_steps, max_restores, snapshot_every, autocast_bf16.
 TrainerOptions trainer_options(const ConfigSection& trainer, const ConfigSection& langevin,
                                const ConfigSection& buffer);
 

@@ -11,13 +11,18 @@ namespace {
 std::string shape_str(c10::IntArrayRef s) { return c10::str(s); }
 }  // namespace
 
+void ReplayBufferOptions::validate() const {
+  constexpr const char* kSection = "replay_buffer";
+  require_option(capacity() > 0, kSection, "capacity", "> 0", capacity());
+  require_option(reinit_prob() >= 0 && reinit_prob() <= 1, kSection, "reinit_prob", "in [0, 1]",
+                 reinit_prob());
+  require_option(init_low() < init_high(), kSection, "init_high", "> init_low", init_high());
+  require_option(init_std() >= 0, kSection, "init_std", ">= 0", init_std());
+}
+
 ReplayBuffer::ReplayBuffer(std::vector<int64_t> sample_shape, ReplayBufferOptions options)
     : shape_(std::move(sample_shape)), options_(std::move(options)) {
-  if (options_.capacity() <= 0) throw std::invalid_argument("replay_buffer.capacity must be > 0");
-  if (!(options_.reinit_prob() >= 0 && options_.reinit_prob() <= 1))
-    throw std::invalid_argument("replay_buffer.reinit_prob must be in [0, 1]");
-  if (options_.init() == BufferInit::kUniform && !(options_.init_low() < options_.init_high()))
-    throw std::invalid_argument("replay_buffer: init_low must be < init_high");
+  options_.validate();
   std::vector<int64_t> full{options_.capacity()};
   full.insert(full.end(), shape_.begin(), shape_.end());
   data_ = torch::zeros(

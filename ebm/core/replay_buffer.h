@@ -8,14 +8,22 @@
 #include <vector>
 
 #include "ebm/core/archive_fwd.h"
+#include "ebm/core/options.h"
 
 namespace ebm {
 
 enum class BufferPolicy { kFifo, kReservoir };
+inline constexpr EnumName<BufferPolicy> kBufferPolicyNames[] = {
+    {BufferPolicy::kFifo, "fifo"}, {BufferPolicy::kReservoir, "reservoir"}};
 enum class BufferInit { kUniform, kGaussian, kData };
+inline constexpr EnumName<BufferInit> kBufferInitNames[] = {{BufferInit::kUniform, "uniform"},
+                                                            {BufferInit::kGaussian, "gaussian"},
+                                                            {BufferInit::kData, "data"}};
 // kUint8: values in [0, 1] kept as floor(x * 256) clipped to 255 and re-dequantised with
 // U(0, 1/256) when drawn (the original's compact image buffer). kFloat32: kept exactly.
 enum class BufferStorage { kFloat32, kUint8 };
+inline constexpr EnumName<BufferStorage> kBufferStorageNames[] = {
+    {BufferStorage::kFloat32, "float32"}, {BufferStorage::kUint8, "uint8"}};
 
 struct ReplayBufferOptions {
   TORCH_ARG(int64_t, capacity) = 10000;
@@ -30,6 +38,10 @@ struct ReplayBufferOptions {
   TORCH_ARG(double, init_mean) = 0.0;
   TORCH_ARG(double, init_std) = 1.0;
   TORCH_ARG(BufferStorage, storage) = BufferStorage::kFloat32;
+
+ public:  // TORCH_ARG leaves the struct in a private section
+  // Throws OptionError ("replay_buffer.<key> must be ...") for a field out of range.
+  void validate() const;
 };
 
 // A draw of chain starts: states, their conditions (undefined for unconditional models) and which

@@ -42,36 +42,9 @@ ImageEnergyOptions image_net_preset(const std::string& name, int64_t in_channels
                               "resnet32_wider_imagenet, small_cnn)");
 }
 
-ImageEnergyOptions image_net_options(const ConfigSection& m, int64_t in_channels) {
-  const auto net = m.choice(
-      "net", "small_cnn",
-      {"small_cnn", "resnet32", "resnet32_large", "resnet32_wider", "resnet32_wider_imagenet"});
-  const bool conditional = m.get<bool>("conditional", false);
-  const int64_t classes = m.get<int64_t>("num_classes", 10);
-  m.check(!conditional || classes >= 2, "num_classes", ">= 2 for a conditional model");
-  auto o = image_net_preset(net, in_channels, conditional ? classes : 0);
-  if (m.has("activation")) {
-    o.activation(m.choice("activation", "leaky_relu", {"leaky_relu", "swish"}) == "swish"
-                     ? Activation::kSwish
-                     : Activation::kLeakyReLU);
-  } else {
-    m.choice("activation", "leaky_relu", {"leaky_relu", "swish"});
-  }
-  o.spectral_norm(m.get<bool>("spectral_norm", o.spectral_norm()));
-  o.dropout(m.get<double>("dropout", o.dropout()));
-  m.check(o.dropout() >= 0 && o.dropout() < 1, "dropout", "in [0, 1)");
-  o.stem_filters(m.get<int64_t>("stem_filters", o.stem_filters()));
-  m.check(o.stem_filters() > 0, "stem_filters", "> 0");
-  o.stage_filters(m.get<std::vector<int64_t>>("stage_filters", o.stage_filters()));
-  m.check(!o.stage_filters().empty(), "stage_filters", "a non-empty list");
-  o.blocks_per_stage(m.get<int64_t>("blocks_per_stage", o.blocks_per_stage()));
-  m.check(o.blocks_per_stage() > 0, "blocks_per_stage", "> 0");
-  return o;
-}
-
 CondResBlockImpl::CondResBlockImpl(int64_t in, int64_t out, bool downsample,
                                    const ImageEnergyOptions& o)
-    : o_(o), downsample_(downsample) {
+    : options_(o), downsample_(downsample) {
   conv1_ = make_conv(in, out, 3, o.spectral_norm());
   conv2_ = make_conv(out, out, 3, o.spectral_norm());
   register_module("conv1", conv1_.ptr());
@@ -96,8 +69,8 @@ CondResBlockImpl::CondResBlockImpl(int64_t in, int64_t out, bool downsample,
 }
 
 torch::Tensor CondResBlockImpl::act(const torch::Tensor& x) const {
-  if (o_.activation() == Activation::kSwish) return torch::silu(x);
-  return torch::leaky_relu(x, o_.leaky_slope());
+  if (options_.activation() == Activation::kSwish) return torch::silu(x);
+  return torch::leaky_relu(x, options_.leaky_slope());
 }
 
 torch::Tensor CondResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& onehot) {

@@ -12,13 +12,15 @@
 #include <string>
 #include <vector>
 
-#include "ebm/core/config.h"
 #include "ebm/core/energy.h"
+#include "ebm/core/options.h"
 #include "ebm/core/spectral_norm.h"
 
 namespace ebm {
 
 enum class Activation { kLeakyReLU, kSwish };
+inline constexpr EnumName<Activation> kActivationNames[] = {{Activation::kLeakyReLU, "leaky_relu"},
+                                                            {Activation::kSwish, "swish"}};
 
 struct ImageEnergyOptions {
   TORCH_ARG(int64_t, in_channels) = 3;
@@ -41,10 +43,6 @@ struct ImageEnergyOptions {
 ImageEnergyOptions image_net_preset(const std::string& name, int64_t in_channels,
                                     int64_t num_classes);
 
-// Section `model`: net (preset name), conditional, num_classes, activation, spectral_norm,
-// dropout, and optionally stem_filters, stage_filters, blocks_per_stage to override the preset.
-ImageEnergyOptions image_net_options(const ConfigSection& model, int64_t in_channels);
-
 class CondResBlockImpl : public torch::nn::Module {
  public:
   CondResBlockImpl(int64_t in, int64_t out, bool downsample, const ImageEnergyOptions& o);
@@ -53,7 +51,7 @@ class CondResBlockImpl : public torch::nn::Module {
 
  private:
   torch::Tensor act(const torch::Tensor& x) const;
-  ImageEnergyOptions o_;
+  ImageEnergyOptions options_;
   bool downsample_;
   torch::nn::AnyModule conv1_, conv2_, skip_;
   torch::Tensor cond_bias1_, cond_gain2_, cond_bias2_;  // [num_classes, C] each

@@ -98,14 +98,7 @@ void TrajectoryGenerator::save(const std::string& path) const {
   put(a, "meta.nq", meta_.nq);
   put(a, "meta.nv", meta_.nv);
   put(a, "meta.model_hash", std::to_string(meta_.model_hash));
-  put(a, "langevin.steps", langevin_.steps());
-  put(a, "langevin.step_size", langevin_.step_size());
-  put(a, "langevin.noise_std", langevin_.noise_std());
-  put(a, "langevin.clip_mode", static_cast<int64_t>(langevin_.clip_mode()));
-  put(a, "langevin.grad_clip", langevin_.grad_clip());
-  put(a, "langevin.temperature", langevin_.temperature());
-  put(a, "langevin.schedule", static_cast<int64_t>(langevin_.schedule()));
-  put(a, "langevin.final_step_ratio", langevin_.final_step_ratio());
+  langevin_.save(a, "langevin.");
   a.write("stats.mean", mean_);
   a.write("stats.std", std_);
   a.write("stats.delta_std", delta_std_);
@@ -155,17 +148,8 @@ std::unique_ptr<TrajectoryGenerator> TrajectoryGenerator::load(const std::string
   m.nq = get(a, "meta.nq", path).toInt();
   m.nv = get(a, "meta.nv", path).toInt();
   m.model_hash = std::stoull(get(a, "meta.model_hash", path).toStringRef());
-  LangevinOptions lo;
-  lo.steps(get(a, "langevin.steps", path).toInt());
-  lo.step_size(get(a, "langevin.step_size", path).toDouble());
-  lo.noise_std(get(a, "langevin.noise_std", path).toDouble());
-  lo.clip_mode(static_cast<GradClip>(get(a, "langevin.clip_mode", path).toInt()));
-  lo.grad_clip(get(a, "langevin.grad_clip", path).toDouble());
-  lo.temperature(get(a, "langevin.temperature", path).toDouble());
-  lo.schedule(static_cast<StepSchedule>(get(a, "langevin.schedule", path).toInt()));
-  lo.final_step_ratio(get(a, "langevin.final_step_ratio", path).toDouble());
-  lo.clamp_min(std::nullopt);
-  lo.clamp_max(std::nullopt);
+  get(a, "langevin.steps", path);  // a generator file always holds the sampler's settings
+  const LangevinOptions lo = LangevinOptions::load(a, "langevin.");
   torch::Tensor mean, std, delta, starts;
   a.read("stats.mean", mean);
   a.read("stats.std", std);

@@ -21,7 +21,7 @@ struct TrajectoryGeneratorMeta {
   int64_t decimation = 1;  // physics steps per frame
   double timestep = 0;
   int64_t nq = 0, nv = 0;
-  uint64_t model_hash = 0;  // of the scene (ebm::recorder::model_hash)
+  uint64_t model_hash = 0;  // of the scene (ebm::plugin::model_hash)
 };
 
 class TrajectoryGenerator {

@@ -3,6 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <functional>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include "ebm/core/options_config.h"
 
 namespace {
@@ -100,4 +108,121 @@ TEST(Config, SyntaxErrorsAndDumpRoundTrip) {
   auto again = ebm::Config::load_string(c->dump(), "dump");
   EXPECT_DOUBLE_EQ(again->root().section("trainer").get<double>("lr", 0), 0.5);
   EXPECT_EQ(again->root().section("langevin").get<int64_t>("steps", 0), 7);
+}
+
+namespace {
+
+// The `| `key`[, `key`] | `default`[, `default`] | ... |` rows of the table under a
+// configs/README.md heading, as key -> documented default (rows whose default is not a literal are
+// left out).
+std::map<std::string, std::string> DocumentedDefaults(const std::string& heading) {
+  std::ifstream in(std::string(EBM_TEST_SOURCE_DIR) + "/configs/README.md");
+  std::string line;
+  while (std::getline(in, line) && line.rfind(heading, 0) != 0) {
+  }
+  std::map<std::string, std::string> out;
+  const std::regex literal("`([^`]*)`");
+  bool in_table = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("|", 0) != 0) {
+      if (in_table) break;
+      continue;
+    }
+    in_table = true;
+    std::vector<std::string> cells;
+    std::stringstream row(line.substr(1));
+    for (std::string cell; std::getline(row, cell, '|');) cells.push_back(cell);
+    if (cells.size() < 2) continue;
+    std::vector<std::string> keys, values;
+    for (std::sregex_iterator it(cells[0].begin(), cells[0].end(), literal), end; it != end; ++it)
+      keys.push_back((*it)[1]);
+    for (std::sregex_iterator it(cells[1].begin(), cells[1].end(), literal), end; it != end; ++it)
+      values.push_back((*it)[1]);
+    if (keys.empty() || keys.size() != values.size()) continue;
+    for (size_t i = 0; i < keys.size(); ++i) out[keys[i]] = values[i];
+  }
+  return out;
+}
+
+std::string YamlSection(const std::string& name, const std::map<std::string, std::string>& values) {
+  std::string yaml = name + ":\n";
+  for (const auto& [k, v] : values) yaml += "  " + k + ": " + v + "\n";
+  return yaml;
+}
+
+}  // namespace
+
+// One source of truth per setting: the defaults configs/README.md documents are the options
+// structs' own (which the config reader falls back to).
+TEST(Config, DocumentedDefaultsAreTheOptionsStructsDefaults) {
+  const auto langevin = DocumentedDefaults("### `langevin`");
+  const auto buffer = DocumentedDefaults("### `replay_buffer`");
+  const auto trainer = DocumentedDefaults("### `trainer`");
+  ASSERT_GE(langevin.size(), 9u);
+  ASSERT_GE(buffer.size(), 9u);
+  ASSERT_GE(trainer.size(), 16u);
+  auto c = ebm::Config::load_string(YamlSection("langevin", langevin) +
+                                        YamlSection("replay_buffer", buffer) +
+                                        YamlSection("trainer", trainer),
+                                    "documented.yaml");
+  const auto root = c->root();
+  const auto documented = ebm::trainer_options(root.section("trainer"), root.section("langevin"),
+                                               root.section("replay_buffer"));
+  EXPECT_EQ(trainer.at("autocast_bf16"), "false");
+  const ebm::TrainerOptions code;
+  EXPECT_EQ(documented.objective(), code.objective());
+  EXPECT_EQ(documented.l2_coeff(), code.l2_coeff());
+  EXPECT_EQ(documented.adam().lr(), code.adam().lr());
+  EXPECT_EQ(documented.adam().beta1(), code.adam().beta1());
+  EXPECT_EQ(documented.adam().beta2(), code.adam().beta2());
+  EXPECT_EQ(documented.adam().eps(), code.adam().eps());
+  EXPECT_EQ(documented.adam().weight_decay(), code.adam().weight_decay());
+  EXPECT_EQ(documented.adam().clip_grad(), code.adam().clip_grad());
+  EXPECT_EQ(documented.warmup_steps(), code.warmup_steps());
+  EXPECT_EQ(documented.ema_decay(), code.ema_decay());
+  EXPECT_EQ(documented.dequantize(), code.dequantize());
+  EXPECT_EQ(documented.use_buffer(), code.use_buffer());
+  EXPECT_EQ(documented.negative_condition(), code.negative_condition());
+  EXPECT_EQ(documented.mismatch_weight(), code.mismatch_weight());
+  EXPECT_EQ(documented.max_bad_steps(), code.max_bad_steps());
+  EXPECT_EQ(documented.max_restores(), code.max_restores());
+  EXPECT_EQ(documented.snapshot_every(), code.snapshot_every());
+  EXPECT_EQ(documented.autocast_bf16(), code.autocast_bf16());
+  const auto& dl = documented.langevin();
+  const ebm::LangevinOptions cl;
+  EXPECT_EQ(dl.steps(), cl.steps());
+  EXPECT_EQ(dl.step_size(), cl.step_size());
+  EXPECT_EQ(dl.noise_std(), cl.noise_std());
+  EXPECT_EQ(dl.clip_mode(), cl.clip_mode());
+  EXPECT_EQ(dl.grad_clip(), cl.grad_clip());
+  EXPECT_EQ(dl.clamp_min(), cl.clamp_min());
+  EXPECT_EQ(dl.clamp_max(), cl.clamp_max());
+  EXPECT_EQ(dl.temperature(), cl.temperature());
+  EXPECT_EQ(dl.schedule(), cl.schedule());
+  EXPECT_EQ(dl.final_step_ratio(), cl.final_step_ratio());
+  const auto& db = documented.buffer();
+  const ebm::ReplayBufferOptions cb;
+  EXPECT_EQ(db.capacity(), cb.capacity());
+  EXPECT_EQ(db.reinit_prob(), cb.reinit_prob());
+  EXPECT_EQ(db.policy(), cb.policy());
+  EXPECT_EQ(db.init(), cb.init());
+  EXPECT_EQ(db.init_low(), cb.init_low());
+  EXPECT_EQ(db.init_high(), cb.init_high());
+  EXPECT_EQ(db.init_mean(), cb.init_mean());
+  EXPECT_EQ(db.init_std(), cb.init_std());
+  EXPECT_EQ(db.storage(), cb.storage());
+}
+
+// Validation lives in the options structs; the reader reports their errors at the key's line.
+TEST(Config, OptionStructValidationIsReportedAtTheKey) {
+  auto c = ebm::Config::load_string("langevin:\n  steps: 3\n  clamp: [1, 0]\n", "bad.yaml");
+  const auto msg = ErrorOf([&] { ebm::langevin_options(c->root().section("langevin")); });
+  EXPECT_NE(msg.find("bad.yaml:3"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("langevin.clamp must be [min, max] with min <= max"), std::string::npos)
+      << msg;
+  EXPECT_THROW(ebm::LangevinSampler(ebm::LangevinOptions().steps(-1)), ebm::OptionError);
+  EXPECT_THROW(ebm::ReplayBuffer({1}, ebm::ReplayBufferOptions().reinit_prob(2)), ebm::OptionError);
+  auto b = ebm::Config::load_string("replay_buffer:\n  storage: int4\n", "bad.yaml");
+  const auto choice = ErrorOf([&] { ebm::buffer_options(b->root().section("replay_buffer")); });
+  EXPECT_NE(choice.find("float32"), std::string::npos) << choice;
 }

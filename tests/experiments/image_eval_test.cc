@@ -35,7 +35,7 @@ std::string TinyEbm(const std::string& dir, bool conditional) {
       << "model: {net: small_cnn, stem_filters: 8, stage_filters: [8, 16], spectral_norm: false, "
       << "conditional: " << (conditional ? "true" : "false") << "}\n"
       << "langevin: {steps: 10, step_size: 1.0, noise_std: 0.01, clip_mode: none}\n"
-      << "replay_buffer: {capacity: 256}\n"
+      << "replay_buffer: {capacity: 256, storage: uint8}\n"
       << "trainer: {iterations: 60, batch_size: 32, l2_coeff: 0.1, lr: 1.0e-3}\n"
       << "logging: {log_every: 20, sample_every: 60, checkpoint_every: 60, keep_last: 2}\n";
   ex::TrainRunOptions t;

@@ -26,7 +26,7 @@ std::string WriteConfig(const std::string& dir, const std::string& extra = "") {
                       << "data: {format: fashion_mnist, path: " << kData << ", limit: 128}\n"
                       << "model: {net: small_cnn, stem_filters: 8, stage_filters: [8, 8]}\n"
                       << "langevin: {steps: 3}\n"
-                      << "replay_buffer: {capacity: 64}\n"
+                      << "replay_buffer: {capacity: 64, storage: uint8}\n"
                       << "trainer: {iterations: 6, batch_size: 16}\n"
                       << "logging: {log_every: 2, sample_every: 3, checkpoint_every: 3, keep_last: "
                          "5, num_samples: 8}\n"
