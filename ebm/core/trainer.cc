@@ -45,6 +45,19 @@ class AutocastScope {
 
 }  // namespace
 
+void TrainerOptions::validate() const {
+  constexpr const char* kSection = "trainer";
+  require_option(l2_coeff() >= 0, kSection, "l2_coeff", ">= 0", l2_coeff());
+  require_option(warmup_steps() >= 0, kSection, "warmup_steps", ">= 0", warmup_steps());
+  require_option(ema_decay() >= 0 && ema_decay() < 1, kSection, "ema_decay", "in [0, 1)",
+                 ema_decay());
+  require_option(mismatch_weight() >= 0, kSection, "mismatch_weight", ">= 0", mismatch_weight());
+  require_option(max_bad_steps() >= 1, kSection, "max_bad_steps", ">= 1", max_bad_steps());
+  require_option(max_restores() >= 0, kSection, "max_restores", ">= 0", max_restores());
+  require_option(snapshot_every() >= 1, kSection, "snapshot_every", ">= 1", snapshot_every());
+  adam().validate();
+}
+
 ContrastiveDivergenceTrainer::ContrastiveDivergenceTrainer(std::shared_ptr<EnergyModel> model,
                                                            std::vector<int64_t> sample_shape,
                                                            TrainerOptions options,
@@ -56,11 +69,7 @@ ContrastiveDivergenceTrainer::ContrastiveDivergenceTrainer(std::shared_ptr<Energ
       buffer_(shape_, options_.buffer()),
       sampler_(options_.langevin()) {
   if (!model_) throw std::invalid_argument("trainer: model is null");
-  if (options_.l2_coeff() < 0) throw std::invalid_argument("trainer.l2_coeff must be >= 0");
-  if (options_.ema_decay() < 0 || options_.ema_decay() >= 1)
-    throw std::invalid_argument("trainer.ema_decay must be in [0, 1)");
-  if (options_.max_bad_steps() < 1)
-    throw std::invalid_argument("trainer.max_bad_steps must be >= 1");
+  options_.validate();
   if (options_.autocast_bf16() && !device_.is_cuda())
     throw std::invalid_argument("trainer.autocast_bf16 needs a CUDA device, the device is " +
                                 device_.str());
@@ -105,130 +114,160 @@ torch::Tensor ContrastiveDivergenceTrainer::sample(int64_t n, const torch::Tenso
   return x;
 }
 
-TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in,
-                                                   const torch::Tensor& labels) {
-  const int64_t b = x_pos_in.size(0);
-  if (x_pos_in.sizes().slice(1) != c10::IntArrayRef(shape_))
-    throw std::invalid_argument("trainer.step: batch of shape " + c10::str(x_pos_in.sizes()) +
+void ContrastiveDivergenceTrainer::check_batch_shape(const torch::Tensor& x_pos) const {
+  if (x_pos.sizes().slice(1) != c10::IntArrayRef(shape_))
+    throw std::invalid_argument("trainer.step: batch of shape " + c10::str(x_pos.sizes()) +
                                 ", expected [B, " + c10::str(shape_) + "]");
-  auto x_pos = x_pos_in.to(device_, torch::kFloat32);
-  if (options_.dequantize()) {
-    x_pos = x_pos * (255.0 / 256.0) + torch::rand_like(x_pos) / 256.0;
-  }
-  torch::Tensor cond = labels.defined() ? labels.to(device_) : labels;
+}
 
-  AutocastScope autocast(options_.autocast_bf16());
-  // Negatives: chains from the buffer (or fresh), sampled without touching model statistics.
-  auto draw = buffer_.draw(b, device_, labels,
+BufferDraw ContrastiveDivergenceTrainer::sample_negatives(const torch::Tensor& x_pos,
+                                                          const torch::Tensor& labels,
+                                                          const torch::Tensor& cond) {
+  // Chains from the buffer (or fresh), sampled without touching model statistics.
+  auto draw = buffer_.draw(x_pos.size(0), device_, labels,
                            options_.buffer().init() == BufferInit::kData ? x_pos : torch::Tensor());
   if (cond.defined() && options_.negative_condition() == NegativeCondition::kBatch) {
     draw.condition = cond;
   }
   model_->eval();
-  auto x_neg = sampler_.sample(*model_, draw.x, draw.condition);
+  draw.x = sampler_.sample(*model_, draw.x, draw.condition);
   model_->train();
-  if (options_.use_buffer()) buffer_.push(x_neg, draw.condition);
+  if (options_.use_buffer()) buffer_.push(draw.x, draw.condition);
+  return draw;
+}
 
-  // Loss on positives and negatives in one forward.
-  // With the mismatch term, a third block: positives rolled by one under the unrolled conditions.
+ContrastiveDivergenceTrainer::Loss ContrastiveDivergenceTrainer::loss(const torch::Tensor& x_pos,
+                                                                      const torch::Tensor& cond,
+                                                                      const BufferDraw& negatives) {
+  const int64_t b = x_pos.size(0);
+  // Positives and negatives in one forward. With the mismatch term, a third block: positives
+  // rolled by one under the unrolled conditions.
   const bool mismatch = options_.mismatch_weight() > 0 && cond.defined() && b >= 2;
-  std::vector<torch::Tensor> xs = {x_pos, x_neg};
+  std::vector<torch::Tensor> xs = {x_pos, negatives.x};
   if (mismatch) xs.push_back(x_pos.roll(-1, 0));
-  auto both = torch::cat(xs, 0);
-  torch::Tensor both_cond;
+  torch::Tensor all_cond;
   if (cond.defined()) {
-    std::vector<torch::Tensor> cs = {cond, draw.condition.to(device_)};
+    std::vector<torch::Tensor> cs = {cond, negatives.condition.to(device_)};
     if (mismatch) cs.push_back(cond);
-    both_cond = torch::cat(cs, 0);
+    all_cond = torch::cat(cs, 0);
   }
-  auto energies = model_->energy(both, both_cond).to(torch::kFloat32);
-  auto e_pos = energies.narrow(0, 0, b), e_neg = energies.narrow(0, b, b);
-  torch::Tensor ml;
+  const auto energies = model_->energy(torch::cat(xs, 0), all_cond).to(torch::kFloat32);
+  Loss l;
+  l.e_pos = energies.narrow(0, 0, b);
+  l.e_neg = energies.narrow(0, b, b);
   switch (options_.objective()) {
     case Objective::kCD:
-      ml = e_pos.mean() - e_neg.mean();
+      l.ml = l.e_pos.mean() - l.e_neg.mean();
       break;
     case Objective::kLogSumExp: {
-      auto w = torch::softmax(-e_neg.detach(), 0);
-      ml = e_pos.mean() - (w * e_neg).sum();
+      auto w = torch::softmax(-l.e_neg.detach(), 0);
+      l.ml = l.e_pos.mean() - (w * l.e_neg).sum();
       break;
     }
     case Objective::kSoftplus:
-      ml = torch::softplus(2.0 * (e_pos - e_neg)).mean();
+      l.ml = torch::softplus(2.0 * (l.e_pos - l.e_neg)).mean();
       break;
   }
   if (mismatch) {
-    ml = ml +
-         options_.mismatch_weight() * torch::softplus(e_pos - energies.narrow(0, 2 * b, b)).mean();
+    l.ml = l.ml + options_.mismatch_weight() *
+                      torch::softplus(l.e_pos - energies.narrow(0, 2 * b, b)).mean();
   }
-  auto l2 = options_.l2_coeff() * (e_pos.pow(2) + e_neg.pow(2)).mean();
-  auto loss = ml + l2;
+  l.l2 = options_.l2_coeff() * (l.e_pos.pow(2) + l.e_neg.pow(2)).mean();
+  l.total = l.ml + l.l2;
+  return l;
+}
 
-  adam_->zero_grad();
-  loss.backward();
-  auto params = parameters();
-  if (grad_sync_) {
-    std::vector<torch::Tensor> grads;
-    for (auto& p : params) {
-      if (p.grad().defined()) grads.push_back(p.grad());
-    }
-    grad_sync_(grads);
+void ContrastiveDivergenceTrainer::sync_gradients(const std::vector<torch::Tensor>& params) {
+  if (!grad_sync_) return;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params) {
+    if (p.grad().defined()) grads.push_back(p.grad());
   }
+  grad_sync_(grads);
+}
 
-  TrainStepResult r;
-  r.lr = lr_at(step_);
-  r.langevin_step_size = sampler_.options().step_size();
+bool ContrastiveDivergenceTrainer::all_finite(const torch::Tensor& loss,
+                                              const std::vector<torch::Tensor>& params) const {
   // One host sync for the whole guard: the loss and every gradient finite?
   auto finite = torch::isfinite(loss.detach());
-  for (auto& p : params) {
+  for (const auto& p : params) {
     if (p.grad().defined()) finite = finite.logical_and(torch::isfinite(p.grad()).all());
   }
-  r.loss = loss.item<double>();
-  r.e_pos = e_pos.mean().item<double>();
-  r.e_neg = e_neg.mean().item<double>();
-  r.ml_loss = ml.item<double>();
-  r.l2_loss = l2.item<double>();
-  if (!finite.item<bool>()) {
-    adam_->zero_grad();
-    r.skipped = true;
-    ++bad_in_a_row_;
-    warn_("step " + std::to_string(step_) + ": non-finite loss or gradient (loss " +
-          std::to_string(r.loss) + ", E+ " + std::to_string(r.e_pos) + ", E- " +
-          std::to_string(r.e_neg) + "); step skipped (" + std::to_string(bad_in_a_row_) + "/" +
-          std::to_string(options_.max_bad_steps()) + " in a row)");
-    if (bad_in_a_row_ >= options_.max_bad_steps()) {
-      if (restores_ >= options_.max_restores()) {
-        throw TrainingDiverged(
-            "training diverged: " + std::to_string(bad_in_a_row_) +
-            " non-finite steps in a row after " + std::to_string(restores_) +
-            " restorations of the last good state with halved Langevin step sizes (now " +
-            std::to_string(sampler_.options().step_size()) +
-            "); lower trainer.lr or langevin.step_size, or raise trainer.l2_coeff");
-      }
-      restore_snapshot();
-      auto lopts = sampler_.options();
-      lopts.step_size(lopts.step_size() * 0.5);
-      sampler_ = LangevinSampler(lopts);
-      ++restores_;
-      bad_in_a_row_ = 0;
-      r.restored = true;
-      warn_("restored the last good state; Langevin step size halved to " +
-            std::to_string(lopts.step_size()));
-    }
-    ++step_;
-    r.step = step_;
-    return r;
+  return finite.item<bool>();
+}
+
+void ContrastiveDivergenceTrainer::skip_non_finite_step(TrainStepResult& r) {
+  adam_->zero_grad();
+  r.skipped = true;
+  ++bad_in_a_row_;
+  warn_("step " + std::to_string(step_) + ": non-finite loss or gradient (loss " +
+        std::to_string(r.loss) + ", E+ " + std::to_string(r.e_pos) + ", E- " +
+        std::to_string(r.e_neg) + "); step skipped (" + std::to_string(bad_in_a_row_) + "/" +
+        std::to_string(options_.max_bad_steps()) + " in a row)");
+  if (bad_in_a_row_ < options_.max_bad_steps()) return;
+  if (restores_ >= options_.max_restores()) {
+    throw TrainingDiverged(
+        "training diverged: " + std::to_string(bad_in_a_row_) +
+        " non-finite steps in a row after " + std::to_string(restores_) +
+        " restorations of the last good state with halved Langevin step sizes (now " +
+        std::to_string(sampler_.options().step_size()) +
+        "); lower trainer.lr or langevin.step_size, or raise trainer.l2_coeff");
   }
+  restore_snapshot();
+  auto lopts = sampler_.options();
+  lopts.step_size(lopts.step_size() * 0.5);
+  sampler_ = LangevinSampler(lopts);
+  ++restores_;
   bad_in_a_row_ = 0;
-  adam_->step(r.lr);
+  r.restored = true;
+  warn_("restored the last good state; Langevin step size halved to " +
+        std::to_string(lopts.step_size()));
+}
+
+void ContrastiveDivergenceTrainer::update(const std::vector<torch::Tensor>& params, double lr) {
+  bad_in_a_row_ = 0;
+  adam_->step(lr);
   if (!ema_.empty()) {
     torch::NoGradGuard no_grad;
     const double d = options_.ema_decay();
     for (size_t i = 0; i < ema_.size(); ++i) ema_[i].mul_(d).add_(params[i].detach(), 1.0 - d);
   }
-  ++step_;
   if (++good_since_snapshot_ >= options_.snapshot_every()) take_snapshot();
-  r.step = step_;
+}
+
+TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in,
+                                                   const torch::Tensor& labels) {
+  check_batch_shape(x_pos_in);
+  auto x_pos = x_pos_in.to(device_, torch::kFloat32);
+  if (options_.dequantize()) {
+    x_pos = x_pos * (255.0 / 256.0) + torch::rand_like(x_pos) / 256.0;
+  }
+  const torch::Tensor cond = labels.defined() ? labels.to(device_) : labels;
+
+  AutocastScope autocast(options_.autocast_bf16());
+  const auto negatives = sample_negatives(x_pos, labels, cond);
+  const Loss l = loss(x_pos, cond, negatives);
+
+  adam_->zero_grad();
+  l.total.backward();
+  const auto params = parameters();
+  sync_gradients(params);
+
+  TrainStepResult r;
+  r.lr = lr_at(step_);
+  r.langevin_step_size = sampler_.options().step_size();
+  const bool finite = all_finite(l.total, params);
+  r.loss = l.total.item<double>();
+  r.e_pos = l.e_pos.mean().item<double>();
+  r.e_neg = l.e_neg.mean().item<double>();
+  r.ml_loss = l.ml.item<double>();
+  r.l2_loss = l.l2.item<double>();
+  if (finite) {
+    update(params, r.lr);
+  } else {
+    skip_non_finite_step(r);
+  }
+  r.step = ++step_;
   return r;
 }
 

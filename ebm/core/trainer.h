@@ -15,11 +15,15 @@
 #include "ebm/core/archive_fwd.h"
 #include "ebm/core/energy.h"
 #include "ebm/core/langevin.h"
+#include "ebm/core/options.h"
 #include "ebm/core/replay_buffer.h"
 
 namespace ebm {
 
 enum class Objective { kCD, kLogSumExp, kSoftplus };
+inline constexpr EnumName<Objective> kObjectiveNames[] = {{Objective::kCD, "cd"},
+                                                          {Objective::kLogSumExp, "logsumexp"},
+                                                          {Objective::kSoftplus, "softplus"}};
 
 // Conditions the negatives of a conditional model are sampled under: the ones stored with their
 // buffer states (kBuffer, IGEBM's labelled buffer), or the batch's own (kBatch: every chain, from
@@ -27,6 +31,8 @@ enum class Objective { kCD, kLogSumExp, kSoftplus };
 // with a sample for the same condition and the energy must read it; suits continuous conditions
 // such as trajectory histories, which never repeat).
 enum class NegativeCondition { kBuffer, kBatch };
+inline constexpr EnumName<NegativeCondition> kNegativeConditionNames[] = {
+    {NegativeCondition::kBuffer, "buffer"}, {NegativeCondition::kBatch, "batch"}};
 
 struct TrainerOptions {
   // cd: E+ - E-; logsumexp: E+ - sum softmax(-E-) E-; softplus: softplus(2 (E+ - E-)).
@@ -61,6 +67,11 @@ struct TrainerOptions {
   // Process rank and count, for data-parallel training (only rank 0 reports warnings).
   TORCH_ARG(int64_t, rank) = 0;
   TORCH_ARG(int64_t, world_size) = 1;
+
+ public:  // TORCH_ARG leaves the struct in a private section
+  // Throws OptionError ("trainer.<key> must be ...") for a field of the trainer or of its Adam
+  // options out of range (the buffer and the sampler validate theirs when they are built).
+  void validate() const;
 };
 
 struct TrainStepResult {
@@ -126,6 +137,19 @@ class ContrastiveDivergenceTrainer {
   std::vector<torch::Tensor> parameters() const;
   void save_weights(torch::serialize::OutputArchive& archive) const;
   void load_weights(torch::serialize::InputArchive& archive);
+  // The loss of one step and its parts (kept as tensors for backward and reporting).
+  struct Loss {
+    torch::Tensor e_pos, e_neg, ml, l2, total;
+  };
+  // The steps of step(), in order.
+  void check_batch_shape(const torch::Tensor& x_pos) const;
+  BufferDraw sample_negatives(const torch::Tensor& x_pos, const torch::Tensor& labels,
+                              const torch::Tensor& cond);
+  Loss loss(const torch::Tensor& x_pos, const torch::Tensor& cond, const BufferDraw& negatives);
+  void sync_gradients(const std::vector<torch::Tensor>& params);
+  bool all_finite(const torch::Tensor& loss, const std::vector<torch::Tensor>& params) const;
+  void skip_non_finite_step(TrainStepResult& r);  // the guard: skip, restore or give up
+  void update(const std::vector<torch::Tensor>& params, double lr);
   void take_snapshot();
   void restore_snapshot();
   double lr_at(int64_t step) const;
