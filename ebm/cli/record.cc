@@ -3,16 +3,12 @@
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
-#include <filesystem>
+#include <algorithm>
 #include <memory>
-#include <sstream>
 
-#include "datasets/trajectory/record_file.h"
 #include "ebm/cli/commands.h"
 #include "ebm/core/config.h"
-#include "ebm/experiments/trajectory.h"
-#include "ebm/report/progress.h"
-#include "ebm/util/files.h"
+#include "ebm/experiments/recording.h"
 #include "plugin/rollout/rollout.h"
 
 namespace ebm::cli {
@@ -33,33 +29,10 @@ int run_record(const RecordArgs& args) {
   rollout::RecordOptions o = experiments::record_options(root);
   config->check_all_used();
   o.out_dir = args.out_dir.empty() ? "runs/" + name + "/trajectories" : args.out_dir;
-  const int64_t total = static_cast<int64_t>(o.start_states) * o.branches;
-  fmt::print(stderr,
-             "recording {}: {} start states x {} branches, {} steps each, {} threads -> {}\n",
-             o.scene.name, o.start_states, o.branches, o.episode_steps, o.threads, o.out_dir);
-  report::Progress progress("record", total);
-  auto result = rollout::record_rollouts(o, [&](int64_t done, int64_t) {
-    if (!args.quiet) progress.update(done);
-  });
-  progress.finish(
-      fmt::format("{:.1f} episodes/s", result.episodes / std::max(result.seconds, 1e-9)));
-  util::write_file_atomic(o.out_dir + "/config.yaml", config->dump());
-  std::ostringstream summary;
-  summary << "{\n  \"scene\": " << util::json_quote(o.scene.name)
-          << ",\n  \"model_name\": " << util::json_quote(result.model_name)
-          << ",\n  \"model_hash\": \"" << std::hex << result.model_hash << std::dec
-          << "\",\n  \"nq\": " << result.nq << ", \"nv\": " << result.nv
-          << ", \"nu\": " << result.nu << ",\n  \"start_states\": " << o.start_states
-          << ",\n  \"branches\": " << o.branches << ",\n  \"episodes\": " << result.episodes
-          << ",\n  \"physics_steps\": " << result.physics_steps
-          << ",\n  \"seconds\": " << util::json_number(result.seconds)
-          << ",\n  \"episodes_per_s\": " << util::json_number(result.episodes / result.seconds)
-          << ",\n  \"steps_per_s\": " << util::json_number(result.physics_steps / result.seconds)
-          << ",\n  \"threads\": " << o.threads << "\n}\n";
-  util::write_file_atomic(o.out_dir + "/record.json", summary.str());
+  const auto result = experiments::record_trajectories(o, config->dump(), args.quiet);
   fmt::print("recorded {} episodes ({} physics steps, {:.0f} steps/s) in {:.1f} s\n",
-             result.episodes, result.physics_steps, result.physics_steps / result.seconds,
-             result.seconds);
+             result.episodes, result.physics_steps,
+             result.physics_steps / std::max(result.seconds, 1e-9), result.seconds);
   fmt::print("trajectories: {}\n", o.out_dir);
   return 0;
 }

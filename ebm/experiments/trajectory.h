@@ -17,13 +17,7 @@
 #include "ebm/nets/trajectory_nets.h"
 #include "plugin/rollout/rollout.h"
 
-struct mjModel_;
-typedef struct mjModel_ mjModel;
-
 namespace ebm::experiments {
-
-// Sections scene, rollout, policy, recorder of a recording or trajectory config.
-rollout::RecordOptions record_options(const ConfigSection& root);
 
 struct TrajConfig {
   std::string name;

@@ -1,0 +1,190 @@
+#include <fmt/core.h>
+#include <mujoco/mujoco.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "ebm/build_info.h"
+#include "ebm/experiments/trajectory_internal.h"
+#include "ebm/report/html.h"
+#include "ebm/report/plot.h"
+#include "ebm/report/png.h"
+#include "ebm/util/files.h"
+#include "ebm/util/json.h"
+
+namespace ebm::experiments::traj {
+namespace fs = std::filesystem;
+
+void write_paths_png(const std::string& path,
+                     const std::vector<std::pair<std::string, torch::Tensor>>& sets) {
+  double lo_x = 1e300, lo_y = 1e300, hi_x = -1e300, hi_y = -1e300;
+  for (const auto& [name, s] : sets) {
+    lo_x = std::min(lo_x, s.select(-1, 0).min().item<double>());
+    hi_x = std::max(hi_x, s.select(-1, 0).max().item<double>());
+    lo_y = std::min(lo_y, s.select(-1, 1).min().item<double>());
+    hi_y = std::max(hi_y, s.select(-1, 1).max().item<double>());
+  }
+  const int64_t size = 256;
+  const double span = std::max({hi_x - lo_x, hi_y - lo_y, 1e-6}) * 1.1;
+  const double cx = 0.5 * (lo_x + hi_x) - span / 2, cy = 0.5 * (lo_y + hi_y) - span / 2;
+  const double scale = (size - 1) / span;
+  std::vector<torch::Tensor> panels;
+  for (const auto& [name, s] : sets) {  // s: [K, T, P, 3]
+    auto img = torch::ones({3, size, size});
+    for (int64_t k = 0; k < s.size(0); ++k) {
+      for (int64_t pt = 0; pt < s.size(2); ++pt) {
+        auto xy = s[k].select(1, pt).narrow(1, 0, 2).to(torch::kFloat64).clone();
+        xy.select(1, 0).sub_(cx).mul_(scale);
+        xy.select(1, 1).sub_(cy).mul_(scale);
+        report::draw_polyline(img, xy, report::palette(k));
+      }
+    }
+    panels.push_back(img);
+  }
+  report::write_png_grid(path, torch::stack(panels), static_cast<int64_t>(panels.size()));
+}
+
+namespace {
+
+// The render script's input: camera, column titles and rows of qpos frames.
+util::Json frames_request(const TrajConfig& c,
+                          const std::vector<std::pair<std::string, torch::Tensor>>& rows,
+                          const std::vector<std::string>& columns, const torch::Tensor& lookat,
+                          double distance) {
+  auto row_list = util::Json::array();
+  for (const auto& [name, frames] : rows) {
+    auto qpos = util::Json::array();
+    const auto q = frames.to(torch::kFloat64).contiguous();
+    for (int64_t t = 0; t < q.size(0); ++t) {
+      qpos.push(std::vector<double>(q[t].data_ptr<double>(), q[t].data_ptr<double>() + q.size(1)));
+    }
+    row_list.push(util::Json::object().set("name", name).set("qpos", std::move(qpos)).compact());
+  }
+  const auto at = lookat.to(torch::kFloat64).contiguous();
+  return util::Json::object()
+      .set("lookat", std::vector<double>(at.data_ptr<double>(), at.data_ptr<double>() + 3))
+      .set("distance", distance)
+      .set("azimuth", c.camera_azimuth)
+      .set("elevation", c.camera_elevation)
+      .set("columns", columns)
+      .set("rows", std::move(row_list))
+      .compact();
+}
+
+// Methods in table order: the truth, the EBM (and its composition with the experts), the
+// baselines.
+std::vector<std::string> method_order(const MethodMetrics& metrics) {
+  std::vector<std::string> out;
+  for (const char* m : {"ground_truth", "ebm", "ebm_experts", "mdn", "fc"}) {
+    if (metrics.count(m)) out.push_back(m);
+  }
+  return out;
+}
+
+}  // namespace
+
+bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir, const std::string& png,
+                   const std::vector<std::pair<std::string, torch::Tensor>>& rows,
+                   const std::vector<std::string>& columns, const torch::Tensor& lookat,
+                   double distance) {
+  fs::create_directories(dir);
+  mj_saveModel(p.model.get(), (dir + "/model.mjb").c_str(), nullptr, 0);
+  if (!fs::exists(dir + "/model.mjb")) {
+    fmt::print(stderr, "warning: cannot save {}/model.mjb; no rendered frames\n", dir);
+    return false;
+  }
+  util::write_file_atomic(dir + "/frames.json",
+                          frames_request(c, rows, columns, lookat, distance).dump() + "\n");
+  const std::string cmd = "'" + std::string(build::kPython) + "' '" + build::kSourceDir +
+                          "/scripts/render_frames.py' '" + dir + "' '" + png + "' > /dev/null";
+  if (std::system(cmd.c_str()) != 0) {
+    fmt::print(stderr,
+               "warning: rendering frames failed (MuJoCo's Python renderer with OSMesa; "
+               "see the message above); the report has no rendered frames\n");
+    return false;
+  }
+  return true;
+}
+
+std::string metrics_table(const MethodMetrics& metrics) {
+  const std::vector<std::string> methods = method_order(metrics);
+  std::string out = fmt::format("{:<28}", "metric");
+  for (const auto& m : methods) out += fmt::format("{:>14}", m);
+  out += "\n";
+  for (const auto& [k, v] : metrics.at("ebm")) {
+    out += fmt::format("{:<28}", k);
+    for (const auto& m : methods) {
+      auto it = metrics.at(m).find(k);
+      out += it == metrics.at(m).end() ? fmt::format("{:>14}", "-")
+                                       : fmt::format("{:>14.4f}", it->second);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+std::string metrics_json(const EvalResult& r, const TrajConfig& c) {
+  auto methods = util::Json::object();
+  for (const auto& [method, metrics] : r.metrics) {
+    auto m = util::Json::object().compact();
+    for (const auto& [k, v] : metrics) m.set(k, v);
+    methods.set(method, std::move(m));
+  }
+  const auto doc = util::Json::object()
+                       .set("states", r.states)
+                       .set("samples", c.samples)
+                       .set("horizon", c.horizon)
+                       .set("units", "metres (tracked sites)")
+                       .set("methods", std::move(methods));
+  return doc.dump() + "\n";
+}
+
+std::string report_html(const EvalResult& r, const TrajConfig& c, const std::string& table) {
+  report::HtmlPage page(c.name);
+  page.heading(c.name + ": futures from one state", 1);
+  std::string sites;
+  for (const auto& site : c.sites) sites += (sites.empty() ? "" : ", ") + report::html_escape(site);
+  page.raw(fmt::format(
+      "<p>Scene <b>{}</b>; {} held-out start states, K = {} samples per method, horizon {} frames "
+      "({} physics steps); distances in metres between tracked sites ({}). "
+      "<code>ground_truth</code> are the recorded branches from the same state; <code>fc</code> "
+      "is the feedforward MSE baseline (one prediction), <code>mdn</code> a mixture density "
+      "network, <code>ebm</code> the energy model sampled with Langevin dynamics, "
+      "<code>ebm_experts</code> (when model.limit_weight or model.kinematic_weight &gt; 0) the "
+      "same chains under the product of the energy model and the hand-written experts (joint "
+      "limits, position-velocity consistency).</p>\n",
+      report::html_escape(c.record.scene.name), r.states, c.samples, c.horizon,
+      c.horizon * c.record.decimation, sites));
+  const std::vector<std::string> methods = method_order(r.metrics);
+  std::vector<std::string> header = {"metric"};
+  header.insert(header.end(), methods.begin(), methods.end());
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [k, v] : r.metrics.at("ebm")) {
+    rows.push_back({k});
+    for (const auto& m : methods) {
+      auto it = r.metrics.at(m).find(k);
+      rows.back().push_back(it == r.metrics.at(m).end() ? "-" : fmt::format("{:.4f}", it->second));
+    }
+  }
+  page.table(header, rows);
+  page.heading("Top-down paths of the tracked sites from the first held-out state");
+  page.paragraph(
+      "Panels, left to right: true branches, FC prediction, EBM samples (composed with the "
+      "experts when their weights are > 0), MDN samples (one colour per trajectory).");
+  for (const auto& p : r.pictures) {
+    const std::string name = fs::path(p).filename().string();
+    if (name == "frames.png") {
+      page.heading("Rendered frames");
+      page.paragraph(
+          "Rows: the recorded continuation, the FC prediction, two EBM samples (composed with "
+          "the experts when their weights are > 0); columns: frames after the history.");
+    }
+    page.image(name, 1040);
+  }
+  page.raw("<pre>" + report::html_escape(table) + "</pre>\n");
+  return page.str();
+}
+
+}  // namespace ebm::experiments::traj
