@@ -10,16 +10,24 @@
 #include <torch/torch.h>
 
 #include <Eigen/Dense>
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "datasets/image/image_dataset.h"
 #include "ebm/core/options_config.h"
 #include "ebm/core/trainer.h"
 #include "ebm/experiments/image_eval_internal.h"
+#include "ebm/nets/image_net_config.h"
 #include "ebm/nets/image_nets.h"
 #include "ebm/report/plot.h"
 #include "ebm/report/png.h"
@@ -181,6 +189,304 @@ FactorScores score(const FactorRegressor& reg, const torch::Tensor& images,
   return s;
 }
 
+// The keys of sections `compose`, `trainer`, `model` and `demo`.
+struct ComposeSpec {
+  int64_t size = 32, train_images = 4000, samples = 4, eval_steps = 100;
+  std::vector<double> scales, positions, weights;
+  double fixed_pos = 0.5, fixed_scale = 0.5, pos_tol = 0.1, scale_tol = 0.1, bump_std = 0.08;
+  int64_t iterations = 1000, batch = 64, demo_steps = 100;
+  TrainerOptions topts;
+  ImageEnergyOptions net_base;
+};
+
+// Reads and checks the sections `compose`, `trainer`, `langevin`, `replay_buffer`, `model`, `demo`.
+ComposeSpec read_compose_spec(const ConfigSection& root) {
+  ComposeSpec spec;
+  auto s = root.section("compose");
+  spec.size = s.get<int64_t>("image_size", 32);
+  s.check(spec.size >= 16 && spec.size <= 64, "image_size", "in [16, 64]");
+  spec.train_images = s.get<int64_t>("train_images", 4000);
+  s.check(spec.train_images >= 100, "train_images", ">= 100");
+  spec.scales = s.get<std::vector<double>>("scales", {0.5, 0.75, 1.0});
+  s.check(spec.scales.size() >= 2, "scales", "at least 2 values in [0.5, 1]");
+  for (double v : spec.scales) s.check(v >= 0.5 && v <= 1, "scales", "values in [0.5, 1]");
+  spec.positions = s.get<std::vector<double>>("positions", {0.2, 0.5, 0.8});
+  s.check(spec.positions.size() >= 2, "positions", "at least 2 values in [0, 1]");
+  for (double p : spec.positions) s.check(p >= 0 && p <= 1, "positions", "values in [0, 1]");
+  spec.fixed_pos = s.get<double>("fixed_position", 0.5);
+  s.check(spec.fixed_pos >= 0 && spec.fixed_pos <= 1, "fixed_position", "in [0, 1]");
+  spec.fixed_scale = s.get<double>("fixed_scale", 0.5);
+  s.check(spec.fixed_scale >= 0.5 && spec.fixed_scale <= 1, "fixed_scale", "in [0.5, 1]");
+  spec.samples = s.get<int64_t>("samples_per_target", 4);
+  s.check(spec.samples >= 1, "samples_per_target", ">= 1");
+  spec.eval_steps = s.get<int64_t>("eval_steps", 100);
+  s.check(spec.eval_steps >= 1, "eval_steps", ">= 1");
+  spec.pos_tol = s.get<double>("position_tolerance", 0.1);
+  spec.scale_tol = s.get<double>("scale_tolerance", 0.1);
+  spec.bump_std = s.get<double>("bump_std", 0.08);
+  s.check(spec.bump_std > 0, "bump_std", "> 0");
+  spec.weights = s.get<std::vector<double>>("weights", {1.0, 1.0});
+  s.check(spec.weights.size() == 2 && spec.weights[0] > 0 && spec.weights[1] > 0, "weights",
+          "two positive weights (size model, position model)");
+  s.check(spec.pos_tol > 0, "position_tolerance", "> 0");
+  s.check(spec.scale_tol > 0, "scale_tolerance", "> 0");
+  auto trainer = root.section("trainer");
+  spec.iterations = trainer.get<int64_t>("iterations", 1000);
+  trainer.check(spec.iterations >= 1, "iterations", ">= 1");
+  spec.batch = trainer.get<int64_t>("batch_size", 64);
+  trainer.check(spec.batch >= 2, "batch_size", ">= 2");
+  spec.topts = trainer_options(trainer, root.section("langevin"), root.section("replay_buffer"));
+  spec.net_base = image_net_options(root.section("model"), 1);
+  spec.demo_steps = root.section("demo").get<int64_t>("steps", 100);
+  root.section("demo").check(spec.demo_steps >= 1, "steps", ">= 1");
+  return spec;
+}
+
+// The experts' training sets: the factors (scale, pos_x, pos_y) of the squares and their labels.
+struct ExpertData {
+  std::vector<std::array<double, 3>> factors;
+  std::vector<int64_t> labels;
+};
+struct TrainingSets {
+  ExpertData size_set, position_set;
+};
+
+// Draws both training sets from one stream seeded with `seed`.
+TrainingSets make_training_sets(const ComposeSpec& spec, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<size_t> pick_scale(0, spec.scales.size() - 1),
+      pick_pos(0, spec.positions.size() - 1);
+  // Training sets: size model = every scale at the fixed position; position model = every grid
+  // cell at the fixed scale.
+  TrainingSets sets;
+  for (int64_t i = 0; i < spec.train_images; ++i) {
+    const size_t si = pick_scale(rng);
+    sets.size_set.factors.push_back({spec.scales[si], spec.fixed_pos, spec.fixed_pos});
+    sets.size_set.labels.push_back(static_cast<int64_t>(si));
+    const size_t px = pick_pos(rng), py = pick_pos(rng);
+    sets.position_set.factors.push_back({spec.fixed_scale, spec.positions[px], spec.positions[py]});
+    sets.position_set.labels.push_back(static_cast<int64_t>(py * spec.positions.size() + px));
+  }
+  return sets;
+}
+
+// The config text that trained experts are cached under (the config less its eval keys).
+// Trained experts are kept in <run dir>/models/<name>.pt with the config text they were trained
+// under; a later run with the same training settings (only eval keys changed) reuses them.
+std::string training_key(const Config& config) {
+  auto copy = YAML::Clone(YAML::Load(config.dump()));
+  for (const char* k :
+       {"samples_per_target", "eval_steps", "position_tolerance", "scale_tolerance", "weights"})
+    copy["compose"].remove(k);
+  copy.remove("demo");
+  copy.remove("name");
+  YAML::Emitter emitter;
+  emitter << copy;
+  return std::string(emitter.c_str());
+}
+
+// Loads `model` from `cache` when that file was trained under `key`; true when it did.
+bool load_cached_expert(Context& c, const std::string& cache, const std::string& key,
+                        EnergyModel& model) {
+  torch::serialize::InputArchive in;
+  in.load_from(cache, c.device);
+  c10::IValue stored_key;
+  in.read("training_config", stored_key);
+  if (stored_key.toStringRef() != key) return false;
+  model.load(in);
+  model.to(c.device);
+  model.eval();
+  c.log("compose: reusing " + cache + " (same training settings)");
+  return true;
+}
+
+// Trains one expert with the core's trainer on rendered squares and their labels.
+void train_expert(Context& c, const ComposeSpec& spec, const std::string& key,
+                  const std::string& name, const std::shared_ptr<EnergyModel>& model,
+                  const ExpertData& data) {
+  auto images = render_squares(data.factors, spec.size);
+  c.figure("train_" + name + ".png", images.narrow(0, 0, 16), 16,
+           "Training images of the " + name + " model.");
+  const std::string cache = c.run_dir + "/models/" + name + ".pt";
+  if (fs::exists(cache) && load_cached_expert(c, cache, key, *model)) return;
+  auto y = torch::tensor(data.labels, torch::kLong);
+  ContrastiveDivergenceTrainer trainer(model, {1, spec.size, spec.size}, spec.topts, c.device);
+  report::Progress progress("train " + name, spec.iterations, c.quiet ? nullptr : stderr);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + data.labels.size() + name.size());
+  TrainStepResult result;
+  for (int64_t it = 0; it < spec.iterations; ++it) {
+    auto idx = torch::randint(images.size(0), {spec.batch}, gen, torch::kLong);
+    result =
+        trainer.step(images.index_select(0, idx).to(c.device), y.index_select(0, idx).to(c.device));
+    char fields[96];
+    std::snprintf(fields, sizeof(fields), "loss=%.4f E+=%.4f E-=%.4f", result.loss, result.e_pos,
+                  result.e_neg);
+    progress.update(it + 1, fields);
+  }
+  progress.finish("");
+  model->eval();
+  torch::serialize::OutputArchive out;
+  model->save(out);
+  out.write("training_config", c10::IValue(key));
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  util::write_file_atomic(cache, bytes.str());
+}
+
+// The position expert's condition maps, one per grid cell (cell k = row k / P, column k % P).
+torch::Tensor position_maps(const ComposeSpec& spec) {
+  const int64_t cells = static_cast<int64_t>(spec.positions.size() * spec.positions.size());
+  auto maps = torch::empty({cells, 1, spec.size, spec.size});
+  for (int64_t k = 0; k < cells; ++k) {
+    const double px = spec.positions[static_cast<size_t>(k) % spec.positions.size()];
+    const double py = spec.positions[static_cast<size_t>(k) / spec.positions.size()];
+    maps[k][0].copy_(position_map(px, py, spec.size, spec.bump_std));
+  }
+  return maps;
+}
+
+// The two trained experts.
+struct Experts {
+  std::shared_ptr<Recentred> size_expert;
+  std::shared_ptr<MapConditioned> position_expert;
+};
+
+// Builds and trains (or reloads) the size expert, then the position expert.
+Experts train_experts(Context& c, const ComposeSpec& spec, const TrainingSets& sets,
+                      const std::string& key) {
+  // The size expert: the class-conditional net (label = scale class) on the recentred image, so
+  // that it judges size only and leaves position to the other expert. (Convolutions with zero
+  // padding and global sum pooling alone still see the borders: trained at one position only, a
+  // plain net penalises every other position, and the sum then fights the position expert.)
+  auto size_net = std::make_shared<Recentred>(std::make_shared<ImageEnergyNet>(
+      ImageEnergyOptions(spec.net_base).num_classes(static_cast<int64_t>(spec.scales.size()))));
+  train_expert(c, spec, key, "size", size_net, sets.size_set);
+  // The position expert: the same net, unconditional, over [image, condition map].
+  auto maps = position_maps(spec);
+  auto pos_net = std::make_shared<ImageEnergyNet>(
+      ImageEnergyOptions(spec.net_base).in_channels(2).num_classes(0));
+  auto pos_model = std::make_shared<MapConditioned>(pos_net, maps);
+  train_expert(c, spec, key, "position", pos_model, sets.position_set);
+  return {size_net, pos_model};
+}
+
+// Fits the factor regressor; records its own accuracy on fresh renders of the targets' grid.
+FactorRegressor fit_regressor(Context& c, const ComposeSpec& spec) {
+  FactorRegressor regressor;
+  regressor.train(spec.size, c.seed + 5);
+  std::vector<std::array<double, 3>> check;
+  for (double scale : spec.scales)
+    for (double px : spec.positions)
+      for (double py : spec.positions) check.push_back({scale, px, py});
+  const auto scores =
+      score(regressor, render_squares(check, spec.size), check, spec.pos_tol, spec.scale_tol);
+  c.metrics.set("regressor_accuracy_on_renders", scores.joint);
+  return regressor;
+}
+
+// The sampling targets with each expert's label; each combination `samples` times in a row.
+struct Targets {
+  std::vector<std::array<double, 3>> factors;
+  std::vector<int64_t> scale_labels, position_labels;
+};
+
+// Targets: combinations neither model saw (scale != fixed_scale and position != fixed).
+Targets make_targets(const ComposeSpec& spec) {
+  Targets targets;
+  const auto& positions = spec.positions;
+  for (size_t si = 0; si < spec.scales.size(); ++si) {
+    if (std::abs(spec.scales[si] - spec.fixed_scale) < 1e-9) continue;
+    for (size_t py = 0; py < positions.size(); ++py)
+      for (size_t px = 0; px < positions.size(); ++px) {
+        if (std::abs(positions[px] - spec.fixed_pos) < 1e-9 &&
+            std::abs(positions[py] - spec.fixed_pos) < 1e-9)
+          continue;
+        for (int64_t k = 0; k < spec.samples; ++k) {
+          targets.factors.push_back({spec.scales[si], positions[px], positions[py]});
+          targets.scale_labels.push_back(static_cast<int64_t>(si));
+          targets.position_labels.push_back(static_cast<int64_t>(py * positions.size() + px));
+        }
+      }
+  }
+  return targets;
+}
+
+// Sampling's results: report rows, summary table, figure rows (ideal first), per-sampler metrics.
+struct SamplingResults {
+  std::vector<std::vector<std::string>> rows;
+  std::string table = "model            position  scale   joint\n";
+  std::vector<torch::Tensor> grid;
+  util::Json per = util::Json::object();
+};
+
+// Samples the targets with each expert alone and with their sum, and scores the samples.
+SamplingResults sample_targets(Context& c, const ComposeSpec& spec, const Experts& experts,
+                               const FactorRegressor& regressor, const Targets& targets) {
+  const auto count = static_cast<int64_t>(targets.factors.size());
+  auto cond = torch::stack({torch::tensor(targets.scale_labels, torch::kLong),
+                            torch::tensor(targets.position_labels, torch::kLong)},
+                           1)
+                  .to(c.device);
+  auto a = std::make_shared<ColumnConditioned>(experts.size_expert, 0);
+  auto b = std::make_shared<ColumnConditioned>(experts.position_expert, 1);
+  WeightedSumEnergy sum;
+  sum.add(a, spec.weights[0]).add(b, spec.weights[1]);
+  const LangevinSampler sampler(LangevinOptions(spec.topts.langevin()).steps(spec.eval_steps));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + 77);
+  auto x0 = torch::rand({count, 1, spec.size, spec.size}, gen).to(c.device);
+  std::vector<std::pair<std::string, EnergyModel*>> samplers{
+      {"size_model", a.get()}, {"position_model", b.get()}, {"sum", &sum}};
+  SamplingResults results;
+  for (const auto& [name, model] : samplers) {
+    c.log("compose: sampling " + std::to_string(count) + " targets with the " + name);
+    auto out = sampler.sample(*model, x0, cond, {}, nullptr, gen).cpu();
+    const auto sc = score(regressor, out, targets.factors, spec.pos_tol, spec.scale_tol);
+    results.per.set(name, util::Json::object()
+                              .set("position_accuracy", sc.position)
+                              .set("scale_accuracy", sc.scale)
+                              .set("joint_accuracy", sc.joint));
+    results.rows.push_back({name, fmt4(sc.position), fmt4(sc.scale), fmt4(sc.joint)});
+    char line[128];
+    std::snprintf(line, sizeof(line), "%-16s %8.4f %7.4f %7.4f\n", name.c_str(), sc.position,
+                  sc.scale, sc.joint);
+    results.table += line;
+    // One sample per target for the first 16 targets of distinct combinations.
+    results.grid.push_back(out.index_select(
+        0, torch::arange(0, std::min<int64_t>(16, count / spec.samples), torch::kLong) *
+               spec.samples));
+  }
+  std::vector<std::array<double, 3>> ideal;
+  for (int64_t i = 0; i < results.grid.front().size(0); ++i)
+    ideal.push_back(targets.factors[static_cast<size_t>(i * spec.samples)]);
+  results.grid.insert(results.grid.begin(), render_squares(ideal, spec.size));
+  return results;
+}
+
+// Records the composition's metrics and writes its paragraph, table and figure.
+void report_composition(Context& c, const ComposeSpec& spec, const Targets& targets,
+                        const SamplingResults& results) {
+  c.metrics.set("targets", static_cast<int64_t>(targets.factors.size()))
+      .set("unseen_combinations", static_cast<int64_t>(targets.factors.size()) / spec.samples)
+      .set("tolerances",
+           util::Json::object().set("position", spec.pos_tol).set("scale", spec.scale_tol))
+      .set("factor_accuracy", results.per);
+  c.page->paragraph("The size model saw squares of every scale at position (" +
+                    fmt4(spec.fixed_pos) + ", " + fmt4(spec.fixed_pos) +
+                    "); the position model saw squares of scale " + fmt4(spec.fixed_scale) +
+                    " on a grid of positions. The targets are the " +
+                    std::to_string(targets.factors.size() / spec.samples) +
+                    " (scale, position) combinations neither saw; each sampler runs " +
+                    std::to_string(spec.eval_steps) +
+                    " Langevin steps from noise. A factor regressor "
+                    "(least squares on sqrt(mass) and the centroid, fitted on rendered squares) "
+                    "reads scale and position; a sample is correct within " +
+                    fmt4(spec.pos_tol) + " in position and " + fmt4(spec.scale_tol) + " in scale.");
+  c.page->table({"sampler", "position accuracy", "scale accuracy", "joint accuracy"}, results.rows);
+  c.figure("compose.png", torch::cat(results.grid), results.grid.front().size(0),
+           "Columns: targets. Rows: the target rendered by the dSprites rules, then a sample of "
+           "the size model alone, the position model alone, and their sum.");
+}
+
 // ---- the 2-D demonstration ----
 
 class RingEnergy : public EnergyModel {  // (|x| - 1)^2 / (2 * 0.1^2)
@@ -196,234 +502,8 @@ class BandEnergy : public EnergyModel {  // (x0 - 0.6)^2 / (2 * 0.1^2)
   }
 };
 
-}  // namespace
-
-void run_compose(Context& c) {
-  auto root = c.config->root();
-  auto s = root.section("compose");
-  const auto size = s.get<int64_t>("image_size", 32);
-  s.check(size >= 16 && size <= 64, "image_size", "in [16, 64]");
-  const auto train_images = s.get<int64_t>("train_images", 4000);
-  s.check(train_images >= 100, "train_images", ">= 100");
-  const auto scales = s.get<std::vector<double>>("scales", {0.5, 0.75, 1.0});
-  s.check(scales.size() >= 2, "scales", "at least 2 values in [0.5, 1]");
-  for (double v : scales) s.check(v >= 0.5 && v <= 1, "scales", "values in [0.5, 1]");
-  const auto positions = s.get<std::vector<double>>("positions", {0.2, 0.5, 0.8});
-  s.check(positions.size() >= 2, "positions", "at least 2 values in [0, 1]");
-  for (double p : positions) s.check(p >= 0 && p <= 1, "positions", "values in [0, 1]");
-  const auto fixed_pos = s.get<double>("fixed_position", 0.5);
-  s.check(fixed_pos >= 0 && fixed_pos <= 1, "fixed_position", "in [0, 1]");
-  const auto fixed_scale = s.get<double>("fixed_scale", 0.5);
-  s.check(fixed_scale >= 0.5 && fixed_scale <= 1, "fixed_scale", "in [0.5, 1]");
-  const auto samples = s.get<int64_t>("samples_per_target", 4);
-  s.check(samples >= 1, "samples_per_target", ">= 1");
-  const auto eval_steps = s.get<int64_t>("eval_steps", 100);
-  s.check(eval_steps >= 1, "eval_steps", ">= 1");
-  const auto pos_tol = s.get<double>("position_tolerance", 0.1);
-  const auto scale_tol = s.get<double>("scale_tolerance", 0.1);
-  const auto bump_std = s.get<double>("bump_std", 0.08);
-  s.check(bump_std > 0, "bump_std", "> 0");
-  const auto weights = s.get<std::vector<double>>("weights", {1.0, 1.0});
-  s.check(weights.size() == 2 && weights[0] > 0 && weights[1] > 0, "weights",
-          "two positive weights (size model, position model)");
-  s.check(pos_tol > 0, "position_tolerance", "> 0");
-  s.check(scale_tol > 0, "scale_tolerance", "> 0");
-  auto t = root.section("trainer");
-  const auto iterations = t.get<int64_t>("iterations", 1000);
-  t.check(iterations >= 1, "iterations", ">= 1");
-  const auto batch = t.get<int64_t>("batch_size", 64);
-  t.check(batch >= 2, "batch_size", ">= 2");
-  const auto topts = trainer_options(t, root.section("langevin"), root.section("replay_buffer"));
-  auto model_section = root.section("model");
-  const auto net_base = image_net_options(model_section, 1);
-  const auto demo_steps = root.section("demo").get<int64_t>("steps", 100);
-  root.section("demo").check(demo_steps >= 1, "steps", ">= 1");
-  if (c.checked_only()) return;
-
-  torch::manual_seed(c.seed);
-  std::mt19937_64 rng(c.seed);
-  std::uniform_int_distribution<size_t> pick_scale(0, scales.size() - 1),
-      pick_pos(0, positions.size() - 1);
-  const int64_t cells = static_cast<int64_t>(positions.size() * positions.size());
-  // Training sets: size model = every scale at the fixed position; position model = every grid
-  // cell at the fixed scale.
-  std::vector<std::array<double, 3>> fa, fb;
-  std::vector<int64_t> la, lb;
-  for (int64_t i = 0; i < train_images; ++i) {
-    const size_t si = pick_scale(rng);
-    fa.push_back({scales[si], fixed_pos, fixed_pos});
-    la.push_back(static_cast<int64_t>(si));
-    const size_t px = pick_pos(rng), py = pick_pos(rng);
-    fb.push_back({fixed_scale, positions[px], positions[py]});
-    lb.push_back(static_cast<int64_t>(py * positions.size() + px));
-  }
-  // Trains one expert with the core's trainer on rendered squares and their labels.
-  // Trained experts are kept in <run dir>/models/<name>.pt with the config text they were trained
-  // under; a later run with the same training settings (only eval keys changed) reuses them.
-  const std::string training_key = [&] {
-    auto copy = YAML::Clone(YAML::Load(c.config->dump()));
-    for (const char* k :
-         {"samples_per_target", "eval_steps", "position_tolerance", "scale_tolerance", "weights"})
-      copy["compose"].remove(k);
-    copy.remove("demo");
-    copy.remove("name");
-    YAML::Emitter e;
-    e << copy;
-    return std::string(e.c_str());
-  }();
-  auto train = [&](const std::string& name, const std::shared_ptr<EnergyModel>& model,
-                   const std::vector<std::array<double, 3>>& f,
-                   const std::vector<int64_t>& labels) {
-    auto images = render_squares(f, size);
-    c.figure("train_" + name + ".png", images.narrow(0, 0, 16), 16,
-             "Training images of the " + name + " model.");
-    const std::string cache = c.run_dir + "/models/" + name + ".pt";
-    if (fs::exists(cache)) {
-      torch::serialize::InputArchive in;
-      in.load_from(cache, c.device);
-      c10::IValue key;
-      in.read("training_config", key);
-      if (key.toStringRef() == training_key) {
-        model->load(in);
-        model->to(c.device);
-        model->eval();
-        c.log("compose: reusing " + cache + " (same training settings)");
-        return;
-      }
-    }
-    auto y = torch::tensor(labels, torch::kLong);
-    ContrastiveDivergenceTrainer trainer(model, {1, size, size}, topts, c.device);
-    report::Progress progress("train " + name, iterations, c.quiet ? nullptr : stderr);
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + labels.size() + name.size());
-    TrainStepResult r;
-    for (int64_t it = 0; it < iterations; ++it) {
-      auto idx = torch::randint(images.size(0), {batch}, gen, torch::kLong);
-      r = trainer.step(images.index_select(0, idx).to(c.device),
-                       y.index_select(0, idx).to(c.device));
-      char f2[96];
-      std::snprintf(f2, sizeof(f2), "loss=%.4f E+=%.4f E-=%.4f", r.loss, r.e_pos, r.e_neg);
-      progress.update(it + 1, f2);
-    }
-    progress.finish("");
-    model->eval();
-    torch::serialize::OutputArchive out;
-    model->save(out);
-    out.write("training_config", c10::IValue(training_key));
-    std::ostringstream bytes;
-    out.save_to(bytes);
-    util::write_file_atomic(cache, bytes.str());
-  };
-  // The size expert: the class-conditional net (label = scale class) on the recentred image, so
-  // that it judges size only and leaves position to the other expert. (Convolutions with zero
-  // padding and global sum pooling alone still see the borders: trained at one position only, a
-  // plain net penalises every other position, and the sum then fights the position expert.)
-  auto size_net = std::make_shared<Recentred>(std::make_shared<ImageEnergyNet>(
-      ImageEnergyOptions(net_base).num_classes(static_cast<int64_t>(scales.size()))));
-  train("size", size_net, fa, la);
-  // The position expert: the same net, unconditional, over [image, condition map].
-  auto maps = torch::empty({cells, 1, size, size});
-  for (int64_t k = 0; k < cells; ++k) {
-    const double px = positions[static_cast<size_t>(k) % positions.size()];
-    const double py = positions[static_cast<size_t>(k) / positions.size()];
-    maps[k][0].copy_(position_map(px, py, size, bump_std));
-  }
-  auto pos_net =
-      std::make_shared<ImageEnergyNet>(ImageEnergyOptions(net_base).in_channels(2).num_classes(0));
-  auto pos_model = std::make_shared<MapConditioned>(pos_net, maps);
-  train("position", pos_model, fb, lb);
-
-  FactorRegressor reg;
-  reg.train(size, c.seed + 5);
-  {  // the regressor's own accuracy on fresh renders of the targets' grid
-    std::vector<std::array<double, 3>> check;
-    for (double sc : scales)
-      for (double px : positions)
-        for (double py : positions) check.push_back({sc, px, py});
-    const auto sc = score(reg, render_squares(check, size), check, pos_tol, scale_tol);
-    c.metrics.set("regressor_accuracy_on_renders", sc.joint);
-  }
-  // Targets: combinations neither model saw (scale != fixed_scale and position != fixed).
-  std::vector<std::array<double, 3>> targets;
-  std::vector<int64_t> ta, tb;
-  for (size_t si = 0; si < scales.size(); ++si) {
-    if (std::abs(scales[si] - fixed_scale) < 1e-9) continue;
-    for (size_t py = 0; py < positions.size(); ++py)
-      for (size_t px = 0; px < positions.size(); ++px) {
-        if (std::abs(positions[px] - fixed_pos) < 1e-9 &&
-            std::abs(positions[py] - fixed_pos) < 1e-9)
-          continue;
-        for (int64_t k = 0; k < samples; ++k) {
-          targets.push_back({scales[si], positions[px], positions[py]});
-          ta.push_back(static_cast<int64_t>(si));
-          tb.push_back(static_cast<int64_t>(py * positions.size() + px));
-        }
-      }
-  }
-  auto cond = torch::stack({torch::tensor(ta, torch::kLong), torch::tensor(tb, torch::kLong)}, 1)
-                  .to(c.device);
-  auto a = std::make_shared<ColumnConditioned>(size_net, 0);
-  auto b = std::make_shared<ColumnConditioned>(pos_model, 1);
-  WeightedSumEnergy sum;
-  sum.add(a, weights[0]).add(b, weights[1]);
-  const LangevinSampler sampler(LangevinOptions(topts.langevin()).steps(eval_steps));
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + 77);
-  auto x0 = torch::rand({static_cast<int64_t>(targets.size()), 1, size, size}, gen).to(c.device);
-  std::vector<std::pair<std::string, EnergyModel*>> samplers{
-      {"size_model", a.get()}, {"position_model", b.get()}, {"sum", &sum}};
-  std::vector<std::vector<std::string>> rows;
-  std::string table = "model            position  scale   joint\n";
-  std::vector<torch::Tensor> grid;
-  report::JsonObject per;
-  for (const auto& [name, model] : samplers) {
-    c.log("compose: sampling " + std::to_string(targets.size()) + " targets with the " + name);
-    auto out = sampler.sample(*model, x0, cond, {}, nullptr, gen).cpu();
-    const auto sc = score(reg, out, targets, pos_tol, scale_tol);
-    per.set(name, report::JsonObject()
-                      .set("position_accuracy", sc.position)
-                      .set("scale_accuracy", sc.scale)
-                      .set("joint_accuracy", sc.joint));
-    rows.push_back({name, fmt4(sc.position), fmt4(sc.scale), fmt4(sc.joint)});
-    char line[128];
-    std::snprintf(line, sizeof(line), "%-16s %8.4f %7.4f %7.4f\n", name.c_str(), sc.position,
-                  sc.scale, sc.joint);
-    table += line;
-    // One sample per target for the first 16 targets of distinct combinations.
-    grid.push_back(out.index_select(
-        0, torch::arange(0, std::min<int64_t>(16, static_cast<int64_t>(targets.size()) / samples),
-                         torch::kLong) *
-               samples));
-  }
-  {
-    std::vector<std::array<double, 3>> ideal;
-    for (int64_t i = 0; i < grid.front().size(0); ++i)
-      ideal.push_back(targets[static_cast<size_t>(i * samples)]);
-    grid.insert(grid.begin(), render_squares(ideal, size));
-  }
-  c.metrics.set("targets", static_cast<int64_t>(targets.size()))
-      .set("unseen_combinations", static_cast<int64_t>(targets.size()) / samples)
-      .set("tolerances", report::JsonObject().set("position", pos_tol).set("scale", scale_tol))
-      .set("factor_accuracy", per);
-  c.page->paragraph("The size model saw squares of every scale at position (" + fmt4(fixed_pos) +
-                    ", " + fmt4(fixed_pos) + "); the position model saw squares of scale " +
-                    fmt4(fixed_scale) +
-                    " on a grid of positions. The "
-                    "targets are the " +
-                    std::to_string(targets.size() / samples) +
-                    " (scale, position) combinations neither "
-                    "saw; each sampler runs " +
-                    std::to_string(eval_steps) +
-                    " Langevin steps from noise. A factor regressor "
-                    "(least squares on sqrt(mass) and the centroid, fitted on rendered squares) "
-                    "reads scale and position; "
-                    "a sample is correct within " +
-                    fmt4(pos_tol) + " in position and " + fmt4(scale_tol) + " in scale.");
-  c.page->table({"sampler", "position accuracy", "scale accuracy", "joint accuracy"}, rows);
-  c.figure("compose.png", torch::cat(grid), grid.front().size(0),
-           "Columns: targets. Rows: the target rendered by the dSprites rules, then a sample of "
-           "the size model alone, "
-           "the position model alone, and their sum.");
-
-  // 2-D demonstration.
+// 2-D demonstration: metrics, compose_2d.png, report; returns each energy's fraction on both.
+std::map<std::string, double> run_demo_2d(Context& c, int64_t demo_steps) {
   auto ring = std::make_shared<RingEnergy>();
   auto band = std::make_shared<BandEnergy>();
   WeightedSumEnergy both;
@@ -442,16 +522,16 @@ void run_compose(Context& c) {
           -1)
           .reshape({res * res, 2});
   std::vector<torch::Tensor> panels;
-  report::JsonObject demo;
+  util::Json demo = util::Json::object();
   std::map<std::string, double> on_both_of;
   for (const auto& [name, model] : std::vector<std::pair<std::string, EnergyModel*>>{
            {"A_ring", ring.get()}, {"B_band", band.get()}, {"A_plus_B", &both}}) {
-    torch::Tensor e;
+    torch::Tensor energies;
     {
-      torch::NoGradGuard ng;
-      e = model->energy(grid_xy).reshape({res, res}).flip(0);  // row 0 = top (y = 1.6)
+      torch::NoGradGuard no_grad;
+      energies = model->energy(grid_xy).reshape({res, res}).flip(0);  // row 0 = top (y = 1.6)
     }
-    auto img = report::heat_map(-e.clamp_max(e.min().item<double>() + 50));
+    auto img = report::heat_map(-energies.clamp_max(energies.min().item<double>() + 50));
     auto g2 = at::make_generator<at::CPUGeneratorImpl>(c.seed + 3);
     auto x = torch::rand({16, 2}, g2) * 3.2 - 1.6;
     std::vector<torch::Tensor> path{x};
@@ -476,7 +556,7 @@ void run_compose(Context& c) {
             .mean()
             .item<double>();
     on_both_of[name] = on_both;
-    demo.set(name, report::JsonObject()
+    demo.set(name, util::Json::object()
                        .set("on_ring", on_ring)
                        .set("on_band", on_band)
                        .set("on_both", on_both));
@@ -488,15 +568,32 @@ void run_compose(Context& c) {
   c.page->heading("2-D demonstration", 2)
       .paragraph(
           "Heat maps of energies A (a ring of radius 1), B (a band at x = 0.6) and A + B over "
-          "[-1.6, 1.6]^2 "
-          "(bright = low energy), with 16 Langevin chains of " +
+          "[-1.6, 1.6]^2 (bright = low energy), with 16 Langevin chains of " +
           std::to_string(demo_steps) +
           " steps from uniform starts drawn in white. Under A + B the chains end where the ring "
           "crosses the band.")
       .image("compose_2d.png", 640);
-  table += "2-D demo, final chain states on ring and band: A " + fmt4(on_both_of["A_ring"]) +
-           ", B " + fmt4(on_both_of["B_band"]) + ", A+B " + fmt4(on_both_of["A_plus_B"]) + "\n";
-  c.summary.table = table;
+  return on_both_of;
+}
+
+}  // namespace
+
+void run_compose(Context& c) {
+  const ComposeSpec spec = read_compose_spec(c.config->root());
+  if (c.checked_only()) return;
+
+  torch::manual_seed(c.seed);
+  const TrainingSets sets = make_training_sets(spec, c.seed);
+  const std::string key = training_key(*c.config);
+  const Experts experts = train_experts(c, spec, sets, key);
+  const FactorRegressor regressor = fit_regressor(c, spec);
+  const Targets targets = make_targets(spec);
+  const SamplingResults results = sample_targets(c, spec, experts, regressor, targets);
+  report_composition(c, spec, targets, results);
+  const auto on_both_of = run_demo_2d(c, spec.demo_steps);
+  c.summary.table = results.table + "2-D demo, final chain states on ring and band: A " +
+                    fmt4(on_both_of.at("A_ring")) + ", B " + fmt4(on_both_of.at("B_band")) +
+                    ", A+B " + fmt4(on_both_of.at("A_plus_B")) + "\n";
 }
 
 }  // namespace ebm::experiments::detail

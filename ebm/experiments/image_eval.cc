@@ -1,16 +1,18 @@
-// `ebm eval`: the shared machinery of the image experiments, and the generation, completion and
-// cross-class experiments. OOD, robustness and composition live in their own files.
+// `ebm eval`: the shared machinery of the image experiments (configs, data, the EBM and classifier
+// behind them, the run directory and report) and the command's entry point. Each experiment
+// lives in its own file: generation, completion, crossclass, ood, robustness, compose.
 #include "ebm/experiments/image_eval.h"
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
-#include <map>
+#include <stdexcept>
 
 #include "ebm/core/checkpoint.h"
-#include "ebm/eval/features.h"
-#include "ebm/eval/image_metrics.h"
+#include "ebm/core/device.h"
 #include "ebm/experiments/image_eval_internal.h"
 #include "ebm/report/png.h"
 #include "ebm/report/progress.h"
@@ -19,7 +21,6 @@
 namespace ebm::experiments {
 
 namespace fs = std::filesystem;
-using namespace detail;  // NOLINT(google-build-using-namespace)
 
 const std::vector<std::string>& image_experiments() {
   static const std::vector<std::string> names{"generation", "completion", "crossclass",
@@ -288,7 +289,7 @@ void Context::note_classifier(ImageClassifier& model, const ClassifierSpec& spec
   } catch (const std::exception& e) {
     log(std::string("classifier: no test accuracy (") + e.what() + ")");
   }
-  metrics.set("classifier", report::JsonObject().set("path", spec.path).set("test_accuracy", acc));
+  metrics.set("classifier", util::Json::object().set("path", spec.path).set("test_accuracy", acc));
 }
 
 std::string Context::figure(const std::string& file, const torch::Tensor& images, int64_t nrow,
@@ -304,373 +305,6 @@ std::string Context::figure(const std::string& file, const torch::Tensor& images
 
 }  // namespace detail
 
-// ------------------------------------------------------------------------------ completion ---
-
-torch::Tensor completion_mask(const std::string& kind, int64_t n, int64_t height, int64_t width,
-                              double fraction, at::Generator& generator) {
-  auto mask = torch::zeros({n, 1, height, width}, torch::kBool);
-  if (kind == "box") {
-    const auto side = std::max<int64_t>(1, static_cast<int64_t>(std::lround(fraction * height)));
-    const int64_t y0 = (height - side) / 2, x0 = (width - std::min(side, width)) / 2;
-    mask.narrow(2, y0, side).narrow(3, x0, std::min(side, width)).fill_(true);
-  } else if (kind == "half") {
-    mask.narrow(2, height / 2, height - height / 2).fill_(true);
-  } else if (kind == "salt_pepper") {
-    mask = torch::rand({n, 1, height, width}, generator) < fraction;
-  } else {
-    throw std::invalid_argument("mask '" + kind + "': expected box, half or salt_pepper");
-  }
-  return mask;
-}
-
-torch::Tensor complete_images(EnergyModel& model, const LangevinSampler& sampler,
-                              const torch::Tensor& images, const torch::Tensor& mask,
-                              int64_t completions, const torch::Tensor& condition,
-                              at::Generator& generator) {
-  const int64_t n = images.size(0);
-  auto x0 = images.repeat_interleave(completions, 0);
-  auto m = mask.to(images.device()).repeat_interleave(completions, 0).expand_as(x0);
-  auto noise = torch::rand(x0.sizes(), generator).to(x0.device(), x0.scalar_type());
-  auto start = torch::where(m, noise, x0);
-  auto cond = condition.defined() ? condition.repeat_interleave(completions, 0) : torch::Tensor();
-  auto out = sampler.sample(model, start, cond, m, nullptr, generator);
-  std::vector<int64_t> shape{n, completions};
-  for (int64_t d = 1; d < images.dim(); ++d) shape.push_back(images.size(d));
-  return out.reshape(shape);
-}
-
-namespace detail {
-
-void run_completion(Context& c) {
-  auto root = c.config->root();
-  const auto src = read_ebm_source(root.section("ebm"));
-  const auto data = read_data_spec(root.section("data"), "test");
-  auto s = root.section("completion");
-  const auto masks = s.get<std::vector<std::string>>("masks", {"box", "half", "salt_pepper"});
-  for (const auto& m : masks)
-    if (m != "box" && m != "half" && m != "salt_pepper")
-      throw ConfigError(s.where("masks") + ": " + s.path("masks") + ": '" + m +
-                        "' is not box, half or salt_pepper");
-  const auto inputs = s.get<int64_t>("inputs", 8);
-  s.check(inputs >= 1, "inputs", ">= 1");
-  const auto completions = s.get<int64_t>("completions", 4);
-  s.check(completions >= 2, "completions", ">= 2 (diversity needs two)");
-  const auto steps = s.get<int64_t>("steps", 100);
-  s.check(steps >= 1, "steps", ">= 1");
-  const auto box_fraction = s.get<double>("box_fraction", 0.5);
-  s.check(box_fraction > 0 && box_fraction <= 1, "box_fraction", "in (0, 1]");
-  const auto sp_fraction = s.get<double>("salt_pepper_fraction", 0.5);
-  s.check(sp_fraction > 0 && sp_fraction < 1, "salt_pepper_fraction", "in (0, 1)");
-  if (c.checked_only()) return;
-
-  auto ebm = c.load_ebm(src);
-  auto ds = load_data(data, c.seed);
-  auto x = conform(ds.images.narrow(0, 0, std::min(inputs, ds.size())), ebm.shape).to(c.device);
-  torch::Tensor cond;
-  if (ebm.net_options.num_classes() > 0) cond = ds.labels.narrow(0, 0, x.size(0)).to(c.device);
-  const LangevinSampler sampler(LangevinOptions(ebm.trainer->sampler().options()).steps(steps));
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
-  torch::manual_seed(c.seed);
-  auto mean_image = conform(ds.images, ebm.shape).mean(0, true).to(c.device);
-  c.page->paragraph(
-      std::to_string(x.size(0)) + " test images, " + std::to_string(completions) +
-      " completions each, " + std::to_string(steps) +
-      " Langevin steps from uniform noise "
-      "in the masked pixels (the unmasked ones are held fixed by the sampler's mask). "
-      "mse: mean squared error over masked pixels against the original; best_mse: the best "
-      "completion per input; diversity: RMS difference between two completions of the same "
-      "input over masked pixels; mean_fill_mse: the masked pixels filled with the data mean.");
-  std::vector<std::vector<std::string>> rows;
-  std::string table =
-      "mask          mse     best_mse  diversity  mean_fill_mse  unmasked_max_change\n";
-  for (const auto& kind : masks) {
-    c.log("completion: " + kind);
-    auto mask = completion_mask(kind, x.size(0), ebm.shape[1], ebm.shape[2],
-                                kind == "box" ? box_fraction : sp_fraction, gen)
-                    .to(c.device);
-    auto out =
-        complete_images(*ebm.model, sampler, x, mask, completions, cond, gen);  // [N,K,C,H,W]
-    auto mf = mask.unsqueeze(1).expand_as(out).to(torch::kFloat32);
-    auto orig = x.unsqueeze(1).expand_as(out);
-    const double masked_count = mf.sum().item<double>();
-    const double mse = ((out - orig).pow(2) * mf).sum().item<double>() / masked_count;
-    auto per =
-        ((out - orig).pow(2) * mf).flatten(2).sum(2) / mf.flatten(2).sum(2).clamp_min(1);  // [N,K]
-    const double best = std::get<0>(per.min(1)).mean().item<double>();
-    auto d01 = ((out.select(1, 0) - out.select(1, 1)).pow(2) * mf.select(1, 0)).flatten(1).sum(1) /
-               mf.select(1, 0).flatten(1).sum(1).clamp_min(1);
-    const double diversity = d01.sqrt().mean().item<double>();
-    auto mask_f = mask.expand_as(x).to(torch::kFloat32);
-    const double fill = ((mean_image.expand_as(x) - x).pow(2) * mask_f).sum().item<double>() /
-                        mask_f.sum().item<double>();
-    const double unmasked_change = ((out - orig).abs() * (1 - mf)).max().item<double>();
-    report::JsonObject j;
-    j.set("mse", mse)
-        .set("best_mse", best)
-        .set("diversity", diversity)
-        .set("mean_fill_mse", fill)
-        .set("unmasked_max_change", unmasked_change)
-        .set("masked_fraction", mask_f.mean().item<double>());
-    c.metrics.set(kind, j);
-    rows.push_back(
-        {kind, fmt4(mse), fmt4(best), fmt4(diversity), fmt4(fill), fmt4(unmasked_change)});
-    char line[160];
-    std::snprintf(line, sizeof(line), "%-12s %8.4f %10.4f %10.4f %14.4f %20.4g\n", kind.c_str(),
-                  mse, best, diversity, fill, unmasked_change);
-    table += line;
-    // Rows: original, masked input (grey where masked), completions.
-    auto shown = torch::where(mask.expand_as(x), torch::full_like(x, 0.5), x);
-    std::vector<torch::Tensor> grid{x, shown};
-    for (int64_t k = 0; k < completions; ++k) grid.push_back(out.select(1, k));
-    c.page->heading("Mask: " + kind, 3);
-    c.figure("completion_" + kind + ".png", torch::cat(grid), x.size(0),
-             "Rows: originals, masked inputs (grey = masked), then " + std::to_string(completions) +
-                 " completions.");
-  }
-  c.page->table({"mask", "mse", "best_mse", "diversity", "mean_fill_mse", "unmasked_max_change"},
-                rows);
-  c.metrics.set("inputs", x.size(0)).set("completions", completions).set("steps", steps);
-  c.summary.table = table;
-}
-
-// ------------------------------------------------------------------------------ crossclass ---
-
-void run_crossclass(Context& c) {
-  auto root = c.config->root();
-  const auto [src, data, cls] = read_common(root);
-  auto s = root.section("crossclass");
-  const auto steps = s.get<int64_t>("steps", 100);
-  s.check(steps >= 1, "steps", ">= 1");
-  const auto per_class = s.get<int64_t>("inputs_per_class", 4);
-  s.check(per_class >= 1, "inputs_per_class", ">= 1");
-  if (c.checked_only()) return;
-
-  auto ebm = c.load_ebm(src);
-  const int64_t classes = require_conditional(ebm, root, "crossclass");
-  auto classifier = c.classifier(cls, data);
-  auto ds = load_data(data, c.seed);
-  // The first `per_class` test images of every class.
-  std::vector<int64_t> picks;
-  for (int64_t k = 0; k < classes; ++k) {
-    auto idx = ds.labels.eq(k).nonzero().flatten();
-    if (idx.size(0) < per_class)
-      throw std::runtime_error(data.path + ": class " + std::to_string(k) + " has " +
-                               std::to_string(idx.size(0)) + " images, inputs_per_class is " +
-                               std::to_string(per_class));
-    for (int64_t i = 0; i < per_class; ++i) picks.push_back(idx[i].item<int64_t>());
-  }
-  auto pick_t = torch::tensor(picks, torch::kLong);
-  auto x =
-      conform(ds.images.index_select(0, pick_t), ebm.shape).to(c.device);  // [classes*per, C, H, W]
-  auto src_labels = ds.labels.index_select(0, pick_t);
-  const LangevinSampler sampler(LangevinOptions(ebm.trainer->sampler().options()).steps(steps));
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
-  const int64_t n = x.size(0);
-  // Every input under every target label: [n * classes].
-  auto starts = x.repeat_interleave(classes, 0);
-  auto targets = torch::arange(classes, torch::kLong).repeat({n});
-  c.log("crossclass: " + std::to_string(starts.size(0)) + " chains of " + std::to_string(steps) +
-        " steps");
-  auto out = sampler.sample(*ebm.model, starts, targets.to(c.device), {}, nullptr, gen);
-  auto pred = torch::empty({out.size(0)}, torch::kLong);
-  {
-    torch::NoGradGuard ng;
-    for (int64_t i = 0; i < out.size(0); i += 500) {
-      auto part = out.narrow(0, i, std::min<int64_t>(500, out.size(0) - i));
-      pred.narrow(0, i, part.size(0)).copy_(classifier->forward(part).argmax(1).cpu());
-    }
-  }
-  auto src_rep = src_labels.repeat_interleave(classes, 0);
-  auto off = src_rep.ne(targets);
-  const double target_acc =
-      pred.eq(targets).logical_and(off).sum().item<double>() / off.sum().item<double>();
-  const double source_kept =
-      pred.eq(src_rep).logical_and(off).sum().item<double>() / off.sum().item<double>();
-  auto src_pred = torch::empty({n}, torch::kLong);
-  {
-    torch::NoGradGuard ng;
-    src_pred.copy_(classifier->forward(x).argmax(1).cpu());
-  }
-  const double input_acc = src_pred.eq(src_labels).to(torch::kFloat64).mean().item<double>();
-  const double moved = (out.cpu() - starts.cpu()).flatten(1).norm(2, 1).mean().item<double>();
-  c.metrics.set("target_class_rate", target_acc)
-      .set("source_class_rate", source_kept)
-      .set("chance_rate", 1.0 / classes)
-      .set("classifier_accuracy_on_inputs", input_acc)
-      .set("mean_l2_moved", moved)
-      .set("inputs", n)
-      .set("steps", steps);
-  c.page->paragraph(
-      "Chains start from a test image of one class and run " + std::to_string(steps) +
-      " Langevin steps under the conditional energy of every class. A separately trained "
-      "CNN classifies the results: target_class_rate is how often it names the target "
-      "class (source != target; chance " +
-      fmt4(1.0 / classes) +
-      "), source_class_rate how "
-      "often it still names the source class.");
-  c.page->table({"metric", "value"}, {{"target_class_rate", fmt4(target_acc)},
-                                      {"source_class_rate", fmt4(source_kept)},
-                                      {"classifier_accuracy_on_inputs", fmt4(input_acc)},
-                                      {"mean_l2_moved", fmt4(moved)}});
-  // Figure: the first input of every class; row = source, first column the input, then targets.
-  std::vector<torch::Tensor> rows;
-  for (int64_t k = 0; k < classes; ++k) {
-    const int64_t i = k * per_class;
-    rows.push_back(x[i].unsqueeze(0).cpu());
-    rows.push_back(out.narrow(0, i * classes, classes).cpu());
-  }
-  c.figure(
-      "crossclass.png", torch::cat(rows), classes + 1,
-      "Row k: the input image of class k (first column), then the chain's result under the energy "
-      "of class 0, 1, ..., " +
-          std::to_string(classes - 1) + ".");
-  char line[200];
-  std::snprintf(line, sizeof(line),
-                "target class rate %.4f (chance %.4f), source class rate %.4f, classifier accuracy "
-                "on inputs %.4f\n",
-                target_acc, 1.0 / classes, source_kept, input_acc);
-  c.summary.table = line;
-}
-
-// ------------------------------------------------------------------------------ generation ---
-
-void run_generation(Context& c) {
-  auto root = c.config->root();
-  const auto [src, data, cls] = read_common(root);
-  auto s = root.section("sampling");
-  const auto samples = s.get<int64_t>("samples", 1000);
-  s.check(samples >= 20, "samples", ">= 20");
-  const auto chains = s.get<int64_t>("chains", 500);
-  s.check(chains >= 1, "chains", ">= 1");
-  const auto rounds = s.get<int64_t>("rounds", 10);
-  s.check(rounds >= 1, "rounds", ">= 1");
-  const auto steps = s.get<int64_t>("steps_per_round", 20);
-  s.check(steps >= 1, "steps_per_round", ">= 1");
-  const auto reset = s.get<double>("reset_prob", 0.01);
-  s.check(reset >= 0 && reset <= 1, "reset_prob", "in [0, 1]");
-  const auto init = s.choice("init", "buffer", {"buffer", "noise"});
-  auto f = root.section("features");
-  const auto kind = f.choice("kind", "classifier", {"classifier", "inception"});
-  const auto inception_path = f.get<std::string>("inception_path", "inception-2015-12-05.pt");
-  const auto kid_subsets = f.get<int64_t>("kid_subsets", 100);
-  f.check(kid_subsets >= 1, "kid_subsets", ">= 1");
-  const auto kid_size = f.get<int64_t>("kid_subset_size", 1000);
-  f.check(kid_size >= 2, "kid_subset_size", ">= 2");
-  const auto is_splits = f.get<int64_t>("is_splits", 10);
-  f.check(is_splits >= 1, "is_splits", ">= 1");
-  if (c.checked_only()) return;
-
-  std::vector<std::shared_ptr<ImageEnergyNet>> members;
-  auto ebm = c.load_ebm(src, &members);
-  WeightedSumEnergy ensemble;
-  for (auto& m : members) ensemble.add(m, 1.0 / static_cast<double>(members.size()));
-  std::unique_ptr<eval::FeatureExtractor> fx;
-  if (kind == "inception") {
-    fx = eval::inception_features(inception_path, c.device);
-  } else {
-    fx = eval::classifier_features(c.classifier(cls, data));
-  }
-  auto ds = load_data(data, c.seed);
-  const auto& so = ebm.trainer->sampler().options();
-  const LangevinSampler sampler(LangevinOptions(so).steps(steps));
-  auto& buffer = ebm.trainer->buffer();
-  const int64_t classes = ebm.net_options.num_classes();
-  torch::manual_seed(c.seed);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
-  // Persistent chains, as the paper's protocol: a pool of `chains` states run for `rounds` rounds
-  // of `steps` steps; each round re-initialises a fraction `reset_prob` of them to noise. The pool
-  // after the last round is one batch of samples; pools repeat until `samples` are collected.
-  std::vector<torch::Tensor> collected;
-  int64_t have = 0;
-  report::Progress progress("sampling", samples, c.quiet ? nullptr : stderr);
-  while (have < samples) {
-    const int64_t k = std::min(chains, samples - have);
-    torch::Tensor pool;
-    if (init == "buffer" && buffer.size() > 0) {
-      auto states = buffer.states();
-      auto idx = torch::randint(states.size(0), {k}, gen, torch::kLong);
-      pool = states.index_select(0, idx);
-    } else {
-      pool = buffer.init_states(k);
-    }
-    pool = pool.to(c.device);
-    auto labels = classes > 0 ? torch::randint(classes, {k}, gen, torch::kLong).to(c.device)
-                              : torch::Tensor();
-    for (int64_t r = 0; r < rounds; ++r) {
-      auto reset_rows = (torch::rand({k}, gen) < reset).nonzero().flatten();
-      if (reset_rows.numel() > 0)
-        pool.index_copy_(0, reset_rows.to(c.device),
-                         buffer.init_states(reset_rows.size(0)).to(c.device));
-      pool = sampler.sample(ensemble, pool, labels, {}, nullptr, gen);
-    }
-    collected.push_back(pool.cpu());
-    have += k;
-    progress.update(have, "");
-  }
-  progress.finish("");
-  auto gen_images = torch::cat(collected);
-  auto ref = conform(ds.images, ebm.shape);
-  Eigen::MatrixXd fg, pg, fr, pr;
-  eval::extract_all(*fx, gen_images, &fg, &pg);
-  eval::extract_all(*fx, ref, &fr, &pr);
-  const double fid = eval::frechet_distance(eval::gaussian_stats(fg), eval::gaussian_stats(fr));
-  const auto kid = eval::kernel_distance(fg, fr, kid_subsets, kid_size, c.seed);
-  const auto is = eval::inception_score(pg, std::min<int64_t>(is_splits, pg.rows()));
-  const auto is_ref = eval::inception_score(pr, std::min<int64_t>(is_splits, pr.rows()));
-  // Floor: the distance between the two halves of the reference set.
-  const int64_t half = fr.rows() / 2;
-  const double fid_floor =
-      eval::frechet_distance(eval::gaussian_stats(fr.topRows(half)),
-                             eval::gaussian_stats(fr.bottomRows(fr.rows() - half)));
-  report::JsonObject j;
-  j.set("fid", fid)
-      .set("kid_mean", kid.mean)
-      .set("kid_std", kid.std)
-      .set("kid_subsets", kid.subsets)
-      .set("kid_subset_size", kid.subset_size)
-      .set("is_mean", is.mean)
-      .set("is_std", is.std)
-      .set("is_splits", is.splits)
-      .set("samples", gen_images.size(0));
-  report::JsonObject r;
-  r.set("is_mean", is_ref.mean)
-      .set("is_std", is_ref.std)
-      .set("fid_half_vs_half", fid_floor)
-      .set("images", static_cast<int64_t>(fr.rows()));
-  c.metrics.set("features", fx->name())
-      .set("comparable_with_published", fx->comparable_with_published())
-      .set("samples", gen_images.size(0))
-      .set("protocol", "persistent chains: " + std::to_string(chains) + " per pool, " +
-                           std::to_string(rounds) + " rounds x " + std::to_string(steps) +
-                           " steps, reset " + fmt4(reset) + ", init " + init + ", ensemble of " +
-                           std::to_string(members.size()) + " checkpoint(s)")
-      .set("ebm", j)
-      .set("reference_data", r);
-  const std::string note =
-      fx->comparable_with_published()
-          ? "Features: Inception-v3 (inception-2015-12-05), comparable with published numbers."
-          : "Features: the project's own classifier. NOT comparable with published FID/IS.";
-  c.page->paragraph(note + " " + std::to_string(gen_images.size(0)) + " samples against " +
-                    std::to_string(fr.rows()) + " reference images (" + data.format + " " +
-                    data.split + ").");
-  c.page->table({"set", "FID", "KID", "IS"},
-                {{"EBM samples", fmt4(fid), fmt4(kid.mean) + " +- " + fmt4(kid.std),
-                  fmt4(is.mean) + " +- " + fmt4(is.std)},
-                 {"reference (half vs half)", fmt4(fid_floor), "-",
-                  fmt4(is_ref.mean) + " +- " + fmt4(is_ref.std)}});
-  c.figure("samples.png", gen_images.narrow(0, 0, std::min<int64_t>(100, gen_images.size(0))), 10,
-           "The first 100 samples.");
-  char line[320];
-  std::snprintf(line, sizeof(line),
-                "%s\nsamples %ld: FID %.4f  KID %.5f +- %.5f  IS %.4f +- %.4f\nreference: FID "
-                "half/half %.4f  IS %.4f\n",
-                note.c_str(), static_cast<long>(gen_images.size(0)), fid, kid.mean, kid.std,
-                is.mean, is.std, fid_floor, is_ref.mean);
-  c.summary.table = line;
-}
-
-}  // namespace detail
-
 EvalRunSummary run_image_eval(const EvalRunOptions& o) {
   const auto& names = image_experiments();
   if (std::find(names.begin(), names.end(), o.experiment) == names.end()) {
@@ -678,7 +312,7 @@ EvalRunSummary run_image_eval(const EvalRunOptions& o) {
     for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
     throw std::invalid_argument("unknown experiment '" + o.experiment + "' (known: " + list + ")");
   }
-  Context c;
+  detail::Context c;
   c.experiment = o.experiment;
   c.config_path = o.config_path;
   c.quiet = o.quiet;
@@ -697,12 +331,12 @@ EvalRunSummary run_image_eval(const EvalRunOptions& o) {
   c.page = std::make_unique<report::HtmlPage>(c.name + ": " + o.experiment);
   if (!o.check_only) fs::create_directories(c.run_dir);
   c.metrics.set("experiment", o.experiment).set("config", o.config_path);
-  if (o.experiment == "generation") run_generation(c);
-  if (o.experiment == "completion") run_completion(c);
-  if (o.experiment == "crossclass") run_crossclass(c);
-  if (o.experiment == "ood") run_ood(c);
-  if (o.experiment == "robustness") run_robustness(c);
-  if (o.experiment == "compose") run_compose(c);
+  if (o.experiment == "generation") detail::run_generation(c);
+  if (o.experiment == "completion") detail::run_completion(c);
+  if (o.experiment == "crossclass") detail::run_crossclass(c);
+  if (o.experiment == "ood") detail::run_ood(c);
+  if (o.experiment == "robustness") detail::run_robustness(c);
+  if (o.experiment == "compose") detail::run_compose(c);
   if (o.check_only) {
     c.summary.table = o.config_path + ": a valid " + o.experiment + " config";
     return c.summary;

@@ -14,6 +14,7 @@
 #include "ebm/experiments/image_train.h"
 #include "ebm/nets/image_classifier.h"
 #include "ebm/report/html.h"
+#include "ebm/util/json.h"
 
 namespace ebm::experiments::detail {
 
@@ -66,7 +67,7 @@ struct Context {
   uint64_t seed = 0;
   bool quiet = false;
   bool check_only = false;
-  report::JsonObject metrics;
+  util::Json metrics = util::Json::object();
   std::unique_ptr<report::HtmlPage> page;
   EvalRunSummary summary;
 

@@ -2,15 +2,23 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "datasets/image/image_dataset.h"
 #include "ebm/core/checkpoint.h"
+#include "ebm/core/device.h"
 #include "ebm/core/options_config.h"
+#include "ebm/nets/image_net_config.h"
 #include "ebm/report/metrics.h"
 #include "ebm/report/png.h"
 #include "ebm/report/progress.h"
@@ -20,29 +28,6 @@
 namespace ebm::experiments {
 
 namespace fs = std::filesystem;
-
-torch::Device resolve_device(const std::string& spec) {
-  if (spec == "auto")
-    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
-  if (spec == "cpu") return torch::kCPU;
-  if (spec.rfind("cuda", 0) == 0) {
-    int index = 0;
-    if (spec.size() > 4) {
-      if (spec[4] != ':')
-        throw ConfigError("device '" + spec + "': expected auto, cpu, cuda or cuda:N");
-      try {
-        index = std::stoi(spec.substr(5));
-      } catch (const std::exception&) {
-        throw ConfigError("device '" + spec + "': expected auto, cpu, cuda or cuda:N");
-      }
-    }
-    if (!torch::cuda::is_available() || index >= static_cast<int>(torch::cuda::device_count()))
-      throw ConfigError("device '" + spec + "' requested, but this machine has " +
-                        std::to_string(torch::cuda::device_count()) + " CUDA devices");
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-  }
-  throw ConfigError("device '" + spec + "': expected auto, cpu, cuda or cuda:N");
-}
 
 namespace {
 
@@ -56,7 +41,6 @@ struct ImageRunConfig {
   std::optional<ConfigSection> model_section;
   TrainerOptions trainer;
   int64_t iterations = 0, batch_size = 0;
-  bool bf16 = false;
   int64_t log_every = 0, sample_every = 0, checkpoint_every = 0, keep_last = 0, num_samples = 0;
 };
 
@@ -80,9 +64,7 @@ ImageRunConfig read_config(const Config& config) {
   t.check(c.iterations > 0, "iterations", "> 0");
   c.batch_size = t.get<int64_t>("batch_size", 128);
   t.check(c.batch_size > 0, "batch_size", "> 0");
-  c.bf16 = t.get<bool>("autocast_bf16", false);
   c.trainer = trainer_options(t, root.section("langevin"), root.section("replay_buffer"));
-  c.trainer.autocast_bf16(c.bf16);
   auto log = root.section("logging");
   c.log_every = log.get<int64_t>("log_every", 10);
   log.check(c.log_every > 0, "log_every", "> 0");
@@ -110,18 +92,27 @@ void write_meta(torch::serialize::OutputArchive& a, const Config& config,
   a.write("meta.sample_shape", torch::tensor(shape, torch::kLong));
 }
 
-}  // namespace
+// A run's config (with the --set overrides), the settings read from it and the device.
+struct RunSetup {
+  std::shared_ptr<Config> config;
+  ImageRunConfig rc;
+  torch::Device device = torch::kCPU;
+};
 
-TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
+// Loads the config and reads every key, so that an unknown key is an error before any data loads.
+RunSetup load_setup(const TrainRunOptions& opts) {
   auto config = Config::load_file(opts.config_path, opts.overrides);
   auto rc = read_config(*config);
-  auto device = resolve_device(rc.device);
+  const auto device = resolve_device(rc.device);
   // The net's options are read before the unknown-key check, from the dataset's channel count,
   // which is only known after loading; read the model keys now with a provisional channel count.
   image_net_options(*rc.model_section, 1);
   config->check_all_used();
+  return {std::move(config), std::move(rc), device};
+}
 
-  torch::manual_seed(static_cast<uint64_t>(rc.seed));
+// The training images (the first data.limit of them); throws when one batch exceeds them.
+data::ImageDataset load_training_data(const ImageRunConfig& rc, const std::string& config_path) {
   auto ds = data::load_image_dataset(rc.data_format, rc.data_path, rc.data_split);
   if (rc.data_limit > 0 && rc.data_limit < ds.size()) {
     ds.images = ds.images.narrow(0, 0, rc.data_limit);
@@ -129,73 +120,121 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
   }
   const int64_t n = ds.size();
   if (n < rc.batch_size)
-    throw ConfigError(opts.config_path + ": trainer.batch_size " + std::to_string(rc.batch_size) +
+    throw ConfigError(config_path + ": trainer.batch_size " + std::to_string(rc.batch_size) +
                       " exceeds the " + std::to_string(n) + " images of the data set");
-  TrainRunSummary summary;
-  summary.run_dir = opts.out_dir.empty() ? "runs/" + rc.name : opts.out_dir;
-  const std::string ckpt_dir = summary.run_dir + "/checkpoints";
-  CheckpointManager ckpts(ckpt_dir, rc.keep_last);
-  const auto latest = ckpts.latest();
-  if (latest && !opts.resume)
-    throw std::runtime_error(summary.run_dir + " already holds checkpoints (" + *latest +
-                             "); pass --resume to continue it, or choose another --out");
-  if (opts.resume && !latest) throw std::runtime_error("--resume: no checkpoint in " + ckpt_dir);
-  util::write_file_atomic(summary.run_dir + "/config.yaml", config->dump());
+  return ds;
+}
 
-  const std::vector<int64_t> shape{ds.images.size(1), ds.images.size(2), ds.images.size(3)};
-  auto net_options = image_net_options(*rc.model_section, shape[0]);
+// The run's newest checkpoint, checked against --resume: a run directory holding checkpoints is
+// continued only with --resume, and --resume needs one.
+std::optional<std::string> check_resume(const CheckpointManager& ckpts, const std::string& run_dir,
+                                        bool resume) {
+  const auto latest = ckpts.latest();
+  if (latest && !resume)
+    throw std::runtime_error(run_dir + " already holds checkpoints (" + *latest +
+                             "); pass --resume to continue it, or choose another --out");
+  if (resume && !latest) throw std::runtime_error("--resume: no checkpoint in " + ckpts.dir());
+  return latest;
+}
+
+// The net's options for the data's channel count; a conditional net's class count must be the
+// data set's.
+ImageEnergyOptions checked_net_options(const ImageRunConfig& rc, const data::ImageDataset& ds,
+                                       int64_t channels) {
+  auto net_options = image_net_options(*rc.model_section, channels);
   const bool conditional = net_options.num_classes() > 0;
   if (conditional && net_options.num_classes() != ds.num_classes())
     throw ConfigError(rc.model_section->where("num_classes") + ": model.num_classes is " +
                       std::to_string(net_options.num_classes()) + " but the data set has " +
                       std::to_string(ds.num_classes()) + " classes");
-  auto model = std::make_shared<ImageEnergyNet>(net_options);
-  ContrastiveDivergenceTrainer trainer(model, shape, rc.trainer, device);
-  if (opts.resume) {
-    torch::serialize::InputArchive in;
-    CheckpointManager::load(*latest, in, device);
-    trainer.load(in);
-    std::cerr << "resumed from " << *latest << " at step " << trainer.steps() << "\n";
-  }
+  return net_options;
+}
 
-  report::MetricsLog metrics(summary.run_dir + "/metrics.jsonl");
-  report::EventWriter events(summary.run_dir + "/tensorboard");
-  fs::create_directories(summary.run_dir + "/samples");
+// Restores the trainer (weights, optimiser, replay buffer, step count) from a checkpoint.
+void resume_trainer(ContrastiveDivergenceTrainer& trainer, const std::string& checkpoint,
+                    torch::Device device) {
+  torch::serialize::InputArchive in;
+  CheckpointManager::load(checkpoint, in, device);
+  trainer.load(in);
+  std::cerr << "resumed from " << checkpoint << " at step " << trainer.steps() << "\n";
+}
+
+// Prints what is about to be trained, where and on what, to stderr.
+void print_banner(const ImageRunConfig& rc, int64_t n, const std::vector<int64_t>& shape,
+                  const std::shared_ptr<ImageEnergyNet>& model, torch::Device device,
+                  const std::string& run_dir) {
+  int64_t weights = 0;
+  for (auto& p : model->parameters()) weights += p.numel();
   std::cerr << "training " << rc.name << ": " << n << " images " << shape[0] << "x" << shape[1]
-            << "x" << shape[2] << ", " << model->parameters().size() << " parameter tensors (" <<
-      [&] {
-        int64_t count = 0;
-        for (auto& p : model->parameters()) count += p.numel();
-        return count;
-      }() << " weights), device "
-            << device.str() << ", run dir " << summary.run_dir << "\n";
+            << "x" << shape[2] << ", " << model->parameters().size() << " parameter tensors ("
+            << weights << " weights), device " << device.str() << ", run dir " << run_dir << "\n";
+}
 
-  auto save_checkpoint = [&](int64_t step) {
-    return ckpts.save(step, [&](torch::serialize::OutputArchive& a) {
-      trainer.save(a);
-      write_meta(a, *config, shape);
-    });
-  };
-  auto save_samples = [&](int64_t step) {
-    // The replay buffer's newest states: what the chains currently produce.
-    auto states = trainer.buffer().states();
-    const int64_t k = std::min<int64_t>(rc.num_samples, states.size(0));
-    auto grid = states.narrow(0, states.size(0) - k, k);
-    char name[64];
-    std::snprintf(name, sizeof(name), "/samples/step-%08ld.png", static_cast<long>(step));
-    summary.samples_png = summary.run_dir + name;
-    report::write_png_grid(summary.samples_png, grid);
-    events.add_image("samples/buffer", grid, step);
-  };
+// What the steps of a training run share: its settings, data and trainer, and where it writes.
+struct TrainRun {
+  const Config& config;
+  const ImageRunConfig& rc;
+  const data::ImageDataset& ds;
+  const std::vector<int64_t>& shape;
+  bool conditional;
+  ContrastiveDivergenceTrainer& trainer;
+  CheckpointManager& ckpts;
+  report::MetricsLog& metrics;
+  report::EventWriter& events;
+  TrainRunSummary& summary;
+};
 
+// Writes checkpoints/ckpt-<step>.pt (the trainer's state and the metadata); returns its path.
+std::string save_checkpoint(TrainRun& run, int64_t step) {
+  return run.ckpts.save(step, [&](torch::serialize::OutputArchive& a) {
+    run.trainer.save(a);
+    write_meta(a, run.config, run.shape);
+  });
+}
+
+// Writes samples/step-<step>.png and a TensorBoard image: the replay buffer's newest states, what
+// the chains currently produce.
+void save_samples(TrainRun& run, int64_t step) {
+  auto states = run.trainer.buffer().states();
+  const int64_t k = std::min<int64_t>(run.rc.num_samples, states.size(0));
+  auto grid = states.narrow(0, states.size(0) - k, k);
+  char name[64];
+  std::snprintf(name, sizeof(name), "/samples/step-%08ld.png", static_cast<long>(step));
+  run.summary.samples_png = run.summary.run_dir + name;
+  report::write_png_grid(run.summary.samples_png, grid);
+  run.events.add_image("samples/buffer", grid, step);
+}
+
+// Appends a step's numbers to metrics.jsonl and the TensorBoard events.
+void log_step(TrainRun& run, const TrainStepResult& r, int64_t done,
+              std::chrono::steady_clock::time_point t0) {
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<std::pair<std::string, double>> values{{"loss", r.loss},
+                                                     {"e_pos", r.e_pos},
+                                                     {"e_neg", r.e_neg},
+                                                     {"ml_loss", r.ml_loss},
+                                                     {"l2_loss", r.l2_loss},
+                                                     {"lr", r.lr},
+                                                     {"langevin_step_size", r.langevin_step_size},
+                                                     {"skipped", r.skipped ? 1.0 : 0.0},
+                                                     {"elapsed_s", secs}};
+  run.metrics.write(done, values);
+  for (const auto& [k2, v] : values) run.events.add_scalar("train/" + k2, v, done);
+  run.events.flush();
+}
+
+// Trains from the trainer's step (a resumed run continues) to the config's iterations, logging,
+// sampling and checkpointing on their schedules. Returns the last step's result.
+TrainStepResult train_steps(TrainRun& run, report::Progress& progress) {
+  const ImageRunConfig& rc = run.rc;
+  const int64_t n = run.ds.size();
   const int64_t per_epoch = n / rc.batch_size;
-  report::Progress progress("train", rc.iterations, opts.quiet ? nullptr : stderr);
   const auto t0 = std::chrono::steady_clock::now();
   TrainStepResult r;
   torch::Tensor perm;
   int64_t perm_epoch = -1;
-  while (trainer.steps() < rc.iterations) {
-    const int64_t step = trainer.steps();
+  while (run.trainer.steps() < rc.iterations) {
+    const int64_t step = run.trainer.steps();
     const int64_t epoch = step / per_epoch, k = step % per_epoch;
     if (epoch != perm_epoch) {
       // A permutation per epoch from (seed, epoch): resuming needs no data-order state.
@@ -205,37 +244,52 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
       perm_epoch = epoch;
     }
     auto idx = perm.narrow(0, k * rc.batch_size, rc.batch_size);
-    auto x = data::to_float(ds.images.index_select(0, idx));
-    auto y = conditional ? ds.labels.index_select(0, idx) : torch::Tensor();
-    r = trainer.step(x, y);
-    const int64_t done = trainer.steps();
+    auto x = data::to_float(run.ds.images.index_select(0, idx));
+    auto y = run.conditional ? run.ds.labels.index_select(0, idx) : torch::Tensor();
+    r = run.trainer.step(x, y);
+    const int64_t done = run.trainer.steps();
     progress.update(done, fmt_fields(r));
-    if (done % rc.log_every == 0 || done == rc.iterations) {
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::vector<std::pair<std::string, double>> values{
-          {"loss", r.loss},
-          {"e_pos", r.e_pos},
-          {"e_neg", r.e_neg},
-          {"ml_loss", r.ml_loss},
-          {"l2_loss", r.l2_loss},
-          {"lr", r.lr},
-          {"langevin_step_size", r.langevin_step_size},
-          {"skipped", r.skipped ? 1.0 : 0.0},
-          {"elapsed_s", secs}};
-      metrics.write(done, values);
-      for (const auto& [k2, v] : values) events.add_scalar("train/" + k2, v, done);
-      events.flush();
-    }
-    if (done % rc.sample_every == 0) save_samples(done);
-    if (done % rc.checkpoint_every == 0) summary.last_checkpoint = save_checkpoint(done);
+    if (done % rc.log_every == 0 || done == rc.iterations) log_step(run, r, done, t0);
+    if (done % rc.sample_every == 0) save_samples(run, done);
+    if (done % rc.checkpoint_every == 0) run.summary.last_checkpoint = save_checkpoint(run, done);
   }
+  return r;
+}
+
+}  // namespace
+
+TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
+  const RunSetup setup = load_setup(opts);
+  const ImageRunConfig& rc = setup.rc;
+  torch::manual_seed(static_cast<uint64_t>(rc.seed));
+  const auto ds = load_training_data(rc, opts.config_path);
+  TrainRunSummary summary;
+  summary.run_dir = opts.out_dir.empty() ? "runs/" + rc.name : opts.out_dir;
+  CheckpointManager ckpts(summary.run_dir + "/checkpoints", rc.keep_last);
+  const auto latest = check_resume(ckpts, summary.run_dir, opts.resume);
+  util::write_file_atomic(summary.run_dir + "/config.yaml", setup.config->dump());
+
+  const std::vector<int64_t> shape{ds.images.size(1), ds.images.size(2), ds.images.size(3)};
+  const auto net_options = checked_net_options(rc, ds, shape[0]);
+  auto model = std::make_shared<ImageEnergyNet>(net_options);
+  ContrastiveDivergenceTrainer trainer(model, shape, rc.trainer, setup.device);
+  if (opts.resume) resume_trainer(trainer, *latest, setup.device);
+
+  report::MetricsLog metrics(summary.run_dir + "/metrics.jsonl");
+  report::EventWriter events(summary.run_dir + "/tensorboard");
+  fs::create_directories(summary.run_dir + "/samples");
+  print_banner(rc, ds.size(), shape, model, setup.device, summary.run_dir);
+
+  const bool conditional = net_options.num_classes() > 0;
+  TrainRun run{*setup.config, rc, ds, shape, conditional, trainer, ckpts, metrics, events, summary};
+  report::Progress progress("train", rc.iterations, opts.quiet ? nullptr : stderr);
+  const TrainStepResult r = train_steps(run, progress);
   progress.finish(fmt_fields(r));
   if (summary.last_checkpoint.empty() || trainer.steps() % rc.checkpoint_every != 0) {
-    summary.last_checkpoint = save_checkpoint(trainer.steps());
+    summary.last_checkpoint = save_checkpoint(run, trainer.steps());
   }
   if (trainer.steps() % rc.sample_every != 0 || summary.samples_png.empty())
-    save_samples(trainer.steps());
+    save_samples(run, trainer.steps());
   summary.steps = trainer.steps();
   summary.seconds = progress.elapsed();
   summary.last_loss = r.loss;

@@ -14,10 +14,6 @@
 
 namespace ebm::experiments {
 
-// "auto" (CUDA when available), "cpu", "cuda", "cuda:N". Throws ConfigError for others or for a
-// CUDA device that is not there.
-torch::Device resolve_device(const std::string& spec);
-
 struct TrainRunOptions {
   std::string config_path;
   std::vector<std::string> overrides;  // --set key=value

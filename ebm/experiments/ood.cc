@@ -163,7 +163,7 @@ void run_ood(Context& c) {
   std::string table = "OOD set            EBM AUROC   classifier MSP AUROC\n";
   std::vector<std::pair<std::string, std::vector<double>>> hist{{data.format + " (in)", in_ebm}};
   std::vector<torch::Tensor> previews{in_dist.narrow(0, 0, std::min<int64_t>(10, in_dist.size(0)))};
-  report::JsonObject per_set;
+  util::Json per_set = util::Json::object();
   double mean_ebm = 0, mean_msp = 0;
   for (size_t i = 0; i < sets.size(); ++i) {
     const auto& set = sets[i];
@@ -174,7 +174,7 @@ void run_ood(Context& c) {
     const double a_ebm = eval::auroc(in_ebm, e), a_msp = eval::auroc(in_msp, m);
     mean_ebm += a_ebm / sets.size();
     mean_msp += a_msp / sets.size();
-    report::JsonObject j;
+    util::Json j = util::Json::object();
     j.set("ebm", a_ebm).set("classifier_msp", a_msp).set("images", x.size(0)).set("kind", set.kind);
     per_set.set(set.name, j);
     rows.push_back({set.name, set.kind, std::to_string(x.size(0)), fmt4(a_ebm), fmt4(a_msp)});
@@ -193,7 +193,7 @@ void run_ood(Context& c) {
       .set("score_ebm", classes > 0 ? "logsumexp_y -E(x, y)" : "-E(x)")
       .set("score_classifier", "max softmax probability of the project CNN")
       .set("auroc", per_set)
-      .set("mean_auroc", report::JsonObject().set("ebm", mean_ebm).set("classifier_msp", mean_msp));
+      .set("mean_auroc", util::Json::object().set("ebm", mean_ebm).set("classifier_msp", mean_msp));
   c.page->paragraph(
       "AUROC with the " + std::to_string(in_dist.size(0)) + " in-distribution test images (" +
       data.format +
