@@ -3,66 +3,77 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <regex>
 #include <sstream>
 
 #include "ebm/nets/trajectory_generator.h"
-#include "plugin/recorder/recorder.h"
+#include "plugin/common/plugin_util.h"
 
 namespace ebm::generator {
 
-namespace {
-
-std::unique_ptr<Generator> Fail(const std::string& attr, const std::string& what) {
-  mju_warning("%s: attribute '%s': %s", kPluginName, attr.c_str(), what.c_str());
-  return nullptr;
+std::optional<GeneratorConfig> GeneratorConfig::FromModel(const mjModel* m, int instance) {
+  const plugin::Attributes attributes(m, instance, kPluginName);
+  GeneratorConfig c;
+  c.checkpoint = attributes.text(kAttrCheckpoint);
+  if (c.checkpoint.empty()) {
+    return attributes.fail(kAttrCheckpoint,
+                           "missing; give models/generator.pt of `ebm traj train`");
+  }
+  const auto every = attributes.integer(kAttrEvery, 1, LONG_MAX, 0);
+  const auto samples = every ? attributes.integer(kAttrSamples, 1, 1024, 8) : std::nullopt;
+  const auto horizon = samples ? attributes.integer(kAttrHorizon, 1, 100000, 0) : std::nullopt;
+  const auto steps = horizon ? attributes.integer(kAttrSteps, 0, INT_MAX, 0) : std::nullopt;
+  if (!steps) return std::nullopt;
+  c.every = *every;
+  c.samples = static_cast<int>(*samples);
+  c.horizon = static_cast<int>(*horizon);
+  c.steps = static_cast<int>(*steps);
+  std::istringstream names(attributes.text(kAttrSites));
+  std::string name;
+  while (names >> name) {
+    const int id = mj_name2id(m, mjOBJ_SITE, name.c_str());
+    if (id < 0) return attributes.fail(kAttrSites, "no site named '" + name + "'");
+    c.sites.push_back(id);
+  }
+  return c;
 }
 
-bool ParseInt(const char* text, long min, long* out) {
-  if (!text || !text[0]) return true;  // keep the default
-  char* end = nullptr;
-  errno = 0;
-  const long v = std::strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v < min) return false;
-  *out = v;
-  return true;
-}
-
-}  // namespace
+Generator::Generator(GeneratorConfig config) : config_(std::move(config)) {}
 
 Generator::~Generator() {
   if (scratch_) mj_deleteData(scratch_);
 }
 
-std::unique_ptr<Generator> Generator::Create(const mjModel* m, mjData* d, int instance) {
-  std::unique_ptr<Generator> g(new Generator());
-  const char* path = mj_getPluginConfig(m, instance, kAttrCheckpoint);
-  if (!path || !path[0])
-    return Fail(kAttrCheckpoint, "missing; give models/generator.pt of `ebm traj train`");
+bool Generator::LoadCheckpoint(const mjModel* m) {
+  auto fail = [](const std::string& what) {
+    plugin::warn_attribute(kPluginName, kAttrCheckpoint, what);
+    return false;
+  };
+  const std::string& path = config_.checkpoint;
   try {
-    g->model_ = TrajectoryGenerator::load(path);
+    model_ = TrajectoryGenerator::load(path);
   } catch (const std::exception& e) {
-    return Fail(kAttrCheckpoint, std::string("cannot load: ") + e.what());
+    return fail(std::string("cannot load: ") + e.what());
   }
-  const auto& meta = g->model_->meta();
-  const uint64_t hash = recorder::model_hash(m);
+  const auto& meta = model_->meta();
+  const uint64_t hash = plugin::model_hash(m);
   if (meta.nq != m->nq || meta.nv != m->nv || meta.model_hash != hash) {
     std::ostringstream msg;
     msg << path << " was trained on another state layout (nq " << meta.nq << ", nv " << meta.nv
         << ", model hash " << std::hex << meta.model_hash << "; this model: nq " << std::dec
         << m->nq << ", nv " << m->nv << ", hash " << std::hex << hash << ")";
-    return Fail(kAttrCheckpoint, msg.str());
+    return fail(msg.str());
   }
   // Features: "field" or "field[a:b]" of qpos, qvel, ctrl, act.
-  static const std::regex re(R"(([a-z]+)(\[(\d+):(\d+)\])?)");
+  static const std::regex kFeature(R"(([a-z]+)(\[(\d+):(\d+)\])?)");
   std::istringstream in(meta.features);
   std::string tok;
   while (in >> tok) {
     std::smatch mt;
-    if (!std::regex_match(tok, mt, re))
-      return Fail(kAttrCheckpoint, "unreadable feature '" + tok + "'");
+    if (!std::regex_match(tok, mt, kFeature)) return fail("unreadable feature '" + tok + "'");
     StateSlice s;
     int size = 0;
     if (mt[1] == "qpos")
@@ -74,48 +85,34 @@ std::unique_ptr<Generator> Generator::Create(const mjModel* m, mjData* d, int in
     else if (mt[1] == "act")
       s.field = StateSlice::Field::kAct, size = m->na;
     else
-      return Fail(
-          kAttrCheckpoint,
-          "feature '" + tok + "' is not a state the generator can read (qpos, qvel, ctrl, act)");
+      return fail("feature '" + tok +
+                  "' is not a state the generator can read (qpos, qvel, ctrl, act)");
     s.begin = mt[2].matched ? std::stoi(mt[3]) : 0;
     const int end = mt[2].matched ? std::stoi(mt[4]) : size;
-    if (s.begin >= end || end > size)
-      return Fail(kAttrCheckpoint,
-                  "feature '" + tok + "' outside this model's " + std::string(mt[1]));
-    s.count = end - s.begin;
-    g->slices_.push_back(s);
-    g->dim_ += s.count;
-  }
-  if (g->dim_ != meta.dim)
-    return Fail(kAttrCheckpoint, "features give " + std::to_string(g->dim_) +
-                                     " values, the net expects " + std::to_string(meta.dim));
-  g->history_len_ = static_cast<int>(meta.history);
-  g->decimation_ = static_cast<int>(meta.decimation);
-  long every = meta.decimation * meta.future, samples = 8, horizon = meta.future, steps = 0;
-  const char* v = mj_getPluginConfig(m, instance, kAttrEvery);
-  if (!ParseInt(v, 1, &every))
-    return Fail(kAttrEvery, std::string("must be an integer >= 1, got '") + v + "'");
-  v = mj_getPluginConfig(m, instance, kAttrSamples);
-  if (!ParseInt(v, 1, &samples) || samples > 1024)
-    return Fail(kAttrSamples, std::string("must be an integer in 1..1024, got '") + v + "'");
-  v = mj_getPluginConfig(m, instance, kAttrHorizon);
-  if (!ParseInt(v, 1, &horizon) || horizon > 100000)
-    return Fail(kAttrHorizon, std::string("must be an integer >= 1, got '") + v + "'");
-  v = mj_getPluginConfig(m, instance, kAttrSteps);
-  if (!ParseInt(v, 0, &steps))
-    return Fail(kAttrSteps, std::string("must be an integer >= 0, got '") + v + "'");
-  g->every_ = every, g->samples_ = static_cast<int>(samples),
-  g->horizon_ = static_cast<int>(horizon);
-  g->steps_ = static_cast<int>(steps);
-  if (const char* s = mj_getPluginConfig(m, instance, kAttrSites); s && s[0]) {
-    std::istringstream names(s);
-    std::string name;
-    while (names >> name) {
-      const int id = mj_name2id(m, mjOBJ_SITE, name.c_str());
-      if (id < 0) return Fail(kAttrSites, "no site named '" + name + "'");
-      g->sites_.push_back(id);
+    if (s.begin >= end || end > size) {
+      return fail("feature '" + tok + "' outside this model's " + std::string(mt[1]));
     }
+    s.count = end - s.begin;
+    slices_.push_back(s);
+    dim_ += s.count;
   }
+  if (dim_ != meta.dim) {
+    return fail("features give " + std::to_string(dim_) + " values, the net expects " +
+                std::to_string(meta.dim));
+  }
+  history_len_ = static_cast<int>(meta.history);
+  decimation_ = static_cast<int>(meta.decimation);
+  if (config_.every == 0) config_.every = meta.decimation * meta.future;
+  if (config_.horizon == 0) config_.horizon = static_cast<int>(meta.future);
+  return true;
+}
+
+std::unique_ptr<Generator> Generator::Create(const mjModel* m, mjData* d, int instance) {
+  (void)d;
+  auto config = GeneratorConfig::FromModel(m, instance);
+  if (!config) return nullptr;
+  std::unique_ptr<Generator> g(new Generator(std::move(*config)));
+  if (!g->LoadCheckpoint(m)) return nullptr;
   g->history_.assign(static_cast<size_t>(g->history_len_) * g->dim_, 0.0f);
   return g;
 }
@@ -139,12 +136,8 @@ void Generator::Reset() {
 }
 
 void Generator::Compute(const mjModel* m, mjData* d, int instance) {
-  for (int i = 0; i < m->nsensor; ++i) {
-    if (m->sensor_type[i] == mjSENS_PLUGIN && m->sensor_plugin[i] == instance) {
-      d->sensordata[m->sensor_adr[i]] = static_cast<mjtNum>(samplings_);
-      if (m->sensor_dim[i] > 1) d->sensordata[m->sensor_adr[i] + 1] = last_latency_ms_;
-    }
-  }
+  const mjtNum values[] = {static_cast<mjtNum>(samplings_), last_latency_ms_};
+  plugin::fill_sensors(m, d, instance, values, 2);
 }
 
 void Generator::Advance(const mjModel* m, mjData* d) {
@@ -156,7 +149,8 @@ void Generator::Advance(const mjModel* m, mjData* d) {
   std::memmove(history_.data(), history_.data() + fd, sizeof(float) * (history_.size() - fd));
   ReadFeatures(m, d, history_.data() + history_.size() - fd);
   ++frames_seen_;
-  if (frames_seen_ >= history_len_ && (futures_.empty() || since_sample_ >= every_)) Sample(m, d);
+  if (frames_seen_ >= history_len_ && (futures_.empty() || since_sample_ >= config_.every))
+    Sample(m, d);
 }
 
 void Generator::Sample(const mjModel* m, mjData* d) {
@@ -165,7 +159,8 @@ void Generator::Sample(const mjModel* m, mjData* d) {
   const auto t0 = std::chrono::steady_clock::now();
   try {
     auto h = torch::from_blob(history_.data(), {1, history_len_, dim_}, torch::kFloat32).clone();
-    auto out = model_->sample(h, samples_, horizon_, steps_).contiguous();  // [1, K, T, D]
+    auto out = model_->sample(h, config_.samples, config_.horizon, config_.steps)
+                   .contiguous();  // [1, K, T, D]
     futures_.assign(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
     ++samplings_;
   } catch (const std::exception& e) {
@@ -177,18 +172,18 @@ void Generator::Sample(const mjModel* m, mjData* d) {
 }
 
 void Generator::Visualize(const mjModel* m, mjData* d, const mjvOption*, mjvScene* scn) {
-  if (futures_.empty() || sites_.empty()) return;
+  if (futures_.empty() || config_.sites.empty()) return;
   if (!scratch_) scratch_ = mj_makeData(m);
-  static const float colors[4][4] = {{0.9f, 0.2f, 0.2f, 0.6f},
-                                     {0.2f, 0.5f, 0.95f, 0.6f},
-                                     {0.2f, 0.8f, 0.3f, 0.6f},
-                                     {0.95f, 0.7f, 0.1f, 0.6f}};
-  for (int k = 0; k < samples_; ++k) {
-    std::vector<mjtNum> prev(3 * sites_.size());
-    for (int t = 0; t < horizon_; ++t) {
+  static const float kColors[4][4] = {{0.9f, 0.2f, 0.2f, 0.6f},
+                                      {0.2f, 0.5f, 0.95f, 0.6f},
+                                      {0.2f, 0.8f, 0.3f, 0.6f},
+                                      {0.95f, 0.7f, 0.1f, 0.6f}};
+  for (int k = 0; k < config_.samples; ++k) {
+    std::vector<mjtNum> prev(3 * config_.sites.size());
+    for (int t = 0; t < config_.horizon; ++t) {
       // The current state with the generated coordinates written in.
       std::memcpy(scratch_->qpos, d->qpos, sizeof(mjtNum) * m->nq);
-      const float* f = futures_.data() + (static_cast<size_t>(k) * horizon_ + t) * dim_;
+      const float* f = futures_.data() + (static_cast<size_t>(k) * config_.horizon + t) * dim_;
       for (const auto& s : slices_) {
         if (s.field == StateSlice::Field::kQpos) {
           for (int i = 0; i < s.count; ++i) scratch_->qpos[s.begin + i] = f[i];
@@ -196,11 +191,11 @@ void Generator::Visualize(const mjModel* m, mjData* d, const mjvOption*, mjvScen
         f += s.count;
       }
       mj_kinematics(m, scratch_);
-      for (size_t s = 0; s < sites_.size(); ++s) {
-        const mjtNum* p = scratch_->site_xpos + 3 * sites_[s];
+      for (size_t s = 0; s < config_.sites.size(); ++s) {
+        const mjtNum* p = scratch_->site_xpos + 3 * config_.sites[s];
         if (t > 0 && scn->ngeom < scn->maxgeom) {
           mjvGeom* g = scn->geoms + scn->ngeom;
-          mjv_initGeom(g, mjGEOM_LINE, nullptr, nullptr, nullptr, colors[k % 4]);
+          mjv_initGeom(g, mjGEOM_LINE, nullptr, nullptr, nullptr, kColors[k % 4]);
           mjv_connector(g, mjGEOM_LINE, 3, prev.data() + 3 * s, p);
           g->category = mjCAT_DECOR;
           ++scn->ngeom;
@@ -210,14 +205,6 @@ void Generator::Visualize(const mjModel* m, mjData* d, const mjvOption*, mjvScen
     }
   }
 }
-
-namespace {
-
-Generator* Get(const mjData* d, int instance) {
-  return reinterpret_cast<Generator*>(d->plugin_data[instance]);
-}
-
-}  // namespace
 
 void RegisterPlugin() {
   mjpPlugin plugin;
@@ -238,21 +225,21 @@ void RegisterPlugin() {
     return 0;
   };
   plugin.destroy = +[](mjData* d, int instance) {
-    delete Get(d, instance);
+    delete plugin::instance_data<Generator>(d, instance);
     d->plugin_data[instance] = 0;
   };
   plugin.reset = +[](const mjModel*, mjtNum*, void* data, int) {
     if (data) static_cast<Generator*>(data)->Reset();
   };
   plugin.compute = +[](const mjModel* m, mjData* d, int instance, int) {
-    if (auto* g = Get(d, instance)) g->Compute(m, d, instance);
+    if (auto* g = plugin::instance_data<Generator>(d, instance)) g->Compute(m, d, instance);
   };
   plugin.advance = +[](const mjModel* m, mjData* d, int instance) {
-    if (auto* g = Get(d, instance)) g->Advance(m, d);
+    if (auto* g = plugin::instance_data<Generator>(d, instance)) g->Advance(m, d);
   };
   plugin.visualize =
       +[](const mjModel* m, mjData* d, const mjvOption* opt, mjvScene* scn, int instance) {
-        if (auto* g = Get(d, instance)) g->Visualize(m, d, opt, scn);
+        if (auto* g = plugin::instance_data<Generator>(d, instance)) g->Visualize(m, d, opt, scn);
       };
   mjp_registerPlugin(&plugin);
 }
@@ -261,14 +248,14 @@ void RegisterPlugin() {
 
 namespace {
 
-ebm::generator::Generator* First(const mjModel* m, mjData* d) {
-  for (int i = 0; i < m->nplugin; ++i) {
-    const mjpPlugin* p = mjp_getPluginAtSlot(m->plugin[i]);
-    if (p && std::strcmp(p->name, ebm::generator::kPluginName) == 0 && d->plugin_data[i]) {
-      return reinterpret_cast<ebm::generator::Generator*>(d->plugin_data[i]);
-    }
-  }
-  return nullptr;
+// The first ebm.generator instance of d (null when there is none).
+ebm::generator::Generator* first_generator(const mjModel* m, mjData* d) {
+  ebm::generator::Generator* first = nullptr;
+  ebm::plugin::for_each_instance<ebm::generator::Generator>(m, d, ebm::generator::kPluginName,
+                                                            [&](ebm::generator::Generator* g) {
+                                                              if (!first) first = g;
+                                                            });
+  return first;
 }
 
 }  // namespace
@@ -277,7 +264,7 @@ extern "C" {
 
 int ebm_generator_futures(const mjModel* m, mjData* d, float* out, int capacity, int* k,
                           int* frames, int* dim) {
-  auto* g = First(m, d);
+  auto* g = first_generator(m, d);
   if (!g) return -1;
   if (k) *k = g->samples();
   if (frames) *frames = g->horizon();
@@ -290,7 +277,7 @@ int ebm_generator_futures(const mjModel* m, mjData* d, float* out, int capacity,
 }
 
 double ebm_generator_last_latency_ms(const mjModel* m, mjData* d) {
-  auto* g = First(m, d);
+  auto* g = first_generator(m, d);
   return g ? g->last_latency_ms() : -1.0;
 }
 

@@ -24,6 +24,7 @@
 #include <mujoco/mujoco.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,20 @@ struct StateSlice {
   int begin = 0, count = 0;
 };
 
+// An instance's attributes, read once and validated. 0 for every, horizon and steps means "as
+// the checkpoint was trained" (one window, the window's future frames, the trained Langevin steps).
+struct GeneratorConfig {
+  std::string checkpoint;
+  long every = 0;
+  int samples = 8;
+  int horizon = 0;
+  int steps = 0;
+  std::vector<int> sites;  // site ids whose ghost paths are drawn
+
+  // Null after an mju_warning naming the attribute and what was wrong with it.
+  static std::optional<GeneratorConfig> FromModel(const mjModel* m, int instance);
+};
+
 class Generator {
  public:
   // Reads the attributes and loads the checkpoint; null after a clear mju_warning.
@@ -61,23 +76,23 @@ class Generator {
 
   // Latest futures, raw features [K, horizon, D] row-major (empty before the first sampling).
   const std::vector<float>& futures() const { return futures_; }
-  int samples() const { return samples_; }
-  int horizon() const { return horizon_; }
+  int samples() const { return config_.samples; }
+  int horizon() const { return config_.horizon; }
   int dim() const { return dim_; }
   long samplings() const { return samplings_; }
   double last_latency_ms() const { return last_latency_ms_; }
 
  private:
-  Generator() = default;
+  explicit Generator(GeneratorConfig config);
+  // Loads the checkpoint and reads its features against the model; false after a warning.
+  bool LoadCheckpoint(const mjModel* m);
   void Sample(const mjModel* m, mjData* d);
   void ReadFeatures(const mjModel* m, const mjData* d, float* out) const;
 
+  GeneratorConfig config_;  // every and horizon resolved against the checkpoint
   std::unique_ptr<TrajectoryGenerator> model_;
   std::vector<StateSlice> slices_;
   int dim_ = 0, history_len_ = 0, decimation_ = 1;
-  int samples_ = 8, horizon_ = 0, steps_ = 0;
-  long every_ = 0;
-  std::vector<int> sites_;
   std::vector<float> history_;  // ring of the last H frames, oldest first after rotation
   int frames_seen_ = 0;
   long step_ = 0, since_sample_ = 0;

@@ -4,12 +4,15 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <sstream>
+
+#include "plugin/common/plugin_util.h"
 
 namespace ebm::recorder {
 namespace fs = std::filesystem;
@@ -19,37 +22,6 @@ namespace {
 
 std::atomic<uint64_t> g_next_episode_id{0};
 std::atomic<uint64_t> g_next_shard{0};
-
-void hash_bytes(uint64_t& h, const void* data, size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 1099511628211ull;
-  }
-}
-template <typename T>
-void hash_array(uint64_t& h, const T* data, long n) {
-  if (data && n > 0) hash_bytes(h, data, sizeof(T) * static_cast<size_t>(n));
-  hash_bytes(h, &n, sizeof(n));
-}
-
-std::string name_of(const mjModel* m, int type, int id) {
-  const char* n = mj_id2name(m, type, id);
-  return n ? n : "";
-}
-
-std::optional<long> parse_int(const char* text, long min, long fallback, bool* ok) {
-  *ok = true;
-  if (!text || !text[0]) return fallback;
-  char* end = nullptr;
-  errno = 0;
-  const long v = std::strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v < min) {
-    *ok = false;
-    return std::nullopt;
-  }
-  return v;
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -78,8 +50,8 @@ class SharedWriter {
 
   // The writer for `path`, opened on first use and shared while any recorder holds it. Throws
   // when the open file belongs to another model or layout.
-  static std::shared_ptr<SharedWriter> ForPath(const std::string& path, const FileHeader& header,
-                                               trajectory::SyncPolicy sync) {
+  static std::shared_ptr<SharedWriter> for_path(const std::string& path, const FileHeader& header,
+                                                trajectory::SyncPolicy sync) {
     std::lock_guard<std::mutex> lock(registry_mutex());
     auto& slot = registry()[key(path)];
     if (auto w = slot.lock()) {
@@ -94,7 +66,7 @@ class SharedWriter {
   // Whether recorders with `header` may append to `path`: checked against the writer this process
   // has open for it, else against the file's header. Under the registry lock, so a file another
   // thread is creating right now (header not yet written) is never mistaken for a foreign one.
-  static void CheckPath(const std::string& path, const FileHeader& header) {
+  static void check_path(const std::string& path, const FileHeader& header) {
     std::lock_guard<std::mutex> lock(registry_mutex());
     auto it = registry().find(key(path));
     if (it != registry().end()) {
@@ -124,37 +96,6 @@ class SharedWriter {
   trajectory::TrajectoryWriter writer_;
 };
 
-uint64_t model_hash(const mjModel* m) {
-  uint64_t h = 1469598103934665603ull;
-  // Sensors are left out: plugins (the recorder, the generator) add sensors of their own, and
-  // the recorded frame layout already pins the sizes of recorded sensor data.
-  const long sizes[] = {m->nq,    m->nv,    m->nu,     m->na,  m->nbody,  m->njnt,
-                        m->ngeom, m->nsite, m->nmocap, m->neq, m->ntendon};
-  hash_array(h, sizes, sizeof(sizes) / sizeof(sizes[0]));
-  hash_array(h, &m->opt.timestep, 1);
-  hash_array(h, m->jnt_type, m->njnt);
-  hash_array(h, m->jnt_qposadr, m->njnt);
-  hash_array(h, m->jnt_range, 2L * m->njnt);
-  hash_array(h, m->body_parentid, m->nbody);
-  hash_array(h, m->body_mass, m->nbody);
-  hash_array(h, m->geom_type, m->ngeom);
-  hash_array(h, m->geom_size, 3L * m->ngeom);
-  hash_array(h, m->actuator_ctrlrange, 2L * m->nu);
-  hash_array(h, m->actuator_gainprm, static_cast<long>(mjNGAIN) * m->nu);
-  hash_array(h, m->qpos0, m->nq);
-  for (int type : {mjOBJ_BODY, mjOBJ_JOINT, mjOBJ_ACTUATOR, mjOBJ_SITE}) {
-    const int n = type == mjOBJ_BODY       ? m->nbody
-                  : type == mjOBJ_JOINT    ? m->njnt
-                  : type == mjOBJ_ACTUATOR ? m->nu
-                                           : m->nsite;
-    for (int i = 0; i < n; ++i) {
-      const std::string s = name_of(m, type, i);
-      hash_bytes(h, s.c_str(), s.size() + 1);
-    }
-  }
-  return h;
-}
-
 std::optional<std::vector<FieldSource>> parse_fields(const mjModel* m, const std::string& text,
                                                      std::string* error) {
   using K = FieldSource::Kind;
@@ -169,7 +110,8 @@ std::optional<std::vector<FieldSource>> parse_fields(const mjModel* m, const std
     std::vector<std::string> names;
     for (int i = 0; i < n; ++i) {
       for (int k = 0; k < per; ++k) {
-        names.push_back(name_of(m, type, i) + (per > 1 ? "[" + std::to_string(k) + "]" : ""));
+        names.push_back(plugin::name_of(m, type, i) +
+                        (per > 1 ? "[" + std::to_string(k) + "]" : ""));
       }
     }
     return names;
@@ -185,14 +127,14 @@ std::optional<std::vector<FieldSource>> parse_fields(const mjModel* m, const std
       for (int j = 0; j < m->njnt; ++j) {
         const int n = m->jnt_type[j] == mjJNT_FREE ? 7 : m->jnt_type[j] == mjJNT_BALL ? 4 : 1;
         for (int k = 0; k < n; ++k) {
-          f.element_names.push_back(name_of(m, mjOBJ_JOINT, j) +
+          f.element_names.push_back(plugin::name_of(m, mjOBJ_JOINT, j) +
                                     (n > 1 ? "[" + std::to_string(k) + "]" : ""));
         }
       }
     } else if (tok == "qvel" || tok == "qacc") {
       f.kind = tok == "qvel" ? K::kQvel : K::kQacc, f.size = m->nv;
       for (int v = 0; v < m->nv; ++v)
-        f.element_names.push_back(name_of(m, mjOBJ_JOINT, m->dof_jntid[v]));
+        f.element_names.push_back(plugin::name_of(m, mjOBJ_JOINT, m->dof_jntid[v]));
     } else if (tok == "act") {
       f.kind = K::kAct, f.size = m->na;
     } else if (tok == "ctrl") {
@@ -237,72 +179,90 @@ std::optional<std::vector<FieldSource>> parse_fields(const mjModel* m, const std
   return out;
 }
 
-Recorder::Recorder(const mjModel* m, mjData* d, int instance) : m_(m), d_(d), instance_(instance) {}
-
-std::unique_ptr<Recorder> Recorder::Create(const mjModel* m, mjData* d, int instance) {
-  auto fail = [](const std::string& attr, const std::string& what) {
-    mju_warning("%s: attribute '%s': %s", kPluginName, attr.c_str(), what.c_str());
-    return nullptr;
-  };
-  std::unique_ptr<Recorder> r(new Recorder(m, d, instance));
-  const char* path = mj_getPluginConfig(m, instance, kAttrPath);
-  if (!path || !path[0])
-    return fail(kAttrPath, "missing; give an output file (*.ebmtraj) or directory");
-  r->path_ = path;
-  r->directory_mode_ = !ends_with(r->path_, trajectory::kFileSuffix);
-
-  const char* fields = mj_getPluginConfig(m, instance, kAttrFields);
-  std::string error;
-  auto parsed = parse_fields(m, fields && fields[0] ? fields : "qpos qvel ctrl", &error);
-  if (!parsed) return fail(kAttrFields, error);
-  r->fields_ = std::move(*parsed);
-
-  bool ok = true;
-  const char* dec = mj_getPluginConfig(m, instance, kAttrDecimation);
-  r->decimation_ = static_cast<int>(parse_int(dec, 1, 1, &ok).value_or(0));
-  if (!ok || r->decimation_ > 1000000) {
-    return fail(kAttrDecimation, "must be an integer >= 1, got '" + std::string(dec) + "'");
+std::optional<RecorderConfig> RecorderConfig::FromModel(const mjModel* m, int instance) {
+  const plugin::Attributes attributes(m, instance, kPluginName);
+  RecorderConfig c;
+  c.path = attributes.text(kAttrPath);
+  if (c.path.empty()) {
+    return attributes.fail(kAttrPath, "missing; give an output file (*.ebmtraj) or directory");
   }
-  const char* steps = mj_getPluginConfig(m, instance, kAttrEpisodeSteps);
-  r->episode_steps_ = parse_int(steps, 0, 0, &ok).value_or(0);
-  if (!ok)
-    return fail(kAttrEpisodeSteps, "must be an integer >= 0, got '" + std::string(steps) + "'");
-  const char* flush = mj_getPluginConfig(m, instance, kAttrFlush);
-  const auto sync = trajectory::parse_sync_policy(flush && flush[0] ? flush : "episode");
+  c.directory_mode = !ends_with(c.path, trajectory::kFileSuffix);
+  const std::string fields = attributes.text(kAttrFields);
+  std::string error;
+  auto parsed = parse_fields(m, fields.empty() ? "qpos qvel ctrl" : fields, &error);
+  if (!parsed) return attributes.fail(kAttrFields, error);
+  c.fields = std::move(*parsed);
+  const auto decimation = attributes.integer(kAttrDecimation, 1, 1000000, 1);
+  if (!decimation) return std::nullopt;
+  c.decimation = static_cast<int>(*decimation);
+  const auto steps = attributes.integer(kAttrEpisodeSteps, 0, LONG_MAX, 0);
+  if (!steps) return std::nullopt;
+  c.episode_steps = *steps;
+  const std::string flush = attributes.text(kAttrFlush);
+  const auto sync = trajectory::parse_sync_policy(flush.empty() ? "episode" : flush);
   if (!sync)
-    return fail(kAttrFlush, "must be episode, close or none, got '" + std::string(flush) + "'");
-  r->sync_ = *sync;
+    return attributes.fail(kAttrFlush, "must be episode, close or none, got '" + flush + "'");
+  c.sync = *sync;
+  return c;
+}
 
-  FileHeader& h = r->header_;
+namespace {
+
+// The header every file of this recorder starts with: the model, the frame layout, the rate.
+FileHeader file_header(const mjModel* m, const RecorderConfig& c) {
+  FileHeader h;
   h.set_format_version(trajectory::kFormatVersion);
   h.set_model_name(m->names[0] ? m->names : "model");
-  h.set_model_hash(model_hash(m));
+  h.set_model_hash(plugin::model_hash(m));
   h.set_timestep(m->opt.timestep);
-  h.set_decimation(static_cast<uint32_t>(r->decimation_));
+  h.set_decimation(static_cast<uint32_t>(c.decimation));
   h.set_writer(std::string(kPluginName) + " (MuJoCo " + mj_versionString() + ")");
-  for (int j = 0; j < m->njnt; ++j) h.add_joint_names(name_of(m, mjOBJ_JOINT, j));
-  for (const auto& f : r->fields_) {
+  for (int j = 0; j < m->njnt; ++j) h.add_joint_names(plugin::name_of(m, mjOBJ_JOINT, j));
+  for (const auto& f : c.fields) {
     auto* field = h.add_fields();
     field->set_name(f.name);
     field->set_size(static_cast<uint32_t>(f.size));
     for (const auto& n : f.element_names) field->add_element_names(n);
-    r->frame_size_ += static_cast<size_t>(f.size);
   }
+  return h;
+}
 
-  // Refuse now (at compile time) what would fail at the first write: an existing file of another
-  // model or layout, or a path that is a directory where a file is expected.
+// What would fail at the first write, refused now (at compile time): an existing file of another
+// model or layout, or a path that is a directory where a file is expected. Empty when none.
+std::string output_problem(const RecorderConfig& c, const FileHeader& header) {
   std::error_code ec;
-  if (!r->directory_mode_) {
-    if (fs::is_directory(r->path_, ec)) return fail(kAttrPath, "'" + r->path_ + "' is a directory");
+  if (!c.directory_mode) {
+    if (fs::is_directory(c.path, ec)) return "'" + c.path + "' is a directory";
     try {
-      SharedWriter::CheckPath(r->path_, h);
+      SharedWriter::check_path(c.path, header);
     } catch (const std::exception& e) {
-      return fail(kAttrPath, std::string("cannot append: ") + e.what());
+      return std::string("cannot append: ") + e.what();
     }
+  } else if (fs::exists(c.path, ec) && !fs::is_directory(c.path, ec)) {
+    return "'" + c.path + "' exists and is not a directory (files must end in " +
+           trajectory::kFileSuffix + ")";
   }
-  if (r->directory_mode_ && fs::exists(r->path_, ec) && !fs::is_directory(r->path_, ec)) {
-    return fail(kAttrPath, "'" + r->path_ + "' exists and is not a directory (files must end in " +
-                               trajectory::kFileSuffix + ")");
+  return "";
+}
+
+}  // namespace
+
+Recorder::Recorder(const mjModel* m, mjData* d, int instance, RecorderConfig config)
+    : m_(m),
+      d_(d),
+      instance_(instance),
+      config_(std::move(config)),
+      header_(file_header(m, config_)) {
+  for (const auto& f : config_.fields) frame_size_ += static_cast<size_t>(f.size);
+}
+
+std::unique_ptr<Recorder> Recorder::Create(const mjModel* m, mjData* d, int instance) {
+  auto config = RecorderConfig::FromModel(m, instance);
+  if (!config) return nullptr;
+  std::unique_ptr<Recorder> r(new Recorder(m, d, instance, std::move(*config)));
+  if (const std::string problem = output_problem(r->config_, r->header_); !problem.empty()) {
+    plugin::Attributes(m, instance, kPluginName).fail(kAttrPath, problem);
+    return nullptr;
   }
   // The compiler instantiates plugins and takes one test step on a model whose signature is not
   // set yet (0). That mjData only validates the attributes: it records nothing.
@@ -348,17 +308,14 @@ void Recorder::EndEpisode() {
 
 void Recorder::Compute(const mjModel* m, mjData* d) {
   Snapshot();
-  for (int i = 0; i < m->nsensor; ++i) {
-    if (m->sensor_type[i] == mjSENS_PLUGIN && m->sensor_plugin[i] == instance_) {
-      d->sensordata[m->sensor_adr[i]] = frames_in_episode();
-    }
-  }
+  const mjtNum frames = frames_in_episode();
+  plugin::fill_sensors(m, d, instance_, &frames, 1);
 }
 
 void Recorder::Advance(const mjModel* m, mjData* d) {
   using K = FieldSource::Kind;
   if (step_in_episode_ == 0) episode_start_time_ = snap_[0];
-  if (step_in_episode_ % decimation_ == 0) {
+  if (step_in_episode_ % config_.decimation == 0) {
     auto* data = episode_.mutable_data();
     const int base = data->size();
     data->Resize(base + static_cast<int>(frame_size_), 0.0f);
@@ -367,7 +324,7 @@ void Recorder::Advance(const mjModel* m, mjData* d) {
       for (int i = 0; i < n; ++i) *out++ = static_cast<float>(src[i]);
     };
     const double* s = snap_.data();
-    for (const auto& f : fields_) {
+    for (const auto& f : config_.fields) {
       switch (f.kind) {
         case K::kTime:
           put(s, 1);
@@ -407,7 +364,7 @@ void Recorder::Advance(const mjModel* m, mjData* d) {
   }
   ++step_in_episode_;
   Snapshot();  // s_{t+1}: the fallback start of the next frame when sensors are disabled
-  if (episode_steps_ > 0 && step_in_episode_ >= episode_steps_) EndEpisode();
+  if (config_.episode_steps > 0 && step_in_episode_ >= config_.episode_steps) EndEpisode();
 }
 
 void Recorder::Flush() {
@@ -430,15 +387,16 @@ void Recorder::Flush() {
   } clear_on_exit{e};
   try {
     if (!writer_) {
-      if (directory_mode_) {
-        fs::create_directories(path_);
+      if (config_.directory_mode) {
+        fs::create_directories(config_.path);
         const std::string shard =
-            (fs::path(path_) / (sanitize(header_.model_name()) + "-" + std::to_string(::getpid()) +
-                                "-" + std::to_string(g_next_shard++) + trajectory::kFileSuffix))
+            (fs::path(config_.path) /
+             (sanitize(header_.model_name()) + "-" + std::to_string(::getpid()) + "-" +
+              std::to_string(g_next_shard++) + trajectory::kFileSuffix))
                 .string();
-        writer_ = std::make_shared<SharedWriter>(shard, header_, sync_);
+        writer_ = std::make_shared<SharedWriter>(shard, header_, config_.sync);
       } else {
-        writer_ = SharedWriter::ForPath(path_, header_, sync_);
+        writer_ = SharedWriter::for_path(config_.path, header_, config_.sync);
       }
     }
     writer_->append(e);
@@ -448,7 +406,8 @@ void Recorder::Flush() {
     if (!warned_write_) {
       warned_write_ = true;
       mju_warning("%s: cannot write episode %llu to '%s': %s", kPluginName,
-                  static_cast<unsigned long long>(meta_.episode_id), path_.c_str(), ex.what());
+                  static_cast<unsigned long long>(meta_.episode_id), config_.path.c_str(),
+                  ex.what());
     }
   }
 }
@@ -459,22 +418,10 @@ namespace {
 
 using ebm::recorder::Recorder;
 
-Recorder* Get(const mjData* d, int instance) {
-  return reinterpret_cast<Recorder*>(d->plugin_data[instance]);
-}
-
 // Calls fn on every ebm.recorder instance of d; returns how many.
 template <typename Fn>
-int ForEachRecorder(const mjModel* m, mjData* d, Fn fn) {
-  int found = 0;
-  for (int i = 0; i < m->nplugin; ++i) {
-    const mjpPlugin* p = mjp_getPluginAtSlot(m->plugin[i]);
-    if (p && std::strcmp(p->name, ebm::recorder::kPluginName) == 0 && d->plugin_data[i]) {
-      fn(Get(d, i));
-      ++found;
-    }
-  }
-  return found;
+int for_each_recorder(const mjModel* m, mjData* d, Fn fn) {
+  return ebm::plugin::for_each_instance<Recorder>(m, d, ebm::recorder::kPluginName, fn);
 }
 
 }  // namespace
@@ -502,17 +449,17 @@ void RegisterPlugin() {
     return 0;
   };
   plugin.destroy = +[](mjData* d, int instance) {
-    delete Get(d, instance);
+    delete plugin::instance_data<Recorder>(d, instance);
     d->plugin_data[instance] = 0;
   };
   plugin.reset = +[](const mjModel*, mjtNum*, void* data, int) {
     if (data) static_cast<Recorder*>(data)->Reset();
   };
   plugin.compute = +[](const mjModel* m, mjData* d, int instance, int) {
-    if (auto* r = Get(d, instance)) r->Compute(m, d);
+    if (auto* r = plugin::instance_data<Recorder>(d, instance)) r->Compute(m, d);
   };
   plugin.advance = +[](const mjModel* m, mjData* d, int instance) {
-    if (auto* r = Get(d, instance)) r->Advance(m, d);
+    if (auto* r = plugin::instance_data<Recorder>(d, instance)) r->Advance(m, d);
   };
   mjp_registerPlugin(&plugin);
 }
@@ -528,16 +475,16 @@ int ebm_recorder_begin_episode(const mjModel* m, mjData* d, uint64_t episode_id,
   meta.seed = seed;
   meta.start_state_id = start_state_id;
   meta.branch_id = branch_id;
-  return ForEachRecorder(m, d, [&](Recorder* r) { r->BeginEpisode(meta); });
+  return for_each_recorder(m, d, [&](Recorder* r) { r->BeginEpisode(meta); });
 }
 
 int ebm_recorder_end_episode(const mjModel* m, mjData* d) {
-  return ForEachRecorder(m, d, [](Recorder* r) { r->EndEpisode(); });
+  return for_each_recorder(m, d, [](Recorder* r) { r->EndEpisode(); });
 }
 
 uint64_t ebm_recorder_episodes_written(const mjModel* m, mjData* d, uint64_t* lost) {
   uint64_t written = 0, lost_sum = 0;
-  ForEachRecorder(m, d, [&](Recorder* r) {
+  for_each_recorder(m, d, [&](Recorder* r) {
     written += r->episodes_written();
     lost_sum += r->episodes_lost();
   });

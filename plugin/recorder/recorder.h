@@ -59,12 +59,6 @@ inline constexpr char kAttrDecimation[] = "decimation";
 inline constexpr char kAttrEpisodeSteps[] = "episode_steps";
 inline constexpr char kAttrFlush[] = "flush";
 
-// 64-bit FNV-1a hash of what makes two compiled models interchangeable for recorded data: sizes,
-// joint structure and ranges, body tree and masses, geometry, actuators, timestep and names. Not
-// the plugin attributes (an output path must not change the hash) nor sensors (plugins add their
-// own).
-uint64_t model_hash(const mjModel* m);
-
 // One field of a frame: where its values come from.
 struct FieldSource {
   enum class Kind {
@@ -90,6 +84,19 @@ struct FieldSource {
 // Parses the `fields` attribute against a model. On error returns nullopt and sets `error`.
 std::optional<std::vector<FieldSource>> parse_fields(const mjModel* m, const std::string& text,
                                                      std::string* error);
+
+// An instance's attributes (see the list above), read once and validated.
+struct RecorderConfig {
+  std::string path;
+  bool directory_mode = false;  // path is a directory: each mjData writes its own shard
+  std::vector<FieldSource> fields;
+  int decimation = 1;
+  long episode_steps = 0;
+  trajectory::SyncPolicy sync = trajectory::SyncPolicy::kEpisode;
+
+  // Null after an mju_warning naming the attribute and what was wrong with it.
+  static std::optional<RecorderConfig> FromModel(const mjModel* m, int instance);
+};
 
 struct EpisodeMeta {
   uint64_t episode_id = 0;
@@ -121,21 +128,16 @@ class Recorder {
   uint64_t episodes_lost() const { return episodes_lost_; }
 
  private:
-  Recorder(const mjModel* m, mjData* d, int instance);
+  Recorder(const mjModel* m, mjData* d, int instance, RecorderConfig config);
   void Snapshot();
   void Flush();  // writes the open episode
 
   const mjModel* m_;
   mjData* d_;
   int instance_;
-  std::string path_;
-  bool directory_mode_ = false;
-  std::vector<FieldSource> fields_;
-  size_t frame_size_ = 0;
-  int decimation_ = 1;
-  long episode_steps_ = 0;
-  trajectory::SyncPolicy sync_ = trajectory::SyncPolicy::kEpisode;
+  const RecorderConfig config_;
   trajectory::FileHeader header_;
+  size_t frame_size_ = 0;
 
   std::vector<double> snap_;  // time, qpos, qvel, act of s_t
   long step_in_episode_ = 0;

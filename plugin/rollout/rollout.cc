@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "datasets/trajectory/record_file.h"
+#include "plugin/common/plugin_util.h"
 #include "plugin/recorder/recorder.h"
 
 namespace ebm::rollout {
@@ -139,9 +140,11 @@ std::vector<std::vector<mjtNum>> make_start_states(const mjModel* m, const Recor
   return states;
 }
 
-RecordResult record_rollouts(const RecordOptions& o,
-                             const std::function<void(int64_t, int64_t)>& progress) {
-  check_options(o);
+namespace {
+
+// Refuses an output directory that already holds trajectory files (recordings are never mixed),
+// creates it and registers the recorder plugin once per process.
+void prepare_out_dir(const RecordOptions& o) {
   std::error_code ec;
   if (fs::exists(o.out_dir, ec)) {
     for (const auto& e : fs::directory_iterator(o.out_dir, ec)) {
@@ -154,6 +157,92 @@ RecordResult record_rollouts(const RecordOptions& o,
   }
   fs::create_directories(o.out_dir);
   if (mjp_getPlugin(recorder::kPluginName, nullptr) == nullptr) recorder::RegisterPlugin();
+}
+
+// Attaches an ebm.recorder writing into o.out_dir to `spec` and compiles it; throws when the
+// recorder changed the state size of `plain` (the start states must fit both models).
+ModelPtr compile_with_recorder(mjSpec* spec, const RecordOptions& o, const mjModel* plain) {
+  attach_recorder(spec, {{recorder::kAttrPath, o.out_dir},
+                         {recorder::kAttrFields, o.fields},
+                         {recorder::kAttrDecimation, std::to_string(o.decimation)},
+                         {recorder::kAttrEpisodeSteps, "0"},
+                         {recorder::kAttrFlush, o.flush}});
+  ModelPtr model = compile(spec);
+  if (mj_stateSize(model.get(), kStateSig) != mj_stateSize(plain, kStateSig)) {
+    throw std::runtime_error(
+        "the recorder changed the state size of the scene; cannot reuse start states");
+  }
+  return model;
+}
+
+// The episodes of record_rollouts for parallel_for: episode `job` is branch job % B of start
+// state job / B; each thread records into its own mjData (one shard) and counts what it wrote.
+struct RecordJob {
+  const mjModel* m;
+  const RecordOptions& o;
+  const std::vector<std::vector<mjtNum>>& starts;
+  std::vector<DataPtr> data;
+  std::vector<uint64_t> written, lost;
+  void begin(int t) {
+    data[t].reset(mj_makeData(m));
+    if (!data[t]) throw std::runtime_error("mj_makeData failed (out of memory?)");
+  }
+  void run(int t, int64_t job) {
+    mjData* d = data[t].get();
+    const int s = static_cast<int>(job / o.branches), b = static_cast<int>(job % o.branches);
+    const uint64_t seed = stream_seed(o.seed, static_cast<uint64_t>(s), static_cast<uint64_t>(b));
+    mj_resetData(m, d);
+    mj_setState(m, d, starts[s].data(), kStateSig);
+    mj_forward(m, d);
+    ebm_recorder_begin_episode(m, d, static_cast<uint64_t>(job), seed, static_cast<uint32_t>(s),
+                               static_cast<uint32_t>(b));
+    long k = 0;
+    if (o.prefix_steps > 0) {  // the shared history of all branches of this start state
+      OUPolicy common(m, o.policy, stream_seed(o.seed, static_cast<uint64_t>(s), ~1ull));
+      common.reset(m, d);
+      for (; k < o.prefix_steps; ++k) {
+        common.act(m, d, k);
+        mj_step(m, d);
+      }
+    }
+    // The branch's own actions: a new target at its first step, so branches diverge exactly
+    // where the shared prefix ends.
+    OUPolicy policy(m, o.policy, seed);
+    policy.reset(m, d);
+    for (const long start = k; k < o.episode_steps; ++k) {
+      policy.act(m, d, k - start);
+      mj_step(m, d);
+    }
+    ebm_recorder_end_episode(m, d);
+  }
+  void end(int t) {
+    written[t] = ebm_recorder_episodes_written(m, data[t].get(), &lost[t]);
+    data[t].reset();  // closes the shard
+  }
+};
+
+// Adds up the episodes the threads of `job` wrote and lost into `result`; throws when any of the
+// `total` episodes was lost.
+void count_episodes(const RecordJob& job, int64_t total, const RecordOptions& o,
+                    RecordResult* result) {
+  for (size_t t = 0; t < job.written.size(); ++t) {
+    result->episodes += job.written[t];
+    result->episodes_lost += job.lost[t];
+  }
+  result->physics_steps = static_cast<uint64_t>(total) * o.episode_steps;
+  if (result->episodes_lost > 0) {
+    throw std::runtime_error(std::to_string(result->episodes_lost) + " of " +
+                             std::to_string(total) + " episodes could not be written to " +
+                             o.out_dir + " (see the warning above)");
+  }
+}
+
+}  // namespace
+
+RecordResult record_rollouts(const RecordOptions& o,
+                             const std::function<void(int64_t, int64_t)>& progress) {
+  check_options(o);
+  prepare_out_dir(o);
 
   // The start states come from a model without the recorder: warm-up steps are not recorded.
   SpecPtr plain_spec = load_scene(o.scene);
@@ -161,86 +250,28 @@ RecordResult record_rollouts(const RecordOptions& o,
   const auto starts = make_start_states(plain.get(), o);
 
   SpecPtr spec = load_scene(o.scene);
-  attach_recorder(spec.get(), {{recorder::kAttrPath, o.out_dir},
-                               {recorder::kAttrFields, o.fields},
-                               {recorder::kAttrDecimation, std::to_string(o.decimation)},
-                               {recorder::kAttrEpisodeSteps, "0"},
-                               {recorder::kAttrFlush, o.flush}});
-  ModelPtr model = compile(spec.get());
+  ModelPtr model = compile_with_recorder(spec.get(), o, plain.get());
   const mjModel* m = model.get();
-  if (mj_stateSize(m, kStateSig) != mj_stateSize(plain.get(), kStateSig)) {
-    throw std::runtime_error(
-        "the recorder changed the state size of the scene; cannot reuse start states");
-  }
 
   RecordResult result;
-  result.model_hash = recorder::model_hash(m);
+  result.model_hash = plugin::model_hash(m);
   result.model_name = m->names;
   result.nq = m->nq, result.nv = m->nv, result.nu = m->nu;
   const int64_t total = static_cast<int64_t>(o.start_states) * o.branches;
   const int threads = static_cast<int>(std::min<int64_t>(o.threads, total));
-  std::vector<uint64_t> written(threads, 0), lost(threads, 0);
-
-  struct Job {
-    const mjModel* m;
-    const RecordOptions& o;
-    const std::vector<std::vector<mjtNum>>& starts;
-    std::vector<DataPtr> data;
-    std::vector<uint64_t>& written;
-    std::vector<uint64_t>& lost;
-    void begin(int t) {
-      data[t].reset(mj_makeData(m));
-      if (!data[t]) throw std::runtime_error("mj_makeData failed (out of memory?)");
-    }
-    void run(int t, int64_t job) {
-      mjData* d = data[t].get();
-      const int s = static_cast<int>(job / o.branches), b = static_cast<int>(job % o.branches);
-      const uint64_t seed = stream_seed(o.seed, static_cast<uint64_t>(s), static_cast<uint64_t>(b));
-      mj_resetData(m, d);
-      mj_setState(m, d, starts[s].data(), kStateSig);
-      mj_forward(m, d);
-      ebm_recorder_begin_episode(m, d, static_cast<uint64_t>(job), seed, static_cast<uint32_t>(s),
-                                 static_cast<uint32_t>(b));
-      long k = 0;
-      if (o.prefix_steps > 0) {  // the shared history of all branches of this start state
-        OUPolicy common(m, o.policy, stream_seed(o.seed, static_cast<uint64_t>(s), ~1ull));
-        common.reset(m, d);
-        for (; k < o.prefix_steps; ++k) {
-          common.act(m, d, k);
-          mj_step(m, d);
-        }
-      }
-      // The branch's own actions: a new target at its first step, so branches diverge exactly
-      // where the shared prefix ends.
-      OUPolicy policy(m, o.policy, seed);
-      policy.reset(m, d);
-      for (const long start = k; k < o.episode_steps; ++k) {
-        policy.act(m, d, k - start);
-        mj_step(m, d);
-      }
-      ebm_recorder_end_episode(m, d);
-    }
-    void end(int t) {
-      written[t] = ebm_recorder_episodes_written(m, data[t].get(), &lost[t]);
-      data[t].reset();  // closes the shard
-    }
-  } job{m, o, starts, std::vector<DataPtr>(threads), written, lost};
+  RecordJob job{m,
+                o,
+                starts,
+                std::vector<DataPtr>(threads),
+                std::vector<uint64_t>(threads, 0),
+                std::vector<uint64_t>(threads, 0)};
 
   const auto t0 = std::chrono::steady_clock::now();
   parallel_for(threads, total, job, [&](int64_t done) {
     if (progress) progress(done, total);
   });
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (int t = 0; t < threads; ++t) {
-    result.episodes += written[t];
-    result.episodes_lost += lost[t];
-  }
-  result.physics_steps = static_cast<uint64_t>(total) * o.episode_steps;
-  if (result.episodes_lost > 0) {
-    throw std::runtime_error(std::to_string(result.episodes_lost) + " of " + std::to_string(total) +
-                             " episodes could not be written to " + o.out_dir +
-                             " (see the warning above)");
-  }
+  count_episodes(job, total, o, &result);
   return result;
 }
 

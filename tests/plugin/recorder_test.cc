@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "datasets/trajectory/record_file.h"
+#include "plugin/common/plugin_util.h"
 #include "plugin/rollout/scene.h"
 #include "tests/support/mujoco_xml.h"
 #include "tests/support/temp_dir.h"
@@ -85,7 +86,7 @@ TEST(Recorder, FramesEqualAPlainStepLoop) {
   ASSERT_TRUE(m);
   ModelPtr plain = Compile(Xml("", /*with_plugin=*/false));
   ASSERT_TRUE(plain);
-  EXPECT_EQ(ebm::recorder::model_hash(m.get()), ebm::recorder::model_hash(plain.get()));
+  EXPECT_EQ(ebm::plugin::model_hash(m.get()), ebm::plugin::model_hash(plain.get()));
   const int n = 300;
   {
     DataPtr d(mj_makeData(m.get()));

@@ -1,0 +1,100 @@
+#include "plugin/common/plugin_util.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+
+namespace ebm::plugin {
+
+namespace {
+
+void hash_bytes(uint64_t& h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ull;
+  }
+}
+
+template <typename T>
+void hash_array(uint64_t& h, const T* data, long n) {
+  if (data && n > 0) hash_bytes(h, data, sizeof(T) * static_cast<size_t>(n));
+  hash_bytes(h, &n, sizeof(n));
+}
+
+}  // namespace
+
+std::string Attributes::text(const char* key) const {
+  const char* v = mj_getPluginConfig(m_, instance_, key);
+  return v ? v : "";
+}
+
+std::optional<long> Attributes::integer(const char* key, long min, long max, long fallback) const {
+  const std::string v = text(key);
+  if (v.empty()) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const long parsed = std::strtol(v.c_str(), &end, 10);
+  if (errno != 0 || end == v.c_str() || *end != '\0' || parsed < min || parsed > max) {
+    return fail(key, "must be an integer in " + std::to_string(min) + ".." + std::to_string(max) +
+                         ", got '" + v + "'");
+  }
+  return parsed;
+}
+
+std::nullopt_t Attributes::fail(const char* key, const std::string& what) const {
+  warn_attribute(plugin_name_, key, what);
+  return std::nullopt;
+}
+
+void warn_attribute(const char* plugin_name, const char* key, const std::string& what) {
+  mju_warning("%s: attribute '%s': %s", plugin_name, key, what.c_str());
+}
+
+std::string name_of(const mjModel* m, int type, int id) {
+  const char* n = mj_id2name(m, type, id);
+  return n ? n : "";
+}
+
+uint64_t model_hash(const mjModel* m) {
+  uint64_t h = 1469598103934665603ull;
+  // Sensors are left out: plugins (the recorder, the generator) add sensors of their own, and
+  // the recorded frame layout already pins the sizes of recorded sensor data.
+  const long sizes[] = {m->nq,    m->nv,    m->nu,     m->na,  m->nbody,  m->njnt,
+                        m->ngeom, m->nsite, m->nmocap, m->neq, m->ntendon};
+  hash_array(h, sizes, sizeof(sizes) / sizeof(sizes[0]));
+  hash_array(h, &m->opt.timestep, 1);
+  hash_array(h, m->jnt_type, m->njnt);
+  hash_array(h, m->jnt_qposadr, m->njnt);
+  hash_array(h, m->jnt_range, 2L * m->njnt);
+  hash_array(h, m->body_parentid, m->nbody);
+  hash_array(h, m->body_mass, m->nbody);
+  hash_array(h, m->geom_type, m->ngeom);
+  hash_array(h, m->geom_size, 3L * m->ngeom);
+  hash_array(h, m->actuator_ctrlrange, 2L * m->nu);
+  hash_array(h, m->actuator_gainprm, static_cast<long>(mjNGAIN) * m->nu);
+  hash_array(h, m->qpos0, m->nq);
+  for (int type : {mjOBJ_BODY, mjOBJ_JOINT, mjOBJ_ACTUATOR, mjOBJ_SITE}) {
+    const int n = type == mjOBJ_BODY       ? m->nbody
+                  : type == mjOBJ_JOINT    ? m->njnt
+                  : type == mjOBJ_ACTUATOR ? m->nu
+                                           : m->nsite;
+    for (int i = 0; i < n; ++i) {
+      const std::string s = name_of(m, type, i);
+      hash_bytes(h, s.c_str(), s.size() + 1);
+    }
+  }
+  return h;
+}
+
+void fill_sensors(const mjModel* m, mjData* d, int instance, const mjtNum* values, int n) {
+  for (int i = 0; i < m->nsensor; ++i) {
+    if (m->sensor_type[i] == mjSENS_PLUGIN && m->sensor_plugin[i] == instance) {
+      const int count = std::min(n, m->sensor_dim[i]);
+      for (int k = 0; k < count; ++k) d->sensordata[m->sensor_adr[i] + k] = values[k];
+    }
+  }
+}
+
+}  // namespace ebm::plugin
