@@ -21,8 +21,9 @@ log() { echo "[bootstrap] $*" >&2; }
 debs=(
   build-essential cmake ninja-build ccache pkg-config
   libeigen3-dev libyaml-cpp-dev libprotobuf-dev protobuf-compiler
-  libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libfmt-dev libspdlog-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libmatio-dev
+  libgtest-dev
+  libcli11-dev libfmt-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libmatio-dev
+  clang-14 clang-format-14 clang-tidy-14 universal-ctags
   libosmesa6
   dataset-fashion-mnist
 )

@@ -11,9 +11,9 @@ std::string FeatureSlice::text() const {
 }
 
 FeatureSlice parse_feature(const std::string& text, const FrameLayout& layout) {
-  static const std::regex re(R"(([A-Za-z_:0-9.]+?)(\[(\d+):(\d+)\])?)");
+  static const std::regex kFeature(R"(([A-Za-z_:0-9.]+?)(\[(\d+):(\d+)\])?)");
   std::smatch m;
-  if (!std::regex_match(text, m, re)) {
+  if (!std::regex_match(text, m, kFeature)) {
     throw TrajectoryError("feature '" + text + "': expected 'field' or 'field[a:b]'");
   }
   FeatureSlice f;

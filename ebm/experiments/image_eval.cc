@@ -23,9 +23,9 @@ namespace ebm::experiments {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& image_experiments() {
-  static const std::vector<std::string> names{"generation", "completion", "crossclass",
-                                              "ood",        "robustness", "compose"};
-  return names;
+  static const std::vector<std::string> kNames{"generation", "completion", "crossclass",
+                                               "ood",        "robustness", "compose"};
+  return kNames;
 }
 
 namespace detail {

@@ -9,15 +9,15 @@
 namespace ebm::report {
 
 std::array<float, 3> palette(int64_t i) {
-  static const std::array<std::array<float, 3>, 8> p = {{{0.85f, 0.1f, 0.1f},
-                                                         {0.1f, 0.45f, 0.85f},
-                                                         {0.1f, 0.65f, 0.2f},
-                                                         {0.8f, 0.5f, 0.0f},
-                                                         {0.55f, 0.2f, 0.7f},
-                                                         {0.0f, 0.6f, 0.6f},
-                                                         {0.6f, 0.4f, 0.2f},
-                                                         {0.3f, 0.3f, 0.3f}}};
-  return p[static_cast<size_t>(i) % p.size()];
+  static const std::array<std::array<float, 3>, 8> kPalette = {{{0.85f, 0.1f, 0.1f},
+                                                                {0.1f, 0.45f, 0.85f},
+                                                                {0.1f, 0.65f, 0.2f},
+                                                                {0.8f, 0.5f, 0.0f},
+                                                                {0.55f, 0.2f, 0.7f},
+                                                                {0.0f, 0.6f, 0.6f},
+                                                                {0.6f, 0.4f, 0.2f},
+                                                                {0.3f, 0.3f, 0.3f}}};
+  return kPalette[static_cast<size_t>(i) % kPalette.size()];
 }
 
 void draw_polyline(torch::Tensor& image, const torch::Tensor& xy,

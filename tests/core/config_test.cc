@@ -15,7 +15,7 @@
 
 namespace {
 
-const char* kYaml = R"(name: demo
+constexpr char kYaml[] = R"(name: demo
 trainer:
   lr: 0.001
   iterations: 20

@@ -23,7 +23,7 @@ using ebm::testing::PythonCheck;
 
 namespace {
 
-const char* kData = "/usr/share/datasets/fashion-mnist";
+constexpr char kData[] = "/usr/share/datasets/fashion-mnist";
 
 // Trains a tiny Fashion-MNIST EBM (conditional or not) into dir/ebm and returns its checkpoint
 // folder.

@@ -18,7 +18,7 @@ namespace ex = ebm::experiments;
 
 namespace {
 
-const char* kData = "/usr/share/datasets/fashion-mnist";
+constexpr char kData[] = "/usr/share/datasets/fashion-mnist";
 
 std::string WriteConfig(const std::string& dir, const std::string& extra = "") {
   const std::string path = dir + "/tiny.yaml";

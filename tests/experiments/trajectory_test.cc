@@ -25,7 +25,12 @@ TEST(TrajectoryExperiment, ParticlesEbmIsDiverseWhereFcCollapses) {
   o.config_path = std::string(EBM_TEST_SOURCE_DIR) + "/configs/trajectories/particles_traj.yaml";
   o.out_dir = dir + "/run";
   o.quiet = true;
-  o.overrides = {"device=cpu"};
+  // Training chains of 10 Langevin steps instead of the shipped 20, at about half the cost: EBM
+  // minFDE 0.740 against the FC net's 0.842, diversity 1.31x the true branches', own future
+  // ranked first in 90.6% of held-out windows (shipped config: 0.729 / 0.831, 1.20x, 91.9%).
+  // Halving the training steps instead kept minFDE (0.729 / 0.813) but the energy stopped
+  // reading the history (53.7%).
+  o.overrides = {"device=cpu", "langevin.steps=10"};
   const auto s = ebm::experiments::run_trajectory(o);
   const auto& m = s.metrics;
   ASSERT_TRUE(m.count("ebm") && m.count("fc") && m.count("ground_truth") && m.count("mdn"));

@@ -21,14 +21,14 @@ namespace {
 constexpr int64_t kH = 2, kF = 3, kD = 3;
 constexpr double kDt = 0.5;
 
-ebm::TrajectoryNetOptions opts() { return ebm::TrajectoryNetOptions(kD, kH, kF); }
+ebm::TrajectoryNetOptions Opts() { return ebm::TrajectoryNetOptions(kD, kH, kF); }
 
 // Raw frames [1, 1 + F, D] -> the models' variables (normalised history, future displacements
 // from the last history frame in units of delta_std; no basis).
 struct Encoded {
   torch::Tensor x, cond;
 };
-Encoded encode(const torch::Tensor& last_and_future, const torch::Tensor& mean,
+Encoded Encode(const torch::Tensor& last_and_future, const torch::Tensor& mean,
                const torch::Tensor& std, const torch::Tensor& delta_std) {
   const auto last = last_and_future.narrow(1, 0, 1);
   auto history = torch::cat({last - 0.25, last}, 1);  // the first history frame does not matter
@@ -59,7 +59,7 @@ TEST(TrajectoryExperts, KinematicEnergyIsZeroOnConsistentMotionAndMatchesItsForm
   const auto mean = torch::tensor({0.5f, -1.0f, 0.2f}), std = torch::tensor({2.0f, 1.0f, 4.0f});
   const auto delta_std = torch::tensor({0.5f, 3.0f, 1.5f});
   const auto scale = torch::tensor({0.25f});
-  ebm::KinematicEnergy expert(opts(), mean, std, delta_std, torch::tensor({0}), torch::tensor({2}),
+  ebm::KinematicEnergy expert(Opts(), mean, std, delta_std, torch::tensor({0}), torch::tensor({2}),
                               scale, kDt);
   // Constant acceleration a = 2: q = t^2, v = 2t at t = 0, 0.5, 1, 1.5; the trapezoid rule is
   // exact.
@@ -70,7 +70,7 @@ TEST(TrajectoryExperts, KinematicEnergyIsZeroOnConsistentMotionAndMatchesItsForm
     consistent[0][i][1] = 7.0 * static_cast<double>(i);  // not a joint with a velocity: ignored
     consistent[0][i][2] = 2.0 * t;
   }
-  auto e = encode(consistent, mean, std, delta_std);
+  auto e = Encode(consistent, mean, std, delta_std);
   EXPECT_NEAR(expert->energy(e.x, e.cond)[0].item<double>(), 0.0, 1e-9);
   // Random frames: 0.5 sum of squared residuals / scale^2 over the F transitions, by loops,
   // divided by the stiffness (checked on its own below).
@@ -82,17 +82,17 @@ TEST(TrajectoryExperts, KinematicEnergyIsZeroOnConsistentMotionAndMatchesItsForm
     const double mid = 0.5 * (raw[0][i][2].item<double>() + raw[0][i - 1][2].item<double>());
     want += 0.5 * std::pow((fd - mid) / 0.25, 2);
   }
-  e = encode(raw.to(torch::kFloat32), mean, std, delta_std);
+  e = Encode(raw.to(torch::kFloat32), mean, std, delta_std);
   EXPECT_NEAR(expert->energy(e.x, e.cond)[0].item<double>() * expert->stiffness(), want,
               1e-4 * want);
   // Bad construction: a column outside the window, mismatched lists, a zero scale.
-  EXPECT_THROW(ebm::KinematicEnergy(opts(), mean, std, delta_std, torch::tensor({3}),
+  EXPECT_THROW(ebm::KinematicEnergy(Opts(), mean, std, delta_std, torch::tensor({3}),
                                     torch::tensor({2}), scale, kDt),
                std::invalid_argument);
-  EXPECT_THROW(ebm::KinematicEnergy(opts(), mean, std, delta_std, torch::tensor({0, 1}),
+  EXPECT_THROW(ebm::KinematicEnergy(Opts(), mean, std, delta_std, torch::tensor({0, 1}),
                                     torch::tensor({2}), scale, kDt),
                std::invalid_argument);
-  EXPECT_THROW(ebm::KinematicEnergy(opts(), mean, std, delta_std, torch::tensor({0}),
+  EXPECT_THROW(ebm::KinematicEnergy(Opts(), mean, std, delta_std, torch::tensor({0}),
                                     torch::tensor({2}), torch::tensor({0.0f}), kDt),
                std::invalid_argument);
 }
@@ -129,7 +129,7 @@ TEST(TrajectoryExperts, KinematicExpertPullsLangevinChainsToConsistentMotion) {
   // Gradient descent (no noise) on the expert alone from random futures: the residuals shrink.
   const auto mean = torch::zeros({kD}), std = torch::ones({kD}), delta_std = torch::ones({kD});
   const auto pos = torch::tensor({0}), vel = torch::tensor({2});
-  auto expert = std::make_shared<ebm::KinematicEnergyImpl>(opts(), mean, std, delta_std, pos, vel,
+  auto expert = std::make_shared<ebm::KinematicEnergyImpl>(Opts(), mean, std, delta_std, pos, vel,
                                                            torch::tensor({1.0f}), kDt);
   torch::manual_seed(4);
   const auto cond = torch::randn({16, kH, kD});
@@ -151,7 +151,7 @@ TEST(TrajectoryExperts, StateLimitEnergyPenalisesOnlyTheExcess) {
   const auto mean = torch::zeros({kD}), std = torch::tensor({1.0f, 1.0f, 2.0f}),
              delta_std = torch::ones({kD});
   const float inf = std::numeric_limits<float>::infinity();
-  ebm::StateLimitEnergy expert(opts(), mean, std, delta_std, torch::tensor({-1.0f, -inf, -inf}),
+  ebm::StateLimitEnergy expert(Opts(), mean, std, delta_std, torch::tensor({-1.0f, -inf, -inf}),
                                torch::tensor({1.0f, inf, 3.0f}));
   auto raw = torch::zeros({1, 1 + kF, kD});
   raw[0][1][0] = 0.9;   // inside
@@ -159,7 +159,7 @@ TEST(TrajectoryExperts, StateLimitEnergyPenalisesOnlyTheExcess) {
   raw[0][3][0] = -2.0;  // 1 below
   raw[0][3][1] = 100;   // no limits
   raw[0][2][2] = 4.0;   // 1 above, std 2
-  const auto e = encode(raw, mean, std, delta_std);
+  const auto e = Encode(raw, mean, std, delta_std);
   EXPECT_NEAR(expert->energy(e.x, e.cond)[0].item<double>(), 0.5 * (0.25 + 1.0 + 0.25), 1e-6);
 }
 
@@ -178,7 +178,7 @@ TEST(TrajectoryExperts, GeneratorKeepsBothExpertsThroughItsFile) {
   meta.nv = 1;
   meta.prior_weight = 0.01;  // as the net's options
   torch::manual_seed(5);
-  auto net = std::make_shared<ebm::TrajectoryEnergyNetImpl>(opts().channels(8).layers(1));
+  auto net = std::make_shared<ebm::TrajectoryEnergyNetImpl>(Opts().channels(8).layers(1));
   const auto mean = torch::zeros({kD}), std = torch::ones({kD}), delta_std = torch::ones({kD});
   ebm::TrajectoryGenerator g(meta, net, ebm::LangevinOptions().steps(3), mean, std, delta_std,
                              torch::randn({10, kF, kD}));
@@ -196,9 +196,9 @@ TEST(TrajectoryExperts, GeneratorKeepsBothExpertsThroughItsFile) {
   EXPECT_DOUBLE_EQ(back->kinematic_weight(), 0.25);
   // The composed energy: net + 2 E_limits + 0.25 E_kinematic, each term computed on its own.
   const auto x = torch::randn({4, kF, kD}) * 3, cond = torch::randn({4, kH, kD});
-  ebm::StateLimitEnergy limits(opts(), mean, std, delta_std, torch::tensor({-1.0f, -5.0f, -5.0f}),
+  ebm::StateLimitEnergy limits(Opts(), mean, std, delta_std, torch::tensor({-1.0f, -5.0f, -5.0f}),
                                torch::tensor({1.0f, 5.0f, 5.0f}));
-  ebm::KinematicEnergy kin(opts(), mean, std, delta_std, torch::tensor({0}), torch::tensor({2}),
+  ebm::KinematicEnergy kin(Opts(), mean, std, delta_std, torch::tensor({0}), torch::tensor({2}),
                            torch::tensor({0.5f}), 0.5);
   const auto want =
       net->energy(x, cond) + 2.0 * limits->energy(x, cond) + 0.25 * kin->energy(x, cond);

@@ -20,7 +20,7 @@
 namespace {
 
 using ebm::testing::CompileXml;
-const auto Cfg = ebm::testing::PluginConfig;
+const auto kConfig = ebm::testing::PluginConfig;
 
 std::string g_checkpoint;
 
@@ -63,10 +63,10 @@ TEST_F(Generator, SamplesFuturesEveryNStepsAndDrawsThem) {
   std::string error;
   // particles_traj: decimation 4, history 8, future 20; sample every 40 steps, 3 futures of 25
   // frames (chained windows), 10 Langevin steps.
-  mjModel* m = CompileXml(
-      Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("every", "40") + Cfg("samples", "3") +
-                   Cfg("horizon", "25") + Cfg("steps", "10") + Cfg("sites", "p0 p1")),
-      &error);
+  mjModel* m = CompileXml(Scene(4, kConfig("checkpoint", g_checkpoint) + kConfig("every", "40") +
+                                       kConfig("samples", "3") + kConfig("horizon", "25") +
+                                       kConfig("steps", "10") + kConfig("sites", "p0 p1")),
+                          &error);
   ASSERT_NE(m, nullptr) << error;
   mjData* d = mj_makeData(m);
   std::vector<float> out(10000);
@@ -104,16 +104,19 @@ TEST_F(Generator, SamplesFuturesEveryNStepsAndDrawsThem) {
 
 TEST_F(Generator, RefusesAnotherStateLayoutAndBadAttributes) {
   std::string error;
-  EXPECT_EQ(CompileXml(Scene(3, Cfg("checkpoint", g_checkpoint)), &error), nullptr);
+  EXPECT_EQ(CompileXml(Scene(3, kConfig("checkpoint", g_checkpoint)), &error), nullptr);
   EXPECT_NE(error.find("another state layout"), std::string::npos) << error;
   EXPECT_NE(error.find("attribute 'checkpoint'"), std::string::npos) << error;
-  EXPECT_EQ(CompileXml(Scene(4, Cfg("checkpoint", "/nonexistent/generator.pt")), &error), nullptr);
-  EXPECT_NE(error.find("cannot load"), std::string::npos) << error;
-  EXPECT_EQ(CompileXml(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("samples", "0")), &error),
+  EXPECT_EQ(CompileXml(Scene(4, kConfig("checkpoint", "/nonexistent/generator.pt")), &error),
             nullptr);
+  EXPECT_NE(error.find("cannot load"), std::string::npos) << error;
+  EXPECT_EQ(
+      CompileXml(Scene(4, kConfig("checkpoint", g_checkpoint) + kConfig("samples", "0")), &error),
+      nullptr);
   EXPECT_NE(error.find("attribute 'samples'"), std::string::npos) << error;
   EXPECT_EQ(
-      CompileXml(Scene(4, Cfg("checkpoint", g_checkpoint) + Cfg("sites", "nosuchsite")), &error),
+      CompileXml(Scene(4, kConfig("checkpoint", g_checkpoint) + kConfig("sites", "nosuchsite")),
+                 &error),
       nullptr);
   EXPECT_NE(error.find("nosuchsite"), std::string::npos) << error;
 }

@@ -69,7 +69,7 @@ ModelPtr Compile(const std::string& xml, std::string* error = nullptr) {
   return ModelPtr(ebm::testing::CompileXml(xml, error));
 }
 
-const auto Cfg = ebm::testing::PluginConfig;
+const auto kConfig = ebm::testing::PluginConfig;
 
 // Deterministic controls for step k.
 void Controls(const mjModel* m, mjData* d, int k) {
@@ -81,8 +81,8 @@ void Controls(const mjModel* m, mjData* d, int k) {
 TEST(Recorder, FramesEqualAPlainStepLoop) {
   const auto dir = ebm::testing::FreshTempDir("rec_equal");
   const std::string path = dir + "/run.ebmtraj";
-  ModelPtr m =
-      Compile(Xml(Cfg("path", path) + Cfg("fields", "time qpos qvel ctrl sensordata site:tip")));
+  ModelPtr m = Compile(
+      Xml(kConfig("path", path) + kConfig("fields", "time qpos qvel ctrl sensordata site:tip")));
   ASSERT_TRUE(m);
   ModelPtr plain = Compile(Xml("", /*with_plugin=*/false));
   ASSERT_TRUE(plain);
@@ -100,28 +100,29 @@ TEST(Recorder, FramesEqualAPlainStepLoop) {
   ASSERT_EQ(c.size(), 1u);
   ASSERT_EQ(c.episodes()[0].num_frames, static_cast<uint32_t>(n));
   const auto e = c.read(0);
-  const auto& L = c.layout();
+  const auto& layout = c.layout();
   DataPtr d(mj_makeData(plain.get()));
   const mjModel* p = plain.get();
   for (int k = 0; k < n; ++k) {
     Controls(p, d.get(), k);
     // The frame of step k: the state it starts from, its control, the sensors computed from it.
     mj_forward(p, d.get());
-    const float* f = e.data().data() + k * L.frame_size();
-    ASSERT_EQ(f[*L.offset("time")], static_cast<float>(d->time)) << "step " << k;
+    const float* f = e.data().data() + k * layout.frame_size();
+    ASSERT_EQ(f[*layout.offset("time")], static_cast<float>(d->time)) << "step " << k;
     for (int i = 0; i < p->nq; ++i)
-      ASSERT_EQ(f[*L.offset("qpos") + i], static_cast<float>(d->qpos[i])) << k;
+      ASSERT_EQ(f[*layout.offset("qpos") + i], static_cast<float>(d->qpos[i])) << k;
     for (int i = 0; i < p->nv; ++i)
-      ASSERT_EQ(f[*L.offset("qvel") + i], static_cast<float>(d->qvel[i])) << k;
+      ASSERT_EQ(f[*layout.offset("qvel") + i], static_cast<float>(d->qvel[i])) << k;
     for (int i = 0; i < p->nu; ++i)
-      ASSERT_EQ(f[*L.offset("ctrl") + i], static_cast<float>(d->ctrl[i])) << k;
-    ASSERT_EQ(f[*L.offset("sensordata")], static_cast<float>(d->sensordata[0])) << k;
+      ASSERT_EQ(f[*layout.offset("ctrl") + i], static_cast<float>(d->ctrl[i])) << k;
+    ASSERT_EQ(f[*layout.offset("sensordata")], static_cast<float>(d->sensordata[0])) << k;
     for (int i = 0; i < 3; ++i)
-      ASSERT_EQ(f[*L.offset("site:tip") + i], static_cast<float>(d->site_xpos[i])) << k;
+      ASSERT_EQ(f[*layout.offset("site:tip") + i], static_cast<float>(d->site_xpos[i])) << k;
     mj_step(p, d.get());
   }
   // The ball moved and bounced, the links moved: the comparison was not between constants.
-  EXPECT_GT(std::abs(e.data(static_cast<int>((n - 1) * L.frame_size() + 8)) - e.data(8)), 0.05);
+  EXPECT_GT(std::abs(e.data(static_cast<int>((n - 1) * layout.frame_size() + 8)) - e.data(8)),
+            0.05);
   EXPECT_EQ(c.header().fields(1).element_names(0), "hinge");
   EXPECT_EQ(c.header().fields(3).element_names(1), "p");
 }
@@ -129,8 +130,8 @@ TEST(Recorder, FramesEqualAPlainStepLoop) {
 TEST(Recorder, SameFramesWithSensorsDisabled) {
   // Without the sensor stage the snapshot comes from the previous step's end: same frames.
   const auto dir = ebm::testing::FreshTempDir("rec_nosensor");
-  ModelPtr m = Compile(Xml(Cfg("path", dir + "/a.ebmtraj")));
-  ModelPtr m2 = Compile(Xml(Cfg("path", dir + "/b.ebmtraj")));
+  ModelPtr m = Compile(Xml(kConfig("path", dir + "/a.ebmtraj")));
+  ModelPtr m2 = Compile(Xml(kConfig("path", dir + "/b.ebmtraj")));
   ASSERT_TRUE(m && m2);
   m2->opt.disableflags |= mjDSBL_SENSOR;
   for (const mjModel* model : {m.get(), m2.get()}) {
@@ -148,8 +149,9 @@ TEST(Recorder, SameFramesWithSensorsDisabled) {
 
 TEST(Recorder, DecimationEpisodesResetAndSensor) {
   const auto dir = ebm::testing::FreshTempDir("rec_decim");
-  ModelPtr m = Compile(Xml(Cfg("path", dir) + Cfg("fields", "time qpos") + Cfg("decimation", "5") +
-                               Cfg("episode_steps", "50") + Cfg("flush", "none"),
+  ModelPtr m = Compile(Xml(kConfig("path", dir) + kConfig("fields", "time qpos") +
+                               kConfig("decimation", "5") + kConfig("episode_steps", "50") +
+                               kConfig("flush", "none"),
                            true, /*with_sensor=*/true));
   ASSERT_TRUE(m);
   ASSERT_EQ(m->nsensordata, 2);
@@ -181,13 +183,13 @@ TEST(Recorder, BadAttributesAreRefusedByName) {
     std::string config, attribute, detail;
   } cases[] = {
       {"", "path", "missing"},
-      {Cfg("path", dir) + Cfg("fields", "qpos bogus"), "fields", "bogus"},
-      {Cfg("path", dir) + Cfg("fields", "sensor:nope"), "fields", "nope"},
-      {Cfg("path", dir) + Cfg("fields", "qpos qpos"), "fields", "twice"},
-      {Cfg("path", dir) + Cfg("decimation", "0"), "decimation", "'0'"},
-      {Cfg("path", dir) + Cfg("decimation", "2x"), "decimation", "'2x'"},
-      {Cfg("path", dir) + Cfg("episode_steps", "-3"), "episode_steps", "'-3'"},
-      {Cfg("path", dir) + Cfg("flush", "always"), "flush", "'always'"},
+      {kConfig("path", dir) + kConfig("fields", "qpos bogus"), "fields", "bogus"},
+      {kConfig("path", dir) + kConfig("fields", "sensor:nope"), "fields", "nope"},
+      {kConfig("path", dir) + kConfig("fields", "qpos qpos"), "fields", "twice"},
+      {kConfig("path", dir) + kConfig("decimation", "0"), "decimation", "'0'"},
+      {kConfig("path", dir) + kConfig("decimation", "2x"), "decimation", "'2x'"},
+      {kConfig("path", dir) + kConfig("episode_steps", "-3"), "episode_steps", "'-3'"},
+      {kConfig("path", dir) + kConfig("flush", "always"), "flush", "'always'"},
   };
   for (const auto& c : cases) {
     std::string error;
@@ -205,11 +207,11 @@ TEST(Recorder, BadAttributesAreRefusedByName) {
   }
   const auto before = fs::file_size(other);
   std::string error;
-  EXPECT_FALSE(Compile(Xml(Cfg("path", other)), &error));
+  EXPECT_FALSE(Compile(Xml(kConfig("path", other)), &error));
   EXPECT_NE(error.find("cannot append"), std::string::npos) << error;
   EXPECT_EQ(fs::file_size(other), before);
   // Compiling a valid model creates no file.
-  EXPECT_TRUE(Compile(Xml(Cfg("path", dir + "/new.ebmtraj"))));
+  EXPECT_TRUE(Compile(Xml(kConfig("path", dir + "/new.ebmtraj"))));
   EXPECT_FALSE(fs::exists(dir + "/new.ebmtraj"));
 }
 
@@ -217,7 +219,7 @@ TEST(Recorder, ThreadsWriteTheirOwnShardsAndFileModeShares) {
   for (const bool file_mode : {false, true}) {
     const auto dir = ebm::testing::FreshTempDir(file_mode ? "rec_thr_file" : "rec_thr_dir");
     const std::string path = file_mode ? dir + "/all.ebmtraj" : dir;
-    ModelPtr m = Compile(Xml(Cfg("path", path) + Cfg("episode_steps", "40")));
+    ModelPtr m = Compile(Xml(kConfig("path", path) + kConfig("episode_steps", "40")));
     ASSERT_TRUE(m);
     std::vector<std::thread> pool;
     for (int t = 0; t < 4; ++t) {
@@ -239,7 +241,7 @@ TEST(Recorder, ThreadsWriteTheirOwnShardsAndFileModeShares) {
 
 TEST(Recorder, EpisodeApiSetsMetadata) {
   const auto dir = ebm::testing::FreshTempDir("rec_api");
-  ModelPtr m = Compile(Xml(Cfg("path", dir)));
+  ModelPtr m = Compile(Xml(kConfig("path", dir)));
   DataPtr d(mj_makeData(m.get()));
   EXPECT_EQ(ebm_recorder_begin_episode(m.get(), d.get(), 77, 5, 3, 2), 1);
   for (int k = 0; k < 10; ++k) mj_step(m.get(), d.get());
@@ -258,8 +260,8 @@ TEST(Recorder, EpisodeApiSetsMetadata) {
 
 TEST(Recorder, SigkillKeepsEveryCompleteEpisode) {
   const auto dir = ebm::testing::FreshTempDir("rec_kill");
-  ModelPtr m = Compile(Xml(Cfg("path", dir + "/k.ebmtraj") + Cfg("episode_steps", "100") +
-                           Cfg("flush", "none") + Cfg("fields", "time qpos qvel ctrl")));
+  ModelPtr m = Compile(Xml(kConfig("path", dir + "/k.ebmtraj") + kConfig("episode_steps", "100") +
+                           kConfig("flush", "none") + kConfig("fields", "time qpos qvel ctrl")));
   ASSERT_TRUE(m);
   const pid_t child = fork();
   ASSERT_GE(child, 0);

@@ -74,8 +74,8 @@ TEST(Rollout, BranchesShareTheirStartAndDiverge) {
   const auto o = Options(dir + "/out", 2);
   ebm::rollout::record_rollouts(o);
   TrajectoryCorpus c(dir + "/out");
-  const auto& L = c.layout();
-  const size_t q = *L.offset("qpos"), fs = L.frame_size();
+  const auto& layout = c.layout();
+  const size_t q = *layout.offset("qpos"), fs = layout.frame_size();
   std::map<std::pair<uint32_t, uint32_t>, std::vector<float>> eps;
   for (size_t i = 0; i < c.size(); ++i) {
     const auto e = c.read(i);

@@ -12,12 +12,12 @@ TEST(TorchSmoke, MatmulMatchesHandLoop) {
   auto a = torch::randn({5, 7}, torch::kFloat64);
   auto b = torch::randn({7, 3}, torch::kFloat64);
   auto c = torch::matmul(a, b);
-  auto A = a.accessor<double, 2>();
-  auto B = b.accessor<double, 2>();
+  auto a_acc = a.accessor<double, 2>();
+  auto b_acc = b.accessor<double, 2>();
   for (int i = 0; i < 5; ++i) {
     for (int j = 0; j < 3; ++j) {
       double s = 0;
-      for (int k = 0; k < 7; ++k) s += A[i][k] * B[k][j];
+      for (int k = 0; k < 7; ++k) s += a_acc[i][k] * b_acc[k][j];
       EXPECT_NEAR(c[i][j].item<double>(), s, 1e-12);
     }
   }
