@@ -36,6 +36,19 @@ std::optional<c10::IValue> get(torch::serialize::InputArchive& a, const std::str
   return v;
 }
 
+// An enum stored under `key`: by its name, or (files of the first generation) by its number.
+template <typename E, size_t N>
+E archived_enum(const EnumName<E> (&names)[N], const c10::IValue& v, const std::string& key) {
+  for (const auto& entry : names) {
+    if (v.isInt() ? static_cast<int64_t>(entry.value) == v.toInt()
+                  : v.isString() && v.toStringRef() == entry.name) {
+      return entry.value;
+    }
+  }
+  throw std::runtime_error(key + ": unknown value " +
+                           (v.isString() ? "'" + v.toStringRef() + "'" : c10::str(v)));
+}
+
 }  // namespace
 
 void LangevinOptions::save(torch::serialize::OutputArchive& a, const std::string& prefix) const {
@@ -57,29 +70,15 @@ LangevinOptions LangevinOptions::load(torch::serialize::InputArchive& a,
   if (auto v = get(a, prefix + "steps")) o.steps(v->toInt());
   if (auto v = get(a, prefix + "step_size")) o.step_size(v->toDouble());
   if (auto v = get(a, prefix + "noise_std")) o.noise_std(v->toDouble());
-  if (auto v = get(a, prefix + "clip_mode")) {
-    // Files of the first generation stored the enum's number.
-    if (v->isInt()) {
-      o.clip_mode(static_cast<GradClip>(v->toInt()));
-    } else if (auto mode = enum_from_name(kGradClipNames, v->toStringRef())) {
-      o.clip_mode(*mode);
-    } else {
-      throw std::runtime_error(prefix + "clip_mode: unknown '" + v->toStringRef() + "'");
-    }
-  }
+  if (auto v = get(a, prefix + "clip_mode"))
+    o.clip_mode(archived_enum(kGradClipNames, *v, prefix + "clip_mode"));
   if (auto v = get(a, prefix + "grad_clip")) o.grad_clip(v->toDouble());
   auto clamp_min = get(a, prefix + "clamp_min"), clamp_max = get(a, prefix + "clamp_max");
   o.clamp_min(clamp_min ? std::optional<double>(clamp_min->toDouble()) : std::nullopt);
   o.clamp_max(clamp_max ? std::optional<double>(clamp_max->toDouble()) : std::nullopt);
   if (auto v = get(a, prefix + "temperature")) o.temperature(v->toDouble());
   if (auto v = get(a, prefix + "schedule")) {
-    if (v->isInt()) {
-      o.schedule(static_cast<StepSchedule>(v->toInt()));
-    } else if (auto schedule = enum_from_name(kStepScheduleNames, v->toStringRef())) {
-      o.schedule(*schedule);
-    } else {
-      throw std::runtime_error(prefix + "schedule: unknown '" + v->toStringRef() + "'");
-    }
+    o.schedule(archived_enum(kStepScheduleNames, *v, prefix + "schedule"));
   }
   if (auto v = get(a, prefix + "final_step_ratio")) o.final_step_ratio(v->toDouble());
   o.validate();

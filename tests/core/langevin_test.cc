@@ -2,10 +2,12 @@
 #include "ebm/core/langevin.h"
 
 #include <gtest/gtest.h>
+#include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <memory>
+#include <sstream>
 
 #include "ebm/core/energy.h"
 
@@ -141,4 +143,39 @@ TEST(Langevin, SchedulesAndBadOptions) {
   GaussianEnergy energy(0, 1);
   EXPECT_THROW(ebm::LangevinSampler().sample(energy, torch::zeros({2, 3}), {}, torch::ones({5})),
                std::invalid_argument);
+}
+
+// Options archive themselves with enums by name; files of the first generation stored the enum's
+// number (still read), and a value no enum has is refused by key.
+TEST(Langevin, OptionsSaveAndLoadThemselves) {
+  const auto o = ebm::LangevinOptions()
+                     .steps(7)
+                     .clip_mode(ebm::GradClip::kL2)
+                     .schedule(ebm::StepSchedule::kCosine)
+                     .clamp_min(std::nullopt)
+                     .clamp_max(2.0);
+  torch::serialize::OutputArchive out;
+  o.save(out, "l.");
+  std::stringstream bytes;
+  out.save_to(bytes);
+  torch::serialize::InputArchive in;
+  in.load_from(bytes);
+  const auto back = ebm::LangevinOptions::load(in, "l.");
+  EXPECT_EQ(back.steps(), 7);
+  EXPECT_EQ(back.clip_mode(), ebm::GradClip::kL2);
+  EXPECT_EQ(back.schedule(), ebm::StepSchedule::kCosine);
+  EXPECT_FALSE(back.clamp_min().has_value());
+  EXPECT_EQ(back.clamp_max(), 2.0);
+  auto archive = [](const c10::IValue& clip_mode) {
+    torch::serialize::OutputArchive a;
+    a.write("l.clip_mode", clip_mode);
+    std::stringstream s;
+    a.save_to(s);
+    torch::serialize::InputArchive r;
+    r.load_from(s);
+    return ebm::LangevinOptions::load(r, "l.");
+  };
+  EXPECT_EQ(archive(c10::IValue(int64_t{2})).clip_mode(), ebm::GradClip::kL2);  // the old way
+  EXPECT_THROW(archive(c10::IValue(int64_t{7})), std::runtime_error);
+  EXPECT_THROW(archive(c10::IValue(std::string("l3"))), std::runtime_error);
 }
