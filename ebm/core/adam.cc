@@ -24,6 +24,12 @@ Adam::Adam(std::vector<torch::Tensor> params, AdamOptions options)
   }
 }
 
+std::vector<torch::Tensor> Adam::moments() const {
+  std::vector<torch::Tensor> all(m_);
+  all.insert(all.end(), v_.begin(), v_.end());
+  return all;
+}
+
 void Adam::zero_grad() {
   for (auto& p : params_) {
     if (p.mutable_grad().defined()) p.mutable_grad().zero_();

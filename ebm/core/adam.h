@@ -38,6 +38,8 @@ class Adam {
   void zero_grad();
   int64_t steps() const { return step_; }
   std::vector<torch::Tensor>& params() { return params_; }
+  // The first and second moment estimates of every parameter (m then v).
+  std::vector<torch::Tensor> moments() const;
   const AdamOptions& options() const { return options_; }
 
   void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;

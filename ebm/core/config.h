@@ -87,6 +87,9 @@ class Config {
   void check_all_used() const;
   // The resolved config (overrides applied) as YAML text, for the run directory.
   std::string dump() const;
+  // Sets one key as an override does ("dotted.key=yaml value"), e.g. what a run records about
+  // itself (launch.world_size) after the config was read.
+  void set(const std::string& assignment) { apply_override(assignment); }
   const std::string& name() const { return name_; }
 
  private:

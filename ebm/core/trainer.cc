@@ -235,19 +235,42 @@ void ContrastiveDivergenceTrainer::update(const std::vector<torch::Tensor>& para
   if (++good_since_snapshot_ >= options_.snapshot_every()) take_snapshot();
 }
 
-TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in,
-                                                   const torch::Tensor& labels) {
+torch::Tensor ContrastiveDivergenceTrainer::positives(const torch::Tensor& x_pos_in) const {
   check_batch_shape(x_pos_in);
   auto x_pos = x_pos_in.to(device_, torch::kFloat32);
   if (options_.dequantize()) {
     x_pos = x_pos * (255.0 / 256.0) + torch::rand_like(x_pos) / 256.0;
   }
+  return x_pos;
+}
+
+TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in,
+                                                   const torch::Tensor& labels) {
+  const auto x_pos = positives(x_pos_in);
   const torch::Tensor cond = labels.defined() ? labels.to(device_) : labels;
-
   AutocastScope autocast(options_.autocast_bf16());
-  const auto negatives = sample_negatives(x_pos, labels, cond);
-  const Loss l = loss(x_pos, cond, negatives);
+  return contrast(x_pos, cond, sample_negatives(x_pos, labels, cond));
+}
 
+TrainStepResult ContrastiveDivergenceTrainer::step_on(const torch::Tensor& x_pos_in,
+                                                      const BufferDraw& negatives,
+                                                      const torch::Tensor& labels) {
+  const auto x_pos = positives(x_pos_in);
+  if (negatives.x.sizes() != x_pos.sizes())
+    throw std::invalid_argument("trainer.step_on: negatives of shape " +
+                                c10::str(negatives.x.sizes()) + " for a batch of shape " +
+                                c10::str(x_pos.sizes()));
+  const torch::Tensor cond = labels.defined() ? labels.to(device_) : labels;
+  BufferDraw draw = negatives;
+  draw.x = draw.x.to(device_, torch::kFloat32);
+  AutocastScope autocast(options_.autocast_bf16());
+  return contrast(x_pos, cond, draw);
+}
+
+TrainStepResult ContrastiveDivergenceTrainer::contrast(const torch::Tensor& x_pos,
+                                                       const torch::Tensor& cond,
+                                                       const BufferDraw& negatives) {
+  const Loss l = loss(x_pos, cond, negatives);
   adam_->zero_grad();
   l.total.backward();
   const auto params = parameters();
@@ -256,12 +279,14 @@ TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in
   TrainStepResult r;
   r.lr = lr_at(step_);
   r.langevin_step_size = sampler_.options().step_size();
-  const bool finite = all_finite(l.total, params);
+  const bool local_finite = all_finite(l.total, params);
+  const bool finite = vote_ ? vote_(local_finite) : local_finite;
   r.loss = l.total.item<double>();
   r.e_pos = l.e_pos.mean().item<double>();
   r.e_neg = l.e_neg.mean().item<double>();
   r.ml_loss = l.ml.item<double>();
   r.l2_loss = l.l2.item<double>();
+  r.negatives = negatives;
   if (finite) {
     update(params, r.lr);
   } else {
@@ -318,22 +343,43 @@ void ContrastiveDivergenceTrainer::restore_snapshot() {
   load_weights(archive);
 }
 
+std::vector<torch::Tensor> ContrastiveDivergenceTrainer::replicated_state() {
+  std::vector<torch::Tensor> all = parameters();
+  for (const auto& b : model_->buffers()) all.push_back(b);
+  all.insert(all.end(), ema_.begin(), ema_.end());
+  for (const auto& m : adam_->moments()) all.push_back(m);
+  return all;
+}
+
+void ContrastiveDivergenceTrainer::save_local(torch::serialize::OutputArchive& archive) const {
+  buffer_.save(archive, "buffer.");
+  archive.write("rng.cpu", rng_state(torch::kCPU));
+  if (device_.is_cuda()) archive.write("rng.cuda", rng_state(device_));
+}
+
+void ContrastiveDivergenceTrainer::load_local(torch::serialize::InputArchive& archive) {
+  buffer_.load(archive, "buffer.");
+  torch::Tensor cpu_state, cuda_state;
+  archive.read("rng.cpu", cpu_state);
+  set_rng_state(torch::kCPU, cpu_state);
+  if (device_.is_cuda() && archive.try_read("rng.cuda", cuda_state))
+    set_rng_state(device_, cuda_state);
+}
+
 void ContrastiveDivergenceTrainer::save(torch::serialize::OutputArchive& archive) const {
   save_weights(archive);
-  buffer_.save(archive, "buffer.");
+  save_local(archive);
   archive.write(
       "trainer.counters",
       torch::tensor({step_, bad_in_a_row_, restores_, good_since_snapshot_}, torch::kLong));
   archive.write("trainer.langevin_step_size",
                 torch::tensor(sampler_.options().step_size(), torch::kFloat64));
-  archive.write("rng.cpu", rng_state(torch::kCPU));
-  if (device_.is_cuda()) archive.write("rng.cuda", rng_state(device_));
 }
 
 void ContrastiveDivergenceTrainer::load(torch::serialize::InputArchive& archive) {
   load_weights(archive);
-  buffer_.load(archive, "buffer.");
-  torch::Tensor counters, step_size, cpu_state, cuda_state;
+  load_local(archive);
+  torch::Tensor counters, step_size;
   archive.read("trainer.counters", counters);
   archive.read("trainer.langevin_step_size", step_size);
   step_ = counters[0].item<int64_t>();
@@ -343,10 +389,6 @@ void ContrastiveDivergenceTrainer::load(torch::serialize::InputArchive& archive)
   auto lopts = sampler_.options();
   lopts.step_size(step_size.item<double>());
   sampler_ = LangevinSampler(lopts);
-  archive.read("rng.cpu", cpu_state);
-  set_rng_state(torch::kCPU, cpu_state);
-  if (device_.is_cuda() && archive.try_read("rng.cuda", cuda_state))
-    set_rng_state(device_, cuda_state);
   take_snapshot();
   good_since_snapshot_ = counters[3].item<int64_t>();
 }

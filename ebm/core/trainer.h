@@ -85,6 +85,7 @@ struct TrainStepResult {
   double langevin_step_size = 0;
   bool skipped = false;   // non-finite: no update
   bool restored = false;  // the guard restored the last good snapshot
+  BufferDraw negatives;   // the samples (and their conditions) the batch was contrasted with
 };
 
 class TrainingDiverged : public std::runtime_error {
@@ -102,17 +103,28 @@ class ContrastiveDivergenceTrainer {
   // One iteration on a batch of positives [B, ...] (and their labels for a conditional model:
   // the negatives are sampled under the same labels).
   TrainStepResult step(const torch::Tensor& x_pos, const torch::Tensor& labels = {});
+  // One iteration that contrasts the batch with given negatives (as a step's result holds them)
+  // instead of sampling them; the replay buffer is left alone. Replays another run's samples,
+  // e.g. to check data-parallel training against one process holding every rank's batch.
+  TrainStepResult step_on(const torch::Tensor& x_pos, const BufferDraw& negatives,
+                          const torch::Tensor& labels = {});
 
   // Samples n states with the trainer's sampler from its buffer's init distribution (or the
   // buffer itself when from_buffer), under `labels` if the model is conditional.
   torch::Tensor sample(int64_t n, const torch::Tensor& labels = {}, bool from_buffer = false,
                        const LangevinCallback& callback = nullptr);
 
-  // Data-parallel hook: called with the gradients after backward, before the guard and the
-  // update (e.g. an all-reduce averaging them across processes).
+  // Data-parallel hooks (ebm/dist/data_parallel.h installs them). grad_sync is called with the
+  // gradients after backward, before the guard and the update (an all-reduce averaging them
+  // across processes); vote turns this process's verdict on the step (loss and gradients finite)
+  // into the verdict of all processes, so that one bad process skips the step everywhere.
   void set_grad_sync(std::function<void(std::vector<torch::Tensor>&)> fn) {
     grad_sync_ = std::move(fn);
   }
+  void set_vote(std::function<bool(bool)> fn) { vote_ = std::move(fn); }
+  // The state data-parallel processes hold identically: parameters, the model's buffers
+  // (spectral-norm vectors), EMA weights and the optimizer's moments.
+  std::vector<torch::Tensor> replicated_state();
   // Receives the guard's warnings (default: stderr on rank 0).
   void set_warning_sink(std::function<void(const std::string&)> fn) { warn_ = std::move(fn); }
 
@@ -124,6 +136,12 @@ class ContrastiveDivergenceTrainer {
   // step, current Langevin step size, guard counters.
   void save(torch::serialize::OutputArchive& archive) const;
   void load(torch::serialize::InputArchive& archive);
+  // The part of that state that is this process's own in data-parallel training: the replay
+  // buffer and the RNG states (save and load include it).
+  void save_local(torch::serialize::OutputArchive& archive) const;
+  void load_local(torch::serialize::InputArchive& archive);
+  // Empties the replay buffer (a process that resumes without a buffer of its own).
+  void reset_buffer() { buffer_ = ReplayBuffer(shape_, options_.buffer()); }
 
   EnergyModel& model() { return *model_; }
   std::shared_ptr<EnergyModel> model_ptr() { return model_; }
@@ -143,9 +161,12 @@ class ContrastiveDivergenceTrainer {
   };
   // The steps of step(), in order.
   void check_batch_shape(const torch::Tensor& x_pos) const;
+  torch::Tensor positives(const torch::Tensor& x_pos) const;  // on the device, dequantised
   BufferDraw sample_negatives(const torch::Tensor& x_pos, const torch::Tensor& labels,
                               const torch::Tensor& cond);
   Loss loss(const torch::Tensor& x_pos, const torch::Tensor& cond, const BufferDraw& negatives);
+  TrainStepResult contrast(const torch::Tensor& x_pos, const torch::Tensor& cond,
+                           const BufferDraw& negatives);  // loss, gradients, guard, update
   void sync_gradients(const std::vector<torch::Tensor>& params);
   bool all_finite(const torch::Tensor& loss, const std::vector<torch::Tensor>& params) const;
   void skip_non_finite_step(TrainStepResult& r);  // the guard: skip, restore or give up
@@ -163,6 +184,7 @@ class ContrastiveDivergenceTrainer {
   std::unique_ptr<Adam> adam_;
   std::vector<torch::Tensor> ema_;
   std::function<void(std::vector<torch::Tensor>&)> grad_sync_;
+  std::function<bool(bool)> vote_;
   std::function<void(const std::string&)> warn_;
   int64_t step_ = 0;
   int64_t bad_in_a_row_ = 0;
