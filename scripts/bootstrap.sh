@@ -23,6 +23,7 @@ debs=(
   libeigen3-dev libyaml-cpp-dev libprotobuf-dev protobuf-compiler
   libgtest-dev
   libcli11-dev libfmt-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libmatio-dev
+  libgloo-dev
   clang-14 clang-format-14 clang-tidy-14 universal-ctags
   libosmesa6
   dataset-fashion-mnist

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "ebm/cli/commands.h"
+#include "ebm/dist/launch.h"
 #include "ebm/experiments/image_eval.h"
 
 namespace ebm::cli {
@@ -31,6 +32,7 @@ void add_eval(CLI::App& app, Action& action) {
     cmd->callback([o, name, &action] {
       o->experiment = name;
       action = [o] {
+        if (dist::is_secondary_rank()) return 0;  // runs on rank 0 alone under a launcher
         const auto s = experiments::run_image_eval(*o);
         fmt::print("{}\n", s.table);
         if (o->check_only) return 0;

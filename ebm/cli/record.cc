@@ -8,6 +8,7 @@
 
 #include "ebm/cli/commands.h"
 #include "ebm/core/config.h"
+#include "ebm/dist/data_parallel.h"
 #include "ebm/experiments/recording.h"
 #include "plugin/rollout/rollout.h"
 
@@ -29,7 +30,9 @@ int run_record(const RecordArgs& args) {
   rollout::RecordOptions o = experiments::record_options(root);
   config->check_all_used();
   o.out_dir = args.out_dir.empty() ? "runs/" + name + "/trajectories" : args.out_dir;
-  const auto result = experiments::record_trajectories(o, config->dump(), args.quiet);
+  dist::DataParallel dp(dist::join_from_environment(torch::kCPU));
+  const auto result = experiments::record_trajectories(o, config->dump(), args.quiet, &dp);
+  if (!dp.is_main()) return 0;
   fmt::print("recorded {} episodes ({} physics steps, {:.0f} steps/s) in {:.1f} s\n",
              result.episodes, result.physics_steps,
              result.physics_steps / std::max(result.seconds, 1e-9), result.seconds);

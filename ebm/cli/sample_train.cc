@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "ebm/cli/commands.h"
+#include "ebm/dist/launch.h"
 #include "ebm/experiments/image_train.h"
 
 namespace ebm::cli {
@@ -23,6 +24,7 @@ void add_train(CLI::App& app, Action& action) {
   cmd->callback([o, &action] {
     action = [o] {
       auto s = experiments::train_image_ebm(*o);
+      if (s.rank != 0) return 0;  // data-parallel: rank 0 reports
       fmt::print("trained {} steps in {:.1f} s (last loss {:.4f}, E+ {:.4f}, E- {:.4f})\n", s.steps,
                  s.seconds, s.last_loss, s.last_e_pos, s.last_e_neg);
       fmt::print("run directory: {}\ncheckpoint: {}\nsamples: {}\n", s.run_dir, s.last_checkpoint,
@@ -53,6 +55,7 @@ void add_sample(CLI::App& app, Action& action) {
   cmd->add_flag("--verbose,-v", o->verbose, "print each Langevin step's energy and gradient norm");
   cmd->callback([o, &action] {
     action = [o] {
+      if (dist::is_secondary_rank()) return 0;  // runs on rank 0 alone under a launcher
       auto x = experiments::sample_image_ebm(*o);
       fmt::print("wrote {} samples to {}\n", x.size(0), o->out);
       return 0;

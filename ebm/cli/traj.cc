@@ -38,6 +38,7 @@ void add_traj(CLI::App& app, Action& action) {
       o->eval = *stage != "train";
       action = [o] {
         const auto s = experiments::run_trajectory(*o);
+        if (s.rank != 0) return 0;  // data-parallel: rank 0 reports
         if (!s.table.empty()) fmt::print("{}\n", s.table);
         fmt::print("run directory: {}\n", s.run_dir);
         if (!s.report_html.empty())

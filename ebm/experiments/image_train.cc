@@ -18,6 +18,7 @@
 #include "ebm/core/checkpoint.h"
 #include "ebm/core/device.h"
 #include "ebm/core/options_config.h"
+#include "ebm/dist/data_parallel.h"
 #include "ebm/nets/image_net_config.h"
 #include "ebm/report/metrics.h"
 #include "ebm/report/png.h"
@@ -42,6 +43,7 @@ struct ImageRunConfig {
   TrainerOptions trainer;
   int64_t iterations = 0, batch_size = 0;
   int64_t log_every = 0, sample_every = 0, checkpoint_every = 0, keep_last = 0, num_samples = 0;
+  int64_t launch_world_size = 1;  // launch.world_size: recorded by the run, not a setting
 };
 
 ImageRunConfig read_config(const Config& config) {
@@ -76,6 +78,7 @@ ImageRunConfig read_config(const Config& config) {
   log.check(c.keep_last > 0, "keep_last", "> 0");
   c.num_samples = log.get<int64_t>("num_samples", 64);
   log.check(c.num_samples > 0, "num_samples", "> 0");
+  c.launch_world_size = dist::recorded_world_size(root);
   return c;
 }
 
@@ -111,16 +114,19 @@ RunSetup load_setup(const TrainRunOptions& opts) {
   return {std::move(config), std::move(rc), device};
 }
 
-// The training images (the first data.limit of them); throws when one batch exceeds them.
-data::ImageDataset load_training_data(const ImageRunConfig& rc, const std::string& config_path) {
+// The training images (the first data.limit of them); throws when one global batch (batch_size
+// per process x world_size) exceeds them.
+data::ImageDataset load_training_data(const ImageRunConfig& rc, const std::string& config_path,
+                                      int world_size) {
   auto ds = data::load_image_dataset(rc.data_format, rc.data_path, rc.data_split);
   if (rc.data_limit > 0 && rc.data_limit < ds.size()) {
     ds.images = ds.images.narrow(0, 0, rc.data_limit);
     ds.labels = ds.labels.narrow(0, 0, rc.data_limit);
   }
   const int64_t n = ds.size();
-  if (n < rc.batch_size)
+  if (n < rc.batch_size * world_size)
     throw ConfigError(config_path + ": trainer.batch_size " + std::to_string(rc.batch_size) +
+                      (world_size > 1 ? " x " + std::to_string(world_size) + " processes" : "") +
                       " exceeds the " + std::to_string(n) + " images of the data set");
   return ds;
 }
@@ -150,27 +156,36 @@ ImageEnergyOptions checked_net_options(const ImageRunConfig& rc, const data::Ima
   return net_options;
 }
 
-// Restores the trainer (weights, optimiser, replay buffer, step count) from a checkpoint.
+// Restores the trainer (weights, optimiser, replay buffer, step count) from a checkpoint; under
+// data-parallel training every rank reads it and takes its own replay buffer and RNG state.
 void resume_trainer(ContrastiveDivergenceTrainer& trainer, const std::string& checkpoint,
-                    torch::Device device) {
+                    torch::Device device, dist::DataParallel& dp, int64_t seed) {
   torch::serialize::InputArchive in;
   CheckpointManager::load(checkpoint, in, device);
   trainer.load(in);
+  const std::string buffers = dp.resume(trainer, in, static_cast<unsigned long long>(seed));
+  if (!dp.is_main()) return;
   std::cerr << "resumed from " << checkpoint << " at step " << trainer.steps() << "\n";
+  if (!buffers.empty()) std::cerr << "resume: " << buffers << "\n";
 }
 
 // Prints what is about to be trained, where and on what, to stderr.
 void print_banner(const ImageRunConfig& rc, int64_t n, const std::vector<int64_t>& shape,
                   const std::shared_ptr<ImageEnergyNet>& model, torch::Device device,
-                  const std::string& run_dir) {
+                  const std::string& run_dir, int world_size) {
   int64_t weights = 0;
   for (auto& p : model->parameters()) weights += p.numel();
   std::cerr << "training " << rc.name << ": " << n << " images " << shape[0] << "x" << shape[1]
             << "x" << shape[2] << ", " << model->parameters().size() << " parameter tensors ("
-            << weights << " weights), device " << device.str() << ", run dir " << run_dir << "\n";
+            << weights << " weights), device " << device.str();
+  if (world_size > 1)
+    std::cerr << " x " << world_size << " processes (global batch " << rc.batch_size * world_size
+              << ")";
+  std::cerr << ", run dir " << run_dir << "\n";
 }
 
 // What the steps of a training run share: its settings, data and trainer, and where it writes.
+// Under data-parallel training only rank 0 writes (metrics and events are null elsewhere).
 struct TrainRun {
   const Config& config;
   const ImageRunConfig& rc;
@@ -178,23 +193,30 @@ struct TrainRun {
   const std::vector<int64_t>& shape;
   bool conditional;
   ContrastiveDivergenceTrainer& trainer;
+  dist::DataParallel& dp;
   CheckpointManager& ckpts;
-  report::MetricsLog& metrics;
-  report::EventWriter& events;
+  report::MetricsLog* metrics;
+  report::EventWriter* events;
   TrainRunSummary& summary;
+  bool checkpointed = false;  // a checkpoint was written by this run (on every rank alike)
 };
 
-// Writes checkpoints/ckpt-<step>.pt (the trainer's state and the metadata); returns its path.
+// Writes checkpoints/ckpt-<step>.pt (the trainer's state and the metadata, and every rank's own
+// state under data-parallel training, which all ranks call this for); returns its path on rank 0.
 std::string save_checkpoint(TrainRun& run, int64_t step) {
+  const auto dist_state = run.dp.checkpoint_extras(run.trainer);
+  if (!run.dp.is_main()) return "";
   return run.ckpts.save(step, [&](torch::serialize::OutputArchive& a) {
     run.trainer.save(a);
     write_meta(a, run.config, run.shape);
+    dist_state(a);
   });
 }
 
 // Writes samples/step-<step>.png and a TensorBoard image: the replay buffer's newest states, what
 // the chains currently produce.
 void save_samples(TrainRun& run, int64_t step) {
+  if (!run.dp.is_main()) return;
   auto states = run.trainer.buffer().states();
   const int64_t k = std::min<int64_t>(run.rc.num_samples, states.size(0));
   auto grid = states.narrow(0, states.size(0) - k, k);
@@ -202,33 +224,38 @@ void save_samples(TrainRun& run, int64_t step) {
   std::snprintf(name, sizeof(name), "/samples/step-%08ld.png", static_cast<long>(step));
   run.summary.samples_png = run.summary.run_dir + name;
   report::write_png_grid(run.summary.samples_png, grid);
-  run.events.add_image("samples/buffer", grid, step);
+  run.events->add_image("samples/buffer", grid, step);
 }
 
-// Appends a step's numbers to metrics.jsonl and the TensorBoard events.
+// Appends a step's numbers (means over the ranks of a data-parallel run) to metrics.jsonl and the
+// TensorBoard events.
 void log_step(TrainRun& run, const TrainStepResult& r, int64_t done,
               std::chrono::steady_clock::time_point t0) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::vector<std::pair<std::string, double>> values{{"loss", r.loss},
-                                                     {"e_pos", r.e_pos},
-                                                     {"e_neg", r.e_neg},
-                                                     {"ml_loss", r.ml_loss},
-                                                     {"l2_loss", r.l2_loss},
+  const auto means = run.dp.mean({r.loss, r.e_pos, r.e_neg, r.ml_loss, r.l2_loss});
+  if (!run.dp.is_main()) return;
+  std::vector<std::pair<std::string, double>> values{{"loss", means[0]},
+                                                     {"e_pos", means[1]},
+                                                     {"e_neg", means[2]},
+                                                     {"ml_loss", means[3]},
+                                                     {"l2_loss", means[4]},
                                                      {"lr", r.lr},
                                                      {"langevin_step_size", r.langevin_step_size},
                                                      {"skipped", r.skipped ? 1.0 : 0.0},
                                                      {"elapsed_s", secs}};
-  run.metrics.write(done, values);
-  for (const auto& [k2, v] : values) run.events.add_scalar("train/" + k2, v, done);
-  run.events.flush();
+  run.metrics->write(done, values);
+  for (const auto& [k2, v] : values) run.events->add_scalar("train/" + k2, v, done);
+  run.events->flush();
 }
 
 // Trains from the trainer's step (a resumed run continues) to the config's iterations, logging,
-// sampling and checkpointing on their schedules. Returns the last step's result.
+// sampling and checkpointing on their schedules. Returns the last step's result. Every rank walks
+// the same permutation per epoch; rank r takes the r-th batch_size images of each global batch.
 TrainStepResult train_steps(TrainRun& run, report::Progress& progress) {
   const ImageRunConfig& rc = run.rc;
   const int64_t n = run.ds.size();
-  const int64_t per_epoch = n / rc.batch_size;
+  const int64_t global_batch = rc.batch_size * run.dp.world_size();
+  const int64_t per_epoch = n / global_batch;
   const auto t0 = std::chrono::steady_clock::now();
   TrainStepResult r;
   torch::Tensor perm;
@@ -243,7 +270,7 @@ TrainStepResult train_steps(TrainRun& run, report::Progress& progress) {
       perm = torch::randperm(n, gen, torch::kLong);
       perm_epoch = epoch;
     }
-    auto idx = perm.narrow(0, k * rc.batch_size, rc.batch_size);
+    auto idx = perm.narrow(0, k * global_batch + run.dp.rank() * rc.batch_size, rc.batch_size);
     auto x = data::to_float(run.ds.images.index_select(0, idx));
     auto y = run.conditional ? run.ds.labels.index_select(0, idx) : torch::Tensor();
     r = run.trainer.step(x, y);
@@ -251,7 +278,10 @@ TrainStepResult train_steps(TrainRun& run, report::Progress& progress) {
     progress.update(done, fmt_fields(r));
     if (done % rc.log_every == 0 || done == rc.iterations) log_step(run, r, done, t0);
     if (done % rc.sample_every == 0) save_samples(run, done);
-    if (done % rc.checkpoint_every == 0) run.summary.last_checkpoint = save_checkpoint(run, done);
+    if (done % rc.checkpoint_every == 0) {
+      run.summary.last_checkpoint = save_checkpoint(run, done);
+      run.checkpointed = true;
+    }
   }
   return r;
 }
@@ -261,31 +291,40 @@ TrainStepResult train_steps(TrainRun& run, report::Progress& progress) {
 TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
   const RunSetup setup = load_setup(opts);
   const ImageRunConfig& rc = setup.rc;
-  torch::manual_seed(static_cast<uint64_t>(rc.seed));
-  const auto ds = load_training_data(rc, opts.config_path);
+  dist::DataParallel dp(dist::join_from_environment(setup.device));
+  const torch::Device device = dist::local_device(setup.device);
+  if (dp.active()) setup.config->set("launch.world_size=" + std::to_string(dp.world_size()));
+  torch::manual_seed(dist::rank_seed(static_cast<uint64_t>(rc.seed), dp.rank()));
+  const auto ds = load_training_data(rc, opts.config_path, dp.world_size());
   TrainRunSummary summary;
   summary.run_dir = opts.out_dir.empty() ? "runs/" + rc.name : opts.out_dir;
   CheckpointManager ckpts(summary.run_dir + "/checkpoints", rc.keep_last);
   const auto latest = check_resume(ckpts, summary.run_dir, opts.resume);
-  util::write_file_atomic(summary.run_dir + "/config.yaml", setup.config->dump());
+  if (dp.is_main()) util::write_file_atomic(summary.run_dir + "/config.yaml", setup.config->dump());
 
   const std::vector<int64_t> shape{ds.images.size(1), ds.images.size(2), ds.images.size(3)};
   const auto net_options = checked_net_options(rc, ds, shape[0]);
   auto model = std::make_shared<ImageEnergyNet>(net_options);
-  ContrastiveDivergenceTrainer trainer(model, shape, rc.trainer, setup.device);
-  if (opts.resume) resume_trainer(trainer, *latest, setup.device);
+  ContrastiveDivergenceTrainer trainer(model, shape, rc.trainer, device);
+  if (opts.resume) resume_trainer(trainer, *latest, device, dp, rc.seed);
+  dp.attach(trainer);
 
-  report::MetricsLog metrics(summary.run_dir + "/metrics.jsonl");
-  report::EventWriter events(summary.run_dir + "/tensorboard");
-  fs::create_directories(summary.run_dir + "/samples");
-  print_banner(rc, ds.size(), shape, model, setup.device, summary.run_dir);
+  std::unique_ptr<report::MetricsLog> metrics;
+  std::unique_ptr<report::EventWriter> events;
+  if (dp.is_main()) {
+    metrics = std::make_unique<report::MetricsLog>(summary.run_dir + "/metrics.jsonl");
+    events = std::make_unique<report::EventWriter>(summary.run_dir + "/tensorboard");
+    fs::create_directories(summary.run_dir + "/samples");
+    print_banner(rc, ds.size(), shape, model, device, summary.run_dir, dp.world_size());
+  }
 
   const bool conditional = net_options.num_classes() > 0;
-  TrainRun run{*setup.config, rc, ds, shape, conditional, trainer, ckpts, metrics, events, summary};
-  report::Progress progress("train", rc.iterations, opts.quiet ? nullptr : stderr);
+  TrainRun run{*setup.config, rc,           ds,     shape, conditional, trainer, dp, ckpts,
+               metrics.get(), events.get(), summary};
+  report::Progress progress("train", rc.iterations, opts.quiet || !dp.is_main() ? nullptr : stderr);
   const TrainStepResult r = train_steps(run, progress);
   progress.finish(fmt_fields(r));
-  if (summary.last_checkpoint.empty() || trainer.steps() % rc.checkpoint_every != 0) {
+  if (!run.checkpointed || trainer.steps() % rc.checkpoint_every != 0) {
     summary.last_checkpoint = save_checkpoint(run, trainer.steps());
   }
   if (trainer.steps() % rc.sample_every != 0 || summary.samples_png.empty())
@@ -295,6 +334,8 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
   summary.last_loss = r.loss;
   summary.last_e_pos = r.e_pos;
   summary.last_e_neg = r.e_neg;
+  summary.rank = dp.rank();
+  summary.world_size = dp.world_size();
   return summary;
 }
 

@@ -29,10 +29,13 @@ struct TrainRunSummary {
   int64_t steps = 0;
   double seconds = 0;
   double last_loss = 0, last_e_pos = 0, last_e_neg = 0;
+  int rank = 0, world_size = 1;  // this process in a data-parallel run (only rank 0 writes)
 };
 
 // Trains an image EBM as the config says, writing into the run directory: config.yaml (resolved),
-// metrics.jsonl, TensorBoard events, samples/*.png, checkpoints/ckpt-*.pt.
+// metrics.jsonl, TensorBoard events, samples/*.png, checkpoints/ckpt-*.pt. Under a launcher
+// (torchrun: WORLD_SIZE > 1) every process trains data-parallel on its shard of each global batch
+// and only rank 0 writes; config.yaml then records launch.world_size.
 TrainRunSummary train_image_ebm(const TrainRunOptions& options);
 
 struct SampleOptions {

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "datasets/trajectory/record_file.h"
@@ -15,6 +16,7 @@ namespace ebm::experiments {
 rollout::RecordOptions record_options(const ConfigSection& root) {
   rollout::RecordOptions o;
   o.seed = static_cast<uint64_t>(root.get<int64_t>("seed", 0));
+  dist::recorded_world_size(root);  // a run's own record of its launch, not a setting
   const auto scene = root.section("scene");
   o.scene.name =
       scene.choice("name", "shadow_hand_block", {"shadow_hand_block", "particles", "mjcf"});
@@ -81,20 +83,57 @@ util::Json record_summary(const rollout::RecordOptions& o, const rollout::Record
 
 }  // namespace
 
-rollout::RecordResult record_trajectories(const rollout::RecordOptions& o,
-                                          const std::string& config_yaml, bool quiet) {
-  fmt::print(stderr,
-             "recording {}: {} start states x {} branches, {} steps each, {} threads -> {}\n",
-             o.scene.name, o.start_states, o.branches, o.episode_steps, o.threads, o.out_dir);
-  report::Progress progress("record", static_cast<int64_t>(o.start_states) * o.branches);
-  const auto result = rollout::record_rollouts(o, [&](int64_t done, int64_t) {
-    if (!quiet) progress.update(done);
+namespace {
+
+// The sums over all processes of what each recorded.
+rollout::RecordResult total_over_ranks(rollout::RecordResult r, dist::DataParallel& dp) {
+  const int w = dp.world_size();
+  const auto m = dp.mean({static_cast<double>(r.episodes), static_cast<double>(r.episodes_lost),
+                          static_cast<double>(r.physics_steps), r.seconds});
+  r.episodes = static_cast<uint64_t>(std::llround(m[0] * w));
+  r.episodes_lost = static_cast<uint64_t>(std::llround(m[1] * w));
+  r.physics_steps = static_cast<uint64_t>(std::llround(m[2] * w));
+  return r;  // seconds: this process's (rank 0's, in record.json)
+}
+
+}  // namespace
+
+rollout::RecordResult record_trajectories(const rollout::RecordOptions& options,
+                                          const std::string& config_yaml, bool quiet,
+                                          dist::DataParallel* dp) {
+  rollout::RecordOptions o = options;
+  dist::DataParallel one(nullptr);
+  if (!dp) dp = &one;
+  o.shard_index = dp->rank();
+  o.shard_count = dp->world_size();
+  if (dp->active()) {
+    // Every process checks before any writes: a recording is never added to.
+    if (has_trajectories(o.out_dir))
+      throw std::runtime_error(o.out_dir +
+                               ": already holds trajectory files; choose a new output directory, "
+                               "recordings are never mixed");
+    dp->barrier();
+  }
+  quiet = quiet || !dp->is_main();
+  if (dp->is_main())
+    fmt::print(stderr,
+               "recording {}: {} start states x {} branches, {} steps each, {} threads{} -> {}\n",
+               o.scene.name, o.start_states, o.branches, o.episode_steps, o.threads,
+               dp->active() ? fmt::format(" x {} processes", dp->world_size()) : "", o.out_dir);
+  report::Progress progress("record", static_cast<int64_t>(o.start_states) * o.branches,
+                            quiet ? nullptr : stderr);
+  const auto mine = rollout::record_rollouts(o, [&](int64_t done, int64_t) {
+    if (!quiet) progress.update(done * dp->world_size());
   });
+  const auto result = dp->active() ? total_over_ranks(mine, *dp) : mine;
+  if (!dp->is_main()) return result;
   const double seconds = std::max(result.seconds, 1e-9);
   progress.finish(fmt::format("{} episodes, {:.0f} steps/s", result.episodes,
                               static_cast<double>(result.physics_steps) / seconds));
   util::write_file_atomic(o.out_dir + "/config.yaml", config_yaml);
-  util::write_file_atomic(o.out_dir + "/record.json", record_summary(o, result).dump() + "\n");
+  util::write_file_atomic(
+      o.out_dir + "/record.json",
+      record_summary(o, result).set("processes", dp->world_size()).dump() + "\n");
   return result;
 }
 

@@ -15,16 +15,19 @@ namespace ebm::experiments {
 
 namespace {
 
-// The record stage: reuses a recording already in the run directory, never adds to it.
+// The record stage: reuses a recording already in the run directory, never adds to it. Every
+// process decides before any of them writes.
 void record_stage(const TrajConfig& c, const Config& config, const std::string& traj_dir,
-                  bool quiet) {
-  if (has_trajectories(traj_dir)) {
-    fmt::print(stderr, "using the recording in {}\n", traj_dir);
+                  bool quiet, dist::DataParallel& dp) {
+  const bool reuse = has_trajectories(traj_dir);
+  dp.barrier();
+  if (reuse) {
+    if (dp.is_main()) fmt::print(stderr, "using the recording in {}\n", traj_dir);
     return;
   }
   auto o = c.record;
   o.out_dir = traj_dir;
-  record_trajectories(o, config.dump(), quiet);
+  record_trajectories(o, config.dump(), quiet, &dp);
 }
 
 }  // namespace
@@ -34,13 +37,24 @@ TrajRunSummary run_trajectory(const TrajRunOptions& o) {
   const TrajConfig c = traj_config(config->root());
   config->check_all_used();
   TrajRunSummary s;
+  if (!o.train && !o.record && dist::is_secondary_rank()) {
+    s.rank = 1;  // ebm traj eval under a launcher: rank 0 evaluates alone
+    return s;
+  }
+  const torch::Device requested = resolve_device(c.device);
+  dist::DataParallel dp(o.train || o.record ? dist::join_from_environment(requested) : nullptr);
+  const torch::Device device = dist::local_device(requested);
+  if (dp.active()) config->set("launch.world_size=" + std::to_string(dp.world_size()));
   s.run_dir = o.out_dir.empty() ? "runs/" + c.name : o.out_dir;
-  std::filesystem::create_directories(s.run_dir);
-  util::write_file_atomic(s.run_dir + "/config.yaml", config->dump());
-  const torch::Device device = resolve_device(c.device);
-  if (o.record) record_stage(c, *config, s.run_dir + "/trajectories", o.quiet);
-  if (o.train) traj::train_models(c, s.run_dir, device, o.quiet);
-  if (o.eval) {
+  s.rank = dp.rank();
+  if (dp.is_main()) {
+    std::filesystem::create_directories(s.run_dir);
+    util::write_file_atomic(s.run_dir + "/config.yaml", config->dump());
+  }
+  if (o.record) record_stage(c, *config, s.run_dir + "/trajectories", o.quiet, dp);
+  if (o.train) traj::train_models(c, s.run_dir, device, o.quiet, dp);
+  // Evaluation runs on rank 0 alone: the other processes are done.
+  if (o.eval && dp.is_main()) {
     const auto r = traj::evaluate(c, s.run_dir, device, o.quiet);
     s.metrics = r.metrics;
     s.table = traj::metrics_table(r.metrics);

@@ -79,11 +79,14 @@ struct TrajRunSummary {
   std::string table;  // the metrics table as text
   // method -> metric -> value
   std::map<std::string, std::map<std::string, double>> metrics;
+  int rank = 0;  // this process under a launcher (only rank 0 evaluates and reports)
 };
 
 // Runs the stages asked for into the run directory: trajectories/ (record), models/ (train),
 // metrics.json, *.png and report.html (eval). A stage whose inputs are missing is an error
 // naming what is missing; recording into a directory that already holds trajectories is skipped.
+// Under a launcher (torchrun: WORLD_SIZE > 1) the processes record their shards of the start
+// states and train data-parallel; evaluation and the report run on rank 0 alone.
 TrajRunSummary run_trajectory(const TrajRunOptions& options);
 
 }  // namespace ebm::experiments

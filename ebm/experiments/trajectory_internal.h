@@ -15,6 +15,7 @@
 
 #include "datasets/trajectory/record_file.h"
 #include "datasets/trajectory/windows.h"
+#include "ebm/dist/data_parallel.h"
 #include "ebm/experiments/trajectory.h"
 #include "ebm/nets/trajectory_generator.h"
 #include "ebm/nets/trajectory_nets.h"
@@ -38,8 +39,10 @@ void check_layout(const TrajectoryGenerator& g, const TrajConfig& c, const std::
 
 // Trains the EBM and the baselines on run_dir/trajectories into run_dir/models: ebm.pt (the
 // trainer), generator.pt (the sampling package), fc.pt, mdn.pt; logs to run_dir/metrics.jsonl.
-void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device device,
-                  bool quiet);
+// With an active `dp` every process trains on batches from its own shard of the windows (window
+// i belongs to rank i % world_size) with gradients averaged; rank 0 writes.
+void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device device, bool quiet,
+                  dist::DataParallel& dp);
 
 struct Models {
   trajectory::WindowStats stats;

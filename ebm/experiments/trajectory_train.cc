@@ -73,21 +73,37 @@ TrainingData training_data(const TrajConfig& c, const trajectory::TrajectoryCorp
   return d;
 }
 
-// Every training loop draws its batches the same way: batch_size random windows.
-torch::Tensor batch_index(const TrajConfig& c, const TrainingData& d) {
-  return torch::randint(d.size(), {std::min(c.batch_size, d.size())}, torch::kLong)
-      .to(d.history.device());
+// Every training loop draws its batches the same way: batch_size random windows, from this
+// process's shard (windows rank, rank + W, ...) when W processes train data-parallel.
+torch::Tensor batch_index(const TrajConfig& c, const TrainingData& d,
+                          const dist::DataParallel& dp) {
+  const int64_t w = dp.world_size();
+  const int64_t shard = (d.size() - dp.rank() + w - 1) / w;
+  auto idx = torch::randint(shard, {std::min(c.batch_size, shard)}, torch::kLong);
+  if (w > 1) idx = idx * w + dp.rank();
+  return idx.to(d.history.device());
+}
+
+// Logs a step's values (means over the ranks) to metrics.jsonl on rank 0; every rank calls it.
+void log_values(report::MetricsLog* log, dist::DataParallel& dp, int64_t step,
+                const std::vector<std::string>& names, const std::vector<double>& values) {
+  const auto means = dp.mean(values);
+  if (!log) return;
+  std::vector<std::pair<std::string, double>> row;
+  for (size_t i = 0; i < names.size(); ++i) row.emplace_back(names[i], means[i]);
+  log->write(step, row);
 }
 
 // The EBM: the core's trainer, sampler and replay buffer.
 void train_ebm(ContrastiveDivergenceTrainer& trainer, const TrajConfig& c, const TrainingData& d,
-               report::MetricsLog& log, bool quiet) {
-  report::Progress progress("ebm", c.ebm_iterations);
+               report::MetricsLog* log, bool quiet, dist::DataParallel& dp) {
+  report::Progress progress("ebm", c.ebm_iterations, quiet ? nullptr : stderr);
   for (int64_t it = 0; it < c.ebm_iterations; ++it) {
-    const auto idx = batch_index(c, d);
+    const auto idx = batch_index(c, d, dp);
     const auto r = trainer.step(d.future.index_select(0, idx), d.history.index_select(0, idx));
     if ((it + 1) % c.log_every == 0 || it + 1 == c.ebm_iterations) {
-      log.write(r.step, {{"ebm_loss", r.loss}, {"ebm_e_pos", r.e_pos}, {"ebm_e_neg", r.e_neg}});
+      log_values(log, dp, r.step, {"ebm_loss", "ebm_e_pos", "ebm_e_neg"},
+                 {r.loss, r.e_pos, r.e_neg});
       if (!quiet)
         progress.update(it + 1,
                         fmt::format("loss={:.3f} E+={:.3f} E-={:.3f}", r.loss, r.e_pos, r.e_neg));
@@ -179,18 +195,25 @@ void write_generator(ContrastiveDivergenceTrainer& trainer,
 void train_baseline(
     const std::string& name, torch::nn::Module& module, int64_t iterations,
     const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& loss_fn,
-    const TrajConfig& c, const TrainingData& d, report::MetricsLog& log, bool quiet) {
+    const TrajConfig& c, const TrainingData& d, report::MetricsLog* log, bool quiet,
+    dist::DataParallel& dp) {
   module.to(d.history.device());
+  if (dp.active()) {
+    auto state = module.parameters();
+    for (const auto& b : module.buffers()) state.push_back(b);
+    dp.replicate(state);
+  }
   torch::optim::Adam opt(module.parameters(), torch::optim::AdamOptions(c.baseline_lr));
-  report::Progress progress(name, iterations);
+  report::Progress progress(name, iterations, quiet ? nullptr : stderr);
   for (int64_t it = 0; it < iterations; ++it) {
-    const auto idx = batch_index(c, d);
+    const auto idx = batch_index(c, d, dp);
     auto loss = loss_fn(d.history.index_select(0, idx), d.future.index_select(0, idx));
     opt.zero_grad();
     loss.backward();
-    opt.step();
+    // Data-parallel: averaged gradients, and a step skipped everywhere when one is not finite.
+    if (!dp.active() || dp.average_gradients(module.parameters())) opt.step();
     if ((it + 1) % c.log_every == 0 || it + 1 == iterations) {
-      log.write(it + 1, {{name + "_loss", loss.item<double>()}});
+      log_values(log, dp, it + 1, {name + "_loss"}, {loss.item<double>()});
       if (!quiet) progress.update(it + 1, fmt::format("loss={:.4f}", loss.item<double>()));
     }
   }
@@ -199,39 +222,45 @@ void train_baseline(
 
 }  // namespace
 
-void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device device,
-                  bool quiet) {
+void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device device, bool quiet,
+                  dist::DataParallel& dp) {
   const trajectory::TrajectoryCorpus corpus(run_dir + "/trajectories");
   const TrainingData d = training_data(c, corpus, device);
-  fs::create_directories(run_dir + "/models");
-  report::MetricsLog log(run_dir + "/metrics.jsonl");
-  torch::manual_seed(c.seed);
+  std::unique_ptr<report::MetricsLog> log;
+  if (dp.is_main()) {
+    fs::create_directories(run_dir + "/models");
+    log = std::make_unique<report::MetricsLog>(run_dir + "/metrics.jsonl");
+  }
+  quiet = quiet || !dp.is_main();
+  torch::manual_seed(dist::rank_seed(c.seed, dp.rank()));
 
   auto net = std::make_shared<TrajectoryEnergyNetImpl>(net_options(c, d.dim));
   ContrastiveDivergenceTrainer trainer(net, {net_options(c, d.dim).latent_frames(), d.dim}, c.ebm,
                                        device);
-  train_ebm(trainer, c, d, log, quiet);
-  {
+  dp.attach(trainer);
+  train_ebm(trainer, c, d, log.get(), quiet, dp);
+  if (dp.is_main()) {
     torch::serialize::OutputArchive a;
     trainer.save(a);
     std::ostringstream bytes;
     a.save_to(bytes);
     util::write_file_atomic(run_dir + "/models/ebm.pt", bytes.str());
+    write_generator(trainer, net, c, corpus.layout(), d, run_dir + "/models/generator.pt");
   }
-  write_generator(trainer, net, c, corpus.layout(), d, run_dir + "/models/generator.pt");
 
   FeedforwardPredictor fc(net_options(c, d.dim));
   train_baseline(
       "fc", *fc, c.fc_iterations,
-      [&](const torch::Tensor& h, const torch::Tensor& f) { return fc->loss(h, f); }, c, d, log,
-      quiet);
-  save_module(fc, run_dir + "/models/fc.pt");
+      [&](const torch::Tensor& h, const torch::Tensor& f) { return fc->loss(h, f); }, c, d,
+      log.get(), quiet, dp);
+  if (dp.is_main()) save_module(fc, run_dir + "/models/fc.pt");
   MixtureDensityNet mdn(net_options(c, d.dim));
   train_baseline(
       "mdn", *mdn, c.mdn_iterations,
-      [&](const torch::Tensor& h, const torch::Tensor& f) { return mdn->loss(h, f); }, c, d, log,
-      quiet);
-  save_module(mdn, run_dir + "/models/mdn.pt");
+      [&](const torch::Tensor& h, const torch::Tensor& f) { return mdn->loss(h, f); }, c, d,
+      log.get(), quiet, dp);
+  if (dp.is_main()) save_module(mdn, run_dir + "/models/mdn.pt");
+  dp.barrier();  // the models are on disk before any rank goes on
 }
 
 Models load_models(const TrajConfig& c, const std::string& run_dir, torch::Device device) {

@@ -74,6 +74,8 @@ void check_options(const RecordOptions& o) {
   need(o.policy.action_repeat >= 1, "policy.action_repeat must be >= 1");
   need(o.policy.theta >= 0 && o.policy.sigma >= 0, "policy theta and sigma must be >= 0");
   need(!o.out_dir.empty(), "an output directory is required");
+  need(o.shard_count >= 1 && o.shard_index >= 0 && o.shard_index < o.shard_count,
+       "shard_index must be in [0, shard_count)");
 }
 
 // Runs fn(i) for i in [0, n) on `threads` threads; rethrows the first exception.
@@ -146,7 +148,7 @@ namespace {
 // creates it and registers the recorder plugin once per process.
 void prepare_out_dir(const RecordOptions& o) {
   std::error_code ec;
-  if (fs::exists(o.out_dir, ec)) {
+  if (o.shard_count == 1 && fs::exists(o.out_dir, ec)) {
     for (const auto& e : fs::directory_iterator(o.out_dir, ec)) {
       if (e.path().extension() == trajectory::kFileSuffix) {
         throw std::runtime_error(o.out_dir + ": already holds trajectory files (" +
@@ -175,8 +177,9 @@ ModelPtr compile_with_recorder(mjSpec* spec, const RecordOptions& o, const mjMod
   return model;
 }
 
-// The episodes of record_rollouts for parallel_for: episode `job` is branch job % B of start
-// state job / B; each thread records into its own mjData (one shard) and counts what it wrote.
+// The episodes of record_rollouts for parallel_for: job j is branch j % B of this shard's
+// (j / B)-th start state; each thread records into its own mjData (one shard) and counts what it
+// wrote.
 struct RecordJob {
   const mjModel* m;
   const RecordOptions& o;
@@ -189,12 +192,14 @@ struct RecordJob {
   }
   void run(int t, int64_t job) {
     mjData* d = data[t].get();
-    const int s = static_cast<int>(job / o.branches), b = static_cast<int>(job % o.branches);
+    const int s = o.shard_index + static_cast<int>(job / o.branches) * o.shard_count;
+    const int b = static_cast<int>(job % o.branches);
+    const uint64_t episode = static_cast<uint64_t>(s) * o.branches + b;
     const uint64_t seed = stream_seed(o.seed, static_cast<uint64_t>(s), static_cast<uint64_t>(b));
     mj_resetData(m, d);
     mj_setState(m, d, starts[s].data(), kStateSig);
     mj_forward(m, d);
-    ebm_recorder_begin_episode(m, d, static_cast<uint64_t>(job), seed, static_cast<uint32_t>(s),
+    ebm_recorder_begin_episode(m, d, episode, seed, static_cast<uint32_t>(s),
                                static_cast<uint32_t>(b));
     long k = 0;
     if (o.prefix_steps > 0) {  // the shared history of all branches of this start state
@@ -257,8 +262,9 @@ RecordResult record_rollouts(const RecordOptions& o,
   result.model_hash = plugin::model_hash(m);
   result.model_name = m->names;
   result.nq = m->nq, result.nv = m->nv, result.nu = m->nu;
-  const int64_t total = static_cast<int64_t>(o.start_states) * o.branches;
-  const int threads = static_cast<int>(std::min<int64_t>(o.threads, total));
+  const int64_t my_starts = (o.start_states - o.shard_index + o.shard_count - 1) / o.shard_count;
+  const int64_t total = my_starts * o.branches;
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(o.threads, total)));
   RecordJob job{m,
                 o,
                 starts,

@@ -59,6 +59,13 @@ struct RecordOptions {
   int decimation = 20;
   std::string flush = "episode";
   std::string out_dir;  // must not hold trajectory files yet
+  // Sharded recording (one process of several, e.g. under torchrun): this process records the
+  // start states s with s % shard_count == shard_index, all their branches, with the episode ids,
+  // seeds and frames the one-process recording gives them; the shards of all processes together
+  // are that recording. With shard_count > 1 out_dir may already hold the other processes' shards
+  // (the caller checks it is a fresh directory before any process starts).
+  int shard_index = 0;
+  int shard_count = 1;
 };
 
 struct RecordResult {
@@ -74,7 +81,8 @@ struct RecordResult {
 // Splitmix64 of (seed, a, b): independent streams per start state and branch.
 uint64_t stream_seed(uint64_t seed, uint64_t a, uint64_t b);
 
-// Records all S x B episodes into options.out_dir (one shard per thread). Throws SceneError or
+// Records the S x B episodes (those of its start states when sharded) into options.out_dir (one
+// shard file per thread). Throws SceneError or
 // std::runtime_error with a clear message; `progress(done, total)` is called from the calling
 // thread about every 0.2 s and at the end.
 RecordResult record_rollouts(const RecordOptions& options,

@@ -69,6 +69,44 @@ TEST(Rollout, SameEpisodesForAnyThreadCount) {
   EXPECT_NE(c.at(0), a.at(0));
 }
 
+// Sharded recording (one process of several under torchrun): each shard records the start states
+// s with s % shard_count == shard_index; the shards together are the one-process recording,
+// episode for episode.
+TEST(Rollout, ShardsTogetherAreTheOneProcessRecording) {
+  const auto dir = ebm::testing::FreshTempDir("rollout_shards");
+  ebm::rollout::record_rollouts(Options(dir + "/one", 2));
+  uint64_t episodes = 0;
+  std::vector<std::map<uint64_t, std::vector<float>>> by_shard;
+  for (int shard = 0; shard < 2; ++shard) {
+    auto o = Options(dir + "/sharded", 2);
+    o.shard_index = shard;
+    o.shard_count = 2;
+    episodes += ebm::rollout::record_rollouts(o).episodes;
+    // What this shard wrote so far, minus the earlier shards.
+    auto all = ById(TrajectoryCorpus(dir + "/sharded"));
+    for (const auto& earlier : by_shard)
+      for (const auto& [id, data] : earlier) all.erase(id);
+    by_shard.push_back(all);
+  }
+  EXPECT_EQ(episodes, 9u);
+  // Start states 0 and 2 (episodes 0-2, 6-8) in shard 0, start state 1 (3-5) in shard 1.
+  EXPECT_EQ(by_shard[0].size(), 6u);
+  ASSERT_EQ(by_shard[1].size(), 3u);
+  EXPECT_EQ(by_shard[1].begin()->first, 3u);
+  const auto one = ById(TrajectoryCorpus(dir + "/one"));
+  const auto sharded = ById(TrajectoryCorpus(dir + "/sharded"));
+  ASSERT_EQ(one.size(), 9u);
+  ASSERT_EQ(sharded.size(), 9u);
+  for (const auto& [id, data] : one) {
+    ASSERT_TRUE(sharded.count(id)) << id;
+    EXPECT_EQ(data, sharded.at(id)) << "episode " << id;
+  }
+  auto bad = Options(dir + "/bad", 1);
+  bad.shard_index = 2;
+  bad.shard_count = 2;
+  EXPECT_THROW(ebm::rollout::record_rollouts(bad), std::invalid_argument);
+}
+
 TEST(Rollout, BranchesShareTheirStartAndDiverge) {
   const auto dir = ebm::testing::FreshTempDir("rollout_branches");
   const auto o = Options(dir + "/out", 2);

@@ -1,0 +1,126 @@
+// One process of a data-parallel group, for the tests and the benchmark; started with the
+// launcher's variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), by them or by torchrun.
+//   ebm_dist_worker train OUT STEPS [DELAY_MS]
+//       trains TinyEnergy (tiny_run.h) on batches of 8 rows; after every step writes
+//       OUT/rank<r>-step<k>.pt: the replicated state ("state.<i>"), the rank's positives ("pos")
+//       and negatives ("neg"); sleeps DELAY_MS after each step (to be killed mid-run).
+//   ebm_dist_worker bench STEPS BATCH [NET]
+//       trains NET (an image preset, default small_cnn on 1x28x28) on random images, BATCH per
+//       rank, 20 Langevin steps; rank 0 prints one JSON line after 5 warm-up steps: steps per
+//       second, the seconds per step spent in the gradient all-reduce, the bytes it reduced.
+//   ebm_dist_worker params NET CHANNELS CLASSES
+//       prints the weight count of an image preset and the bytes one all-reduce of its float32
+//       gradients moves (for the on-paper multi-GPU estimate in bench/README.md).
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "ebm/dist/data_parallel.h"
+#include "ebm/nets/image_nets.h"
+#include "tests/dist/tiny_run.h"
+
+namespace {
+
+using ebm::testing::TinyEnergy;
+
+struct Worker {
+  ebm::dist::DataParallel dp;
+  std::shared_ptr<ebm::EnergyModel> model;
+  std::unique_ptr<ebm::ContrastiveDivergenceTrainer> trainer;
+
+  // `make_model` runs after seeding by rank; the trainer trains samples of `shape`.
+  Worker(const ebm::TrainerOptions& options, const std::vector<int64_t>& shape,
+         const std::function<std::shared_ptr<ebm::EnergyModel>()>& make_model)
+      : dp(ebm::dist::join_from_environment(torch::kCPU)) {
+    torch::manual_seed(ebm::dist::rank_seed(ebm::testing::kTinySeed, dp.rank()));
+    model = make_model();
+    trainer = std::make_unique<ebm::ContrastiveDivergenceTrainer>(model, shape, options);
+    dp.attach(*trainer);
+  }
+};
+
+int Train(const std::string& out, int64_t steps, int64_t delay_ms) {
+  Worker w(ebm::testing::TinyTrainerOptions(), {ebm::testing::kTinyDim},
+           [] { return std::make_shared<TinyEnergy>(ebm::testing::kTinyDim); });
+  for (int64_t k = 0; k < steps; ++k) {
+    const auto pos = ebm::testing::TinyBatch(k, w.dp.rank(), w.dp.world_size(), 8);
+    const auto r = w.trainer->step(pos);
+    torch::serialize::OutputArchive a;
+    const auto state = w.trainer->replicated_state();
+    for (size_t i = 0; i < state.size(); ++i) a.write("state." + std::to_string(i), state[i]);
+    a.write("pos", pos);
+    a.write("neg", r.negatives.x);
+    a.save_to(out + "/rank" + std::to_string(w.dp.rank()) + "-step" + std::to_string(k + 1) +
+              ".pt");
+    if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  }
+  return 0;
+}
+
+int Bench(int64_t steps, int64_t batch, const std::string& net) {
+  double reduce_s = 0;
+  int64_t reduce_bytes = 0;
+  const auto options = ebm::TrainerOptions().langevin(ebm::LangevinOptions().steps(20));
+  Worker w(options, {1, 28, 28},
+           [&] { return std::make_shared<ebm::ImageEnergyNet>(ebm::image_net_preset(net, 1, 0)); });
+  // Time the all-reduce inside the trainer's hook.
+  w.trainer->set_grad_sync([&](std::vector<torch::Tensor>& grads) {
+    const auto t0 = std::chrono::steady_clock::now();
+    reduce_bytes = 0;
+    for (const auto& g : grads) reduce_bytes += g.numel() * g.element_size();
+    if (w.dp.active()) {
+      w.dp.group()->all_reduce_sum(grads);
+      for (auto& g : grads) g.div_(w.dp.world_size());
+    }
+    reduce_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  });
+  auto run = [&](int64_t n, int64_t from) {
+    for (int64_t k = from; k < from + n; ++k) w.trainer->step(torch::rand({batch, 1, 28, 28}));
+  };
+  run(5, 0);
+  reduce_s = 0;
+  w.dp.barrier();
+  const auto t0 = std::chrono::steady_clock::now();
+  run(steps, 5);
+  w.dp.barrier();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (w.dp.is_main())
+    std::printf(
+        "{\"processes\": %d, \"steps_per_s\": %.4f, \"allreduce_s_per_step\": %.6f, "
+        "\"allreduce_bytes_per_step\": %ld}\n",
+        w.dp.world_size(), static_cast<double>(steps) / s, reduce_s / static_cast<double>(steps),
+        static_cast<long>(reduce_bytes));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    torch::set_num_threads(1);
+    const std::string mode = argc > 1 ? argv[1] : "";
+    if (mode == "train" && argc >= 4)
+      return Train(argv[2], std::stoll(argv[3]), argc > 4 ? std::stoll(argv[4]) : 0);
+    if (mode == "params" && argc >= 5) {
+      ebm::ImageEnergyNet net(
+          ebm::image_net_preset(argv[2], std::stoll(argv[3]), std::stoll(argv[4])));
+      int64_t n = 0;
+      for (const auto& p : net.parameters()) n += p.numel();
+      std::printf("{\"net\": \"%s\", \"weights\": %ld, \"gradient_bytes\": %ld}\n", argv[2],
+                  static_cast<long>(n), static_cast<long>(n * 4));
+      return 0;
+    }
+    if (mode == "bench" && argc >= 4)
+      return Bench(std::stoll(argv[2]), std::stoll(argv[3]), argc > 4 ? argv[4] : "small_cnn");
+    std::cerr << "usage: ebm_dist_worker train OUT STEPS [DELAY_MS] | bench STEPS BATCH [NET]\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
