@@ -147,23 +147,48 @@ TEST(DataParallel, TwoRanksStayIdenticalAndMatchOneProcessHoldingBothBatches) {
   }
 }
 
-TEST(DataParallel, AKilledRankIsNamedByTheOtherWithinTheTimeout) {
-  const auto dir = ebm::testing::FreshTempDir("dist_kill");
+// Two ranks training until stopped, started with collective timeout `timeout_s`; returns once
+// rank 1 has written its third step.
+struct LongRun {
+  std::string dir;
+  pid_t rank0 = 0, rank1 = 0;
+};
+LongRun StartLongRun(const std::string& name, const std::string& timeout_s) {
+  LongRun run{ebm::testing::FreshTempDir(name)};
   const int port = FreePort();
-  const std::vector<std::string> args{"train", dir, "100000", "100"};
-  // Collective timeout 20 s (a dead rank is noticed at once; a hung one after this long), then
-  // up to 10 s of roll call.
-  const pid_t r0 = StartRank(0, 2, port, args, dir + "/rank0.log", "20");
-  const pid_t r1 = StartRank(1, 2, port, args, dir + "/rank1.log", "20");
+  const std::vector<std::string> args{"train", run.dir, "100000", "100"};
+  run.rank0 = StartRank(0, 2, port, args, run.dir + "/rank0.log", timeout_s);
+  run.rank1 = StartRank(1, 2, port, args, run.dir + "/rank1.log", timeout_s);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(dir + "/rank1-step3.pt") && std::chrono::steady_clock::now() < deadline)
+  while (!fs::exists(run.dir + "/rank1-step3.pt") && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  ASSERT_TRUE(fs::exists(dir + "/rank1-step3.pt")) << Slurp(dir + "/rank1.log");
-  kill(r1, SIGKILL);
-  WaitFor(r1, std::chrono::seconds(10));
-  const int code = WaitFor(r0, std::chrono::seconds(20 + 10 + 30));
-  const std::string log = Slurp(dir + "/rank0.log");
+  EXPECT_TRUE(fs::exists(run.dir + "/rank1-step3.pt")) << Slurp(run.dir + "/rank1.log");
+  return run;
+}
+
+// Rank 0 must exit non-zero within `limit`, naming rank 1.
+void ExpectRank0NamesRank1(const LongRun& run, std::chrono::seconds limit) {
+  const int code = WaitFor(run.rank0, limit);
+  const std::string log = Slurp(run.dir + "/rank0.log");
   EXPECT_NE(code, -1) << "rank 0 still ran after the documented timeout:\n" << log;
   EXPECT_NE(code, 0) << log;
   EXPECT_NE(log.find("rank 1 died or stopped responding"), std::string::npos) << log;
+}
+
+TEST(DataParallel, AKilledRankIsNamedByTheOtherWithinTheTimeout) {
+  // Collective timeout 20 s (a dead rank is noticed at once: its sockets close), then up to 10 s
+  // of roll call.
+  const LongRun run = StartLongRun("dist_kill", "20");
+  kill(run.rank1, SIGKILL);
+  WaitFor(run.rank1, std::chrono::seconds(10));
+  ExpectRank0NamesRank1(run, std::chrono::seconds(20 + 10 + 30));
+}
+
+TEST(DataParallel, AHungRankIsNamedAfterTheCollectiveTimeout) {
+  // Rank 1 is stopped, not killed: its sockets stay open, so only the 5 s timeout can tell.
+  const LongRun run = StartLongRun("dist_hang", "5");
+  kill(run.rank1, SIGSTOP);
+  ExpectRank0NamesRank1(run, std::chrono::seconds(5 + 10 + 30));
+  kill(run.rank1, SIGKILL);
+  WaitFor(run.rank1, std::chrono::seconds(10));
 }

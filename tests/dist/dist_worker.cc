@@ -7,7 +7,9 @@
 //   ebm_dist_worker bench STEPS BATCH [NET]
 //       trains NET (an image preset, default small_cnn on 1x28x28) on random images, BATCH per
 //       rank, 20 Langevin steps; rank 0 prints one JSON line after 5 warm-up steps: steps per
-//       second, the seconds per step spent in the gradient all-reduce, the bytes it reduced.
+//       second, the seconds per step spent waiting for the other ranks to reach the gradient
+//       all-reduce (a barrier, in this benchmark only) and in the all-reduce itself, the bytes it
+//       reduced.
 //   ebm_dist_worker params NET CHANNELS CLASSES
 //       prints the weight count of an image preset and the bytes one all-reduce of its float32
 //       gradients moves (for the on-paper multi-GPU estimate in bench/README.md).
@@ -63,27 +65,31 @@ int Train(const std::string& out, int64_t steps, int64_t delay_ms) {
 }
 
 int Bench(int64_t steps, int64_t batch, const std::string& net) {
-  double reduce_s = 0;
+  double wait_s = 0, reduce_s = 0;
   int64_t reduce_bytes = 0;
   const auto options = ebm::TrainerOptions().langevin(ebm::LangevinOptions().steps(20));
   Worker w(options, {1, 28, 28},
            [&] { return std::make_shared<ebm::ImageEnergyNet>(ebm::image_net_preset(net, 1, 0)); });
   // Time the all-reduce inside the trainer's hook.
   w.trainer->set_grad_sync([&](std::vector<torch::Tensor>& grads) {
-    const auto t0 = std::chrono::steady_clock::now();
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
     reduce_bytes = 0;
     for (const auto& g : grads) reduce_bytes += g.numel() * g.element_size();
+    w.dp.barrier();
+    const auto t1 = Clock::now();
     if (w.dp.active()) {
       w.dp.group()->all_reduce_sum(grads);
       for (auto& g : grads) g.div_(w.dp.world_size());
     }
-    reduce_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    wait_s += std::chrono::duration<double>(t1 - t0).count();
+    reduce_s += std::chrono::duration<double>(Clock::now() - t1).count();
   });
   auto run = [&](int64_t n, int64_t from) {
     for (int64_t k = from; k < from + n; ++k) w.trainer->step(torch::rand({batch, 1, 28, 28}));
   };
   run(5, 0);
-  reduce_s = 0;
+  wait_s = reduce_s = 0;
   w.dp.barrier();
   const auto t0 = std::chrono::steady_clock::now();
   run(steps, 5);
@@ -91,10 +97,10 @@ int Bench(int64_t steps, int64_t batch, const std::string& net) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (w.dp.is_main())
     std::printf(
-        "{\"processes\": %d, \"steps_per_s\": %.4f, \"allreduce_s_per_step\": %.6f, "
-        "\"allreduce_bytes_per_step\": %ld}\n",
-        w.dp.world_size(), static_cast<double>(steps) / s, reduce_s / static_cast<double>(steps),
-        static_cast<long>(reduce_bytes));
+        "{\"processes\": %d, \"steps_per_s\": %.4f, \"wait_s_per_step\": %.6f, "
+        "\"allreduce_s_per_step\": %.6f, \"allreduce_bytes_per_step\": %ld}\n",
+        w.dp.world_size(), static_cast<double>(steps) / s, wait_s / static_cast<double>(steps),
+        reduce_s / static_cast<double>(steps), static_cast<long>(reduce_bytes));
   return 0;
 }
 

@@ -43,6 +43,17 @@ std::map<uint64_t, std::vector<float>> ById(const TrajectoryCorpus& c) {
   return out;
 }
 
+// The two recordings hold the same 9 episodes, frame for frame.
+void ExpectSameNineEpisodes(const std::map<uint64_t, std::vector<float>>& a,
+                            const std::map<uint64_t, std::vector<float>>& b) {
+  ASSERT_EQ(a.size(), 9u);
+  ASSERT_EQ(b.size(), 9u);
+  for (const auto& [id, data] : a) {
+    ASSERT_TRUE(b.count(id)) << id;
+    EXPECT_EQ(data, b.at(id)) << "episode " << id;
+  }
+}
+
 }  // namespace
 
 TEST(Rollout, SameEpisodesForAnyThreadCount) {
@@ -55,12 +66,7 @@ TEST(Rollout, SameEpisodesForAnyThreadCount) {
   EXPECT_EQ(c1.shards().size(), 1u);
   EXPECT_EQ(c3.shards().size(), 3u);
   const auto a = ById(c1), b = ById(c3);
-  ASSERT_EQ(a.size(), 9u);
-  ASSERT_EQ(b.size(), 9u);
-  for (const auto& [id, data] : a) {
-    ASSERT_TRUE(b.count(id)) << id;
-    EXPECT_EQ(data, b.at(id)) << "episode " << id;
-  }
+  ExpectSameNineEpisodes(a, b);
   // Another seed gives other episodes.
   auto o = Options(dir + "/s12", 2);
   o.seed = 12;
@@ -93,14 +99,8 @@ TEST(Rollout, ShardsTogetherAreTheOneProcessRecording) {
   EXPECT_EQ(by_shard[0].size(), 6u);
   ASSERT_EQ(by_shard[1].size(), 3u);
   EXPECT_EQ(by_shard[1].begin()->first, 3u);
-  const auto one = ById(TrajectoryCorpus(dir + "/one"));
-  const auto sharded = ById(TrajectoryCorpus(dir + "/sharded"));
-  ASSERT_EQ(one.size(), 9u);
-  ASSERT_EQ(sharded.size(), 9u);
-  for (const auto& [id, data] : one) {
-    ASSERT_TRUE(sharded.count(id)) << id;
-    EXPECT_EQ(data, sharded.at(id)) << "episode " << id;
-  }
+  ExpectSameNineEpisodes(ById(TrajectoryCorpus(dir + "/one")),
+                         ById(TrajectoryCorpus(dir + "/sharded")));
   auto bad = Options(dir + "/bad", 1);
   bad.shard_index = 2;
   bad.shard_count = 2;
