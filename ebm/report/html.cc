@@ -2,30 +2,11 @@
 
 #include <sstream>
 
+#include "ebm/util/markup.h"
+
 namespace ebm::report {
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string html_escape(const std::string& s) { return util::escape_markup(s); }
 
 HtmlPage::HtmlPage(const std::string& title) : title_(title) {
   body_ = "<h1>" + html_escape(title) + "</h1>\n";

@@ -24,6 +24,7 @@ class HtmlPage {
   std::string title_, body_;
 };
 
+// Text for HTML (util::escape_markup).
 std::string html_escape(const std::string& s);
 
 }  // namespace ebm::report

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "ebm/build_info.h"
+#include "ebm/util/markup.h"
 
 namespace ebm::rollout {
 
@@ -95,33 +96,6 @@ SpecPtr load_scene(const SceneOptions& options) {
   return spec;
 }
 
-namespace {
-
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 void attach_recorder(mjSpec* spec, const std::map<std::string, std::string>& config,
                      const std::string& instance) {
   attach_plugin(spec, "ebm.recorder", config, instance);
@@ -132,10 +106,11 @@ void attach_plugin(mjSpec* spec, const std::string& plugin,
   // mjs_setPluginAttributes takes a std::map of the C++ library MuJoCo was built with (libc++ in
   // the wheel), not ours: let MuJoCo's own XML reader build that map in a scratch spec, then hand
   // it over without ever touching it on our side.
-  std::string xml = "<mujoco><extension><plugin plugin=\"" + xml_escape(plugin) +
-                    "\"><instance name=\"" + xml_escape(instance) + "\">";
+  std::string xml = "<mujoco><extension><plugin plugin=\"" + util::escape_markup(plugin) +
+                    "\"><instance name=\"" + util::escape_markup(instance) + "\">";
   for (const auto& [key, value] : config) {
-    xml += "<config key=\"" + xml_escape(key) + "\" value=\"" + xml_escape(value) + "\"/>";
+    xml += "<config key=\"" + util::escape_markup(key) + "\" value=\"" +
+           util::escape_markup(value) + "\"/>";
   }
   xml += "</instance></plugin></extension></mujoco>";
   SpecPtr scratch = parse(xml, false, "recorder instance");
