@@ -146,7 +146,7 @@ void ProcessGroup::fail(const char* what, const std::string& cause) {
 
 namespace {
 
-// Tensors grouped by dtype and cut into flat buckets of at most `bucket_bytes`, so that a list of
+// Tensors grouped by dtype and cut into flat buckets of at most kBucketBytes, so that a list of
 // many small tensors costs a few collectives on one tensor each (Gloo reduces across the tensors
 // of one call, so one call must never carry several).
 template <class F>
