@@ -29,35 +29,41 @@ void DataParallel::replicate(std::vector<torch::Tensor> state) {
 void DataParallel::attach(ContrastiveDivergenceTrainer& trainer) {
   if (!group_) return;
   replicate(trainer.replicated_state());
-  trainer.set_grad_sync([this](std::vector<torch::Tensor>& grads) {
-    group_->all_reduce_sum(grads);
-    for (auto& g : grads) g.div_(group_->size());
-  });
+  trainer.set_grad_sync([this](std::vector<torch::Tensor>& grads) { average(grads); });
   trainer.set_vote([this](bool finite) { return group_->all_true(finite); });
+}
+
+void DataParallel::average(std::vector<torch::Tensor>& grads) {
+  if (!group_) return;
+  group_->all_reduce_sum(grads);
+  for (auto& g : grads) g.div_(group_->size());
 }
 
 bool DataParallel::average_gradients(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> grads;
-  bool finite = true;
   for (const auto& p : params) {
-    if (!p.grad().defined()) continue;
-    grads.push_back(p.grad());
+    if (p.grad().defined()) grads.push_back(p.grad());
   }
-  if (group_) {
-    group_->all_reduce_sum(grads);
-    for (auto& g : grads) g.div_(group_->size());
-  }
-  for (const auto& g : grads) finite = finite && torch::isfinite(g).all().item<bool>();
-  return group_ ? group_->all_true(finite) : finite;
+  average(grads);
+  // One host sync for the verdict, as the trainer's own guard does.
+  auto finite = torch::ones({}, torch::kBool);
+  for (const auto& g : grads) finite = finite.logical_and(torch::isfinite(g).all().cpu());
+  return group_ ? group_->all_true(finite.item<bool>()) : finite.item<bool>();
 }
 
-std::vector<double> DataParallel::mean(std::vector<double> values) {
+std::vector<double> DataParallel::sum(std::vector<double> values) {
   if (!group_ || values.empty()) return values;
   std::vector<torch::Tensor> t{torch::tensor(values, torch::kFloat64)};
   group_->all_reduce_sum(t);
   auto cpu = t[0].cpu();
   for (size_t i = 0; i < values.size(); ++i)
-    values[i] = cpu[static_cast<int64_t>(i)].item<double>() / group_->size();
+    values[i] = cpu[static_cast<int64_t>(i)].item<double>();
+  return values;
+}
+
+std::vector<double> DataParallel::mean(std::vector<double> values) {
+  values = sum(std::move(values));
+  for (auto& v : values) v /= world_size();
   return values;
 }
 

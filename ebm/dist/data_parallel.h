@@ -37,7 +37,10 @@ class DataParallel {
   // `params` (and returns whether the step is finite on every rank).
   void replicate(std::vector<torch::Tensor> state);
   bool average_gradients(const std::vector<torch::Tensor>& params);
-  // The mean over ranks of each value (every rank calls it with as many values).
+  // The mean over ranks of each gradient, in place (the trainer's gradient hook).
+  void average(std::vector<torch::Tensor>& grads);
+  // The sum and the mean over ranks of each value (every rank calls them with as many values).
+  std::vector<double> sum(std::vector<double> values);
   std::vector<double> mean(std::vector<double> values);
 
   // Checkpoints. Every rank calls checkpoint_extras at the same step (it gathers every rank's

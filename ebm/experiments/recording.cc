@@ -87,12 +87,11 @@ namespace {
 
 // The sums over all processes of what each recorded.
 rollout::RecordResult total_over_ranks(rollout::RecordResult r, dist::DataParallel& dp) {
-  const int w = dp.world_size();
-  const auto m = dp.mean({static_cast<double>(r.episodes), static_cast<double>(r.episodes_lost),
-                          static_cast<double>(r.physics_steps), r.seconds});
-  r.episodes = static_cast<uint64_t>(std::llround(m[0] * w));
-  r.episodes_lost = static_cast<uint64_t>(std::llround(m[1] * w));
-  r.physics_steps = static_cast<uint64_t>(std::llround(m[2] * w));
+  const auto s = dp.sum({static_cast<double>(r.episodes), static_cast<double>(r.episodes_lost),
+                         static_cast<double>(r.physics_steps)});
+  r.episodes = static_cast<uint64_t>(std::llround(s[0]));
+  r.episodes_lost = static_cast<uint64_t>(std::llround(s[1]));
+  r.physics_steps = static_cast<uint64_t>(std::llround(s[2]));
   return r;  // seconds: this process's (rank 0's, in record.json)
 }
 

@@ -78,10 +78,7 @@ int Bench(int64_t steps, int64_t batch, const std::string& net) {
     for (const auto& g : grads) reduce_bytes += g.numel() * g.element_size();
     w.dp.barrier();
     const auto t1 = Clock::now();
-    if (w.dp.active()) {
-      w.dp.group()->all_reduce_sum(grads);
-      for (auto& g : grads) g.div_(w.dp.world_size());
-    }
+    w.dp.average(grads);
     wait_s += std::chrono::duration<double>(t1 - t0).count();
     reduce_s += std::chrono::duration<double>(Clock::now() - t1).count();
   });
