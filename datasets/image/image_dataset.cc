@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "ebm/util/files.h"
+#include "ebm/util/sizes.h"
 
 namespace ebm::data {
 
@@ -55,7 +56,44 @@ std::string with_optional_gz(const std::string& base) {
 
 }  // namespace
 
-std::string read_maybe_gzipped(const std::string& path) {
+std::optional<uint64_t> idx_announced_size(std::string_view head, const std::string& path) {
+  if (head.size() < 4) return std::nullopt;
+  const auto* u = reinterpret_cast<const unsigned char*>(head.data());
+  const size_t dims = u[3];
+  const size_t header = 4 + 4 * dims;
+  if (head.size() < header) return std::nullopt;
+  uint64_t item = 0;
+  switch (u[2]) {
+    case 0x08:
+    case 0x09:
+      item = 1;
+      break;
+    case 0x0B:
+      item = 2;
+      break;
+    case 0x0C:
+    case 0x0D:
+      item = 4;
+      break;
+    case 0x0E:
+      item = 8;
+      break;
+    default:
+      fail(path, "IDX type code " + hex(u[2]) + " is unknown");
+  }
+  std::vector<int64_t> shape;
+  for (size_t d = 0; d < dims; ++d) {
+    const unsigned char* p = u + 4 + 4 * d;
+    shape.push_back((int64_t{p[0]} << 24) | (int64_t{p[1]} << 16) | (int64_t{p[2]} << 8) | p[3]);
+  }
+  const auto bytes = util::checked_bytes(shape, item);
+  if (!bytes || *bytes > (uint64_t{1} << 62))
+    fail(path, "IDX header announces more than 2^62 bytes of data");
+  return header + *bytes;
+}
+
+std::string read_maybe_gzipped(const std::string& path, const AnnouncedSize& announced,
+                               uint64_t max_bytes) {
   std::string raw = read_file(path);
   if (raw.size() < 2 || static_cast<unsigned char>(raw[0]) != 0x1f ||
       static_cast<unsigned char>(raw[1]) != 0x8b) {
@@ -66,24 +104,32 @@ std::string read_maybe_gzipped(const std::string& path) {
   zs.next_in = reinterpret_cast<Bytef*>(raw.data());
   zs.avail_in = static_cast<uInt>(raw.size());
   std::string out;
+  std::optional<uint64_t> bound;
   std::array<char, 1 << 16> chunk;
   int rc = Z_OK;
+  auto stop = [&](const std::string& what) {
+    inflateEnd(&zs);
+    fail(path, what);
+  };
   while (rc != Z_STREAM_END) {
     zs.next_out = reinterpret_cast<Bytef*>(chunk.data());
     zs.avail_out = static_cast<uInt>(chunk.size());
     rc = inflate(&zs, Z_NO_FLUSH);
     if (rc != Z_OK && rc != Z_STREAM_END) {
       const std::string msg = zs.msg ? zs.msg : "error " + std::to_string(rc);
-      inflateEnd(&zs);
       if (rc == Z_BUF_ERROR)
-        fail(path, "truncated gzip stream after " + std::to_string(out.size()) + " bytes");
-      fail(path, "corrupt gzip stream (" + msg + ")");
+        stop("truncated gzip stream after " + std::to_string(out.size()) + " bytes");
+      stop("corrupt gzip stream (" + msg + ")");
     }
     out.append(chunk.data(), chunk.size() - zs.avail_out);
-    if (rc != Z_STREAM_END && zs.avail_in == 0 && zs.avail_out != 0) {
-      inflateEnd(&zs);
-      fail(path, "truncated gzip stream after " + std::to_string(out.size()) + " bytes");
+    if (!bound && announced) bound = announced(out);
+    const uint64_t limit = bound ? std::min(*bound, max_bytes) : max_bytes;
+    if (out.size() > limit) {
+      stop("gzip stream inflates past " + std::to_string(limit) + " bytes, " +
+           (bound ? "the size its header announces" : "the most this reader accepts"));
     }
+    if (rc != Z_STREAM_END && zs.avail_in == 0 && zs.avail_out != 0)
+      stop("truncated gzip stream after " + std::to_string(out.size()) + " bytes");
   }
   inflateEnd(&zs);
   return out;
@@ -91,8 +137,11 @@ std::string read_maybe_gzipped(const std::string& path) {
 
 ImageDataset load_idx(const std::string& images_path, const std::string& labels_path,
                       std::vector<std::string> class_names) {
-  const std::string img = read_maybe_gzipped(images_path);
-  const std::string lab = read_maybe_gzipped(labels_path);
+  const auto idx_size = [](const std::string& path) -> AnnouncedSize {
+    return [path](std::string_view head) { return idx_announced_size(head, path); };
+  };
+  const std::string img = read_maybe_gzipped(images_path, idx_size(images_path));
+  const std::string lab = read_maybe_gzipped(labels_path, idx_size(labels_path));
   if (img.size() < 16)
     fail(images_path, "IDX header needs 16 bytes, file has " + std::to_string(img.size()));
   if (be32(img, 0) != 0x00000803)
@@ -201,9 +250,9 @@ ImageDataset load_cifar_records(const std::vector<std::string>& files, int label
 
 std::vector<std::string> read_names(const std::string& path, size_t expected) {
   std::vector<std::string> names;
-  std::ifstream in(path);
+  std::istringstream in(fs::exists(path) ? read_file(path) : std::string());
   std::string line;
-  while (in && std::getline(in, line)) {
+  while (std::getline(in, line)) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     if (!line.empty()) names.push_back(line);
   }
@@ -270,7 +319,8 @@ ImageDataset load_image_dataset(const std::string& format, const std::string& pa
 }
 
 ImageDataset load_sklearn_digits(const std::string& path) {
-  const std::string text = read_maybe_gzipped(path);
+  // scikit-learn's digits.csv inflates to about 0.5 MB; 64 MiB is far beyond any such table.
+  const std::string text = read_maybe_gzipped(path, {}, uint64_t{64} << 20);
   std::vector<uint8_t> pixels;
   std::vector<int64_t> labels;
   size_t pos = 0;

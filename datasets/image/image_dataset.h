@@ -5,9 +5,11 @@
 
 #include <torch/types.h>
 
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "datasets/image/npz.h"  // DatasetError
@@ -28,8 +30,20 @@ struct ImageDataset {
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
 };
 
-// Reads a whole file, transparently gunzipping it when it starts with the gzip magic.
-std::string read_maybe_gzipped(const std::string& path);
+// The total size of a file as its first bytes announce it, or nothing while `head` is too short
+// to tell. Bounds what a gzip stream may inflate to (read_maybe_gzipped).
+using AnnouncedSize = std::function<std::optional<uint64_t>(std::string_view head)>;
+
+// Reads a whole file, transparently gunzipping it when it starts with the gzip magic. The
+// inflated bytes may not exceed what `announced` (when given) reads from their head, nor
+// `max_bytes`: a gzip bomb stops there with an error naming the file.
+std::string read_maybe_gzipped(const std::string& path, const AnnouncedSize& announced = {},
+                               uint64_t max_bytes = uint64_t{1} << 36);
+
+// The size an IDX file's header announces (magic, type, dimensions, then the data), checked for
+// overflow; nothing until the header is complete. Throws DatasetError naming `path` for an
+// unknown type code or a size that does not fit in 63 bits.
+std::optional<uint64_t> idx_announced_size(std::string_view head, const std::string& path);
 
 // IDX (MNIST family): images (magic 0x00000803, uint8 N x H x W) and labels (0x00000801, uint8 N).
 ImageDataset load_idx(const std::string& images_path, const std::string& labels_path,

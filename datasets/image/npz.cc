@@ -16,6 +16,8 @@
 
 #include "datasets/image/npz_internal.h"
 #include "datasets/image/pickle.h"
+#include "ebm/util/files.h"
+#include "ebm/util/sizes.h"
 
 namespace ebm::data {
 
@@ -25,6 +27,15 @@ using detail::fail;
 using detail::le;
 
 std::string errno_text() { return std::error_code(errno, std::generic_category()).message(); }
+
+// util::open_regular_file with this library's error type.
+int open_regular(const std::string& path) {
+  try {
+    return util::open_regular_file(path);
+  } catch (const std::runtime_error& e) {
+    throw DatasetError(e.what());
+  }
+}
 
 void pread_all(int fd, void* buf, size_t n, uint64_t offset, const std::string& where) {
   size_t done = 0;
@@ -118,12 +129,13 @@ size_t parse_npy_header(const char* data, size_t size, const std::string& where,
                      (t[1] == 'u' || t[1] == 'i' || t[1] == 'f' || t[1] == 'b') &&
                      out->item_size() >= 1 && out->item_size() <= 8;
   if (!known) fail(where, "unsupported dtype '" + t + "' (expected numbers such as |u1, <i8, <f4)");
+  if (!util::checked_bytes(out->shape, out->item_size()))
+    fail(where, "shape " + out->shape_text() + " of " + t + " holds more than 2^63 bytes");
   return start + len;
 }
 
 ZipArchive::ZipArchive(const std::string& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) fail(path, "cannot open: " + errno_text());
+  fd_ = open_regular(path);
   struct stat st {};
   ::fstat(fd_, &st);
   file_size_ = static_cast<uint64_t>(st.st_size);
@@ -159,7 +171,7 @@ ZipArchive::ZipArchive(const std::string& path) : path_(path) {
     }
     entries = le(rec + 32, 8), cd_size = le(rec + 40, 8), cd_offset = le(rec + 48, 8);
   }
-  if (cd_offset + cd_size > file_size_ || cd_size > (1u << 30)) {
+  if (cd_offset > file_size_ || cd_size > file_size_ - cd_offset) {
     ::close(fd_);
     fail(path, "central directory (" + std::to_string(cd_size) + " bytes at " +
                    std::to_string(cd_offset) + ") lies outside the file of " +
@@ -203,16 +215,29 @@ ZipArchive::ZipArchive(const std::string& path) : path_(path) {
         }
         x += 4 + sz;
       }
-      if (m.method != 0 && m.method != 8) {
-        fail(path, "member '" + name + "' uses compression method " + std::to_string(m.method) +
-                       " (only stored and deflate are supported)");
-      }
+      check_member(name, m);
       members_[name] = m;
       p += 46 + name_len + extra_len + comment_len;
     }
   } catch (...) {
     ::close(fd_);
     throw;
+  }
+}
+
+void ZipArchive::check_member(const std::string& name, const Member& m) const {
+  if (m.method != 0 && m.method != 8) {
+    fail(path_, "member '" + name + "' uses compression method " + std::to_string(m.method) +
+                    " (only stored and deflate are supported)");
+  }
+  // Deflate expands at most 1032:1; stored members are their own size. A directory that promises
+  // more is refused before anything is allocated for the member.
+  const bool plausible =
+      m.compressed <= file_size_ && (m.method == 0 ? m.uncompressed == m.compressed
+                                                   : m.uncompressed <= m.compressed * 1032 + 1024);
+  if (!plausible) {
+    fail(path_, "member '" + name + "' claims " + std::to_string(m.uncompressed) + " bytes from " +
+                    std::to_string(m.compressed) + " stored ones");
   }
 }
 
@@ -319,6 +344,24 @@ std::string ZipArchive::read_all(const std::string& name) const {
   return out;
 }
 
+namespace {
+
+// The data bytes the header promises (parse_npy_header checked that they fit in 63 bits),
+// refused before anything is allocated for them when the member cannot hold them.
+uint64_t promised_bytes(const ZipArchive& zip, const std::string& name, const NpyHeader& h,
+                        size_t header_len, const std::string& where) {
+  const uint64_t want = *util::checked_bytes(h.shape, h.item_size());
+  const uint64_t member = zip.uncompressed_size(name + ".npy");
+  const uint64_t available = member > header_len ? member - header_len : 0;
+  if (const auto e =
+          util::exceeds_available(want, available, "shape " + h.shape_text() + " of " + h.descr)) {
+    fail(where, *e + " in the member");
+  }
+  return want;
+}
+
+}  // namespace
+
 NpyHeader npz_array_header(const ZipArchive& zip, const std::string& name) {
   const std::string where = zip.path() + " array '" + name + "'";
   std::string head;
@@ -330,6 +373,7 @@ NpyHeader npz_array_header(const ZipArchive& zip, const std::string& name) {
     return hl == 0;
   });
   if (hl == 0) fail(where, "too short for an .npy header");
+  promised_bytes(zip, name, h, hl, where);
   return h;
 }
 
@@ -348,7 +392,7 @@ NpyHeader read_npz_array(const ZipArchive& zip, const std::string& name,
       if (header_len == 0) return true;
       if (h.fortran_order) fail(where, "Fortran-ordered arrays are not supported");
       if (!h.little_endian() && h.item_size() > 1) fail(where, "big-endian data are not supported");
-      want = static_cast<uint64_t>(h.count()) * h.item_size();
+      want = promised_bytes(zip, name, h, header_len, where);
       out = static_cast<char*>(dest(h));
       p = head.data() + header_len;
       n = head.size() - header_len;
@@ -369,8 +413,7 @@ NpyHeader read_npz_array(const ZipArchive& zip, const std::string& name,
 // ------------------------------------------------------------------ memory-mapped pickles ---
 
 RestrictedPickle::RestrictedPickle(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, "cannot open: " + errno_text());
+  const int fd = open_regular(path);
   struct stat st {};
   ::fstat(fd, &st);
   size_ = static_cast<size_t>(st.st_size);

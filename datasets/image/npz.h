@@ -60,6 +60,8 @@ class ZipArchive {
     uint32_t crc = 0;
     uint64_t compressed = 0, uncompressed = 0, local_offset = 0;
   };
+  // Refuses a member this reader cannot inflate or whose sizes no zip writer could produce.
+  void check_member(const std::string& name, const Member& m) const;
   std::string path_;
   int fd_ = -1;
   uint64_t file_size_ = 0;
@@ -100,6 +102,13 @@ struct PickleValue {
   std::vector<std::shared_ptr<PickleValue>> items;       // tuple/list; dict as key, value pairs
   NpyHeader array;                                       // kArray: dtype and shape
   const PickleValue* get(const std::string& key) const;  // dict lookup by str key, or null
+
+  PickleValue() = default;
+  PickleValue(const PickleValue&) = default;
+  PickleValue& operator=(const PickleValue&) = default;
+  // Frees nested values with a loop, not recursion: a hostile pickle nested a million levels
+  // deep (refused by the unpickler, but built first) must not overflow the stack on the way out.
+  ~PickleValue();
 };
 
 // A pickle file (protocols 2-5) whose top-level object is a dict of NumPy arrays, lists and

@@ -13,6 +13,7 @@
 
 #include "datasets/image/npz.h"
 #include "datasets/image/npz_internal.h"
+#include "ebm/util/sizes.h"
 
 namespace ebm::data {
 
@@ -28,6 +29,14 @@ PVRef make(PV::Kind k) {
   v->kind = k;
   return v;
 }
+
+// What a pickled batch of arrays can plausibly be: nested this deep at most, and (with shared
+// references followed) no more values than twice those the pickle built plus a few, and no more
+// array, bytes and str data than the file holds plus 1 MiB. A pickle that references one large
+// buffer many times, or builds a cycle, exceeds these.
+constexpr size_t kMaxDepth = 64;
+constexpr size_t kSharedSlack = 1024;
+constexpr size_t kDataSlack = size_t{1} << 20;
 
 }  // namespace
 
@@ -384,7 +393,9 @@ class Unpickler {
   void set_data(PV& arr, const PV& data) const {
     if (data.kind != PV::Kind::kBytes)
       bad("array data is a " + std::string(kind_name(data.kind)) + " (object arrays are refused)");
-    const uint64_t want = static_cast<uint64_t>(arr.array.count()) * arr.array.item_size();
+    const auto bytes = util::checked_bytes(arr.array.shape, arr.array.item_size());
+    if (!bytes) bad("array shape " + arr.array.shape_text() + " holds more than 2^63 bytes");
+    const uint64_t want = *bytes;
     if (data.nbytes != want) {
       bad("array of shape " + arr.array.shape_text() + " and dtype " + arr.array.descr + " needs " +
           std::to_string(want) + " bytes, the pickle holds " + std::to_string(data.nbytes));
@@ -454,8 +465,37 @@ class Unpickler {
     bad("BUILD of a " + std::string(kind_name(obj.kind)) + " is not allowed");
   }
 
+  PVRef make(PV::Kind k) {
+    ++created_;
+    return detail::make(k);
+  }
+
+ public:
+  // Walks the value STOP returned, following shared references, and refuses what no pickled
+  // batch of arrays is (see kMaxDepth): the loaders that read the result may then copy or sum
+  // everything they see without allocating more than the file justifies.
+  void check_plausible(const PV& root) const {
+    std::vector<std::pair<const PV*, size_t>> todo{{&root, 1}};
+    size_t visits = 0, data = 0;
+    while (!todo.empty()) {
+      const auto [v, depth] = todo.back();
+      todo.pop_back();
+      if (depth > kMaxDepth)
+        fail(path_, "pickle nests values more than " + std::to_string(kMaxDepth) + " deep");
+      if (++visits > 2 * created_ + kSharedSlack || data > n_ + kDataSlack) {
+        fail(path_,
+             "pickle references its values more often than it builds them (shared or cyclic "
+             "structure, which no pickled batch of arrays has)");
+      }
+      data += v->kind == PV::Kind::kStr ? v->s.size() : v->nbytes;
+      for (const auto& item : v->items) todo.emplace_back(item.get(), depth + 1);
+    }
+  }
+
+ private:
   const char* d_;
   size_t n_;
+  size_t created_ = 0;
   size_t pos_ = 0, op_at_ = 0;
   std::string path_;
   std::vector<PVRef> stack_;
@@ -466,10 +506,26 @@ class Unpickler {
 }  // namespace
 
 std::shared_ptr<PickleValue> unpickle(const char* data, size_t size, const std::string& path) {
-  return Unpickler(data, size, path).run();
+  Unpickler unpickler(data, size, path);
+  auto root = unpickler.run();
+  unpickler.check_plausible(*root);
+  return root;
 }
 
 }  // namespace detail
+
+PickleValue::~PickleValue() {
+  std::vector<std::shared_ptr<PickleValue>> pending = std::move(items);
+  while (!pending.empty()) {
+    std::shared_ptr<PickleValue> v = std::move(pending.back());
+    pending.pop_back();
+    // The last owner takes the children over before the value goes, so no destructor recurses.
+    if (v && v.use_count() == 1) {
+      for (auto& child : v->items) pending.push_back(std::move(child));
+      v->items.clear();
+    }
+  }
+}
 
 const PickleValue* PickleValue::get(const std::string& key) const {
   if (kind != Kind::kDict) return nullptr;

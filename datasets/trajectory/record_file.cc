@@ -38,6 +38,23 @@ std::string system_error_text() {
   return std::error_code(errno, std::generic_category()).message();
 }
 
+// util::open_regular_file and util::read_file with this format's error type.
+int open_regular(const std::string& path) {
+  try {
+    return util::open_regular_file(path);
+  } catch (const std::runtime_error& e) {
+    throw TrajectoryError(e.what());
+  }
+}
+
+std::string read_whole(const std::string& path) {
+  try {
+    return util::read_file(path);
+  } catch (const std::runtime_error& e) {
+    throw TrajectoryError(e.what());
+  }
+}
+
 bool head_valid(const char* p) {
   return get_u32(p) == kFrameMagic && get_u32(p + 4) <= kMaxPayload &&
          get_u32(p + 8) == util::masked_crc32c(p, 8);
@@ -97,6 +114,21 @@ uint64_t scan_frames(std::string_view bytes, const std::string& file,
   return good_end;
 }
 
+// A frame layout whose fields each hold at least one value and whose frame fits in one record
+// (kMaxPayload bytes of float32); so frames x frame size never wraps around in 64 bits.
+void check_layout(const FileHeader& header, const std::string& file) {
+  uint64_t values = 0;
+  for (const auto& f : header.fields()) {
+    if (f.size() == 0) throw TrajectoryError(file + ": field '" + f.name() + "' has size 0");
+    values += f.size();
+  }
+  if (values == 0 || values > kMaxPayload / sizeof(float)) {
+    throw TrajectoryError(file + ": frame layout of " + std::to_string(values) +
+                          " values per frame (at least 1, at most " +
+                          std::to_string(kMaxPayload / sizeof(float)) + ")");
+  }
+}
+
 // Parses the header record at the start of `bytes`; throws when the first frame is no header.
 FileHeader read_header(std::string_view bytes, const std::string& file) {
   if (bytes.size() < 12 || !head_valid(bytes.data())) {
@@ -122,6 +154,7 @@ FileHeader read_header(std::string_view bytes, const std::string& file) {
                           std::to_string(record.header().format_version()) +
                           ", this reader reads " + std::to_string(kFormatVersion));
   }
+  check_layout(record.header(), file);
   return record.header();
 }
 
@@ -180,8 +213,7 @@ std::string encode_frame(const std::string& payload) {
 }
 
 FileHeader read_file_header(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw TrajectoryError(path + ": cannot open: " + system_error_text());
+  const int fd = open_regular(path);
   std::string bytes(12, '\0');
   ssize_t n = ::pread(fd, bytes.data(), 12, 0);
   if (n == 12 && head_valid(bytes.data())) {
@@ -238,7 +270,7 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, FileHeader header, S
     throw TrajectoryError(path + ": exists; refusing to overwrite recorded trajectories");
   }
   if (exists) {
-    const std::string bytes = util::read_file(path);
+    const std::string bytes = read_whole(path);
     const FileHeader old = read_header(bytes, path);
     check_compatible(old, header_, path);
     header_ = old;
@@ -364,7 +396,7 @@ TrajectoryCorpus::TrajectoryCorpus(const std::string& path) {
 
 void TrajectoryCorpus::index_file(size_t shard) {
   const std::string& file = shards_[shard];
-  const std::string bytes = util::read_file(file);
+  const std::string bytes = read_whole(file);
   const FileHeader header = read_header(bytes, file);
   if (shard == 0) {
     header_ = header;
@@ -412,8 +444,7 @@ Episode TrajectoryCorpus::read(size_t i) const {
   }
   const EpisodeInfo& info = episodes_[i];
   const std::string& file = shards_[info.shard];
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw TrajectoryError(file + ": cannot open: " + system_error_text());
+  const int fd = open_regular(file);
   std::string frame(kFrameOverhead + info.length, '\0');
   size_t done = 0;
   while (done < frame.size()) {

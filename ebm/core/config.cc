@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
+#include <map>
 #include <sstream>
+
+#include "ebm/util/files.h"
 
 namespace ebm {
 
@@ -30,13 +32,16 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 template <typename T>
 const char* type_name();
+// 2^53: integers beyond it are not exact in YAML's numbers (read as doubles).
+constexpr double kMaxExactInteger = 9007199254740992.0;
+
 template <>
 const char* type_name<double>() {
-  return "a number";
+  return "a finite number";
 }
 template <>
 const char* type_name<int64_t>() {
-  return "an integer";
+  return "an integer within +-2^53";
 }
 template <>
 const char* type_name<bool>() {
@@ -48,7 +53,7 @@ const char* type_name<std::string>() {
 }
 template <>
 const char* type_name<std::vector<double>>() {
-  return "a list of numbers";
+  return "a list of finite numbers";
 }
 template <>
 const char* type_name<std::vector<int64_t>>() {
@@ -57,6 +62,33 @@ const char* type_name<std::vector<int64_t>>() {
 template <>
 const char* type_name<std::vector<std::string>>() {
   return "a list of strings";
+}
+
+// yaml-cpp keeps both entries of a key given twice in one mapping and reads the first; a config
+// that says `trainer:` twice would lose one silently. Walks every mapping (a loop, not recursion:
+// nesting depth is the file's to choose) and refuses the second occurrence with both lines.
+void check_unique_keys(const YAML::Node& root, const std::string& name) {
+  std::vector<std::pair<YAML::Node, std::string>> todo{{root, ""}};
+  while (!todo.empty()) {
+    const auto [node, prefix] = todo.back();
+    todo.pop_back();
+    if (node.IsSequence()) {
+      for (const auto& item : node) todo.emplace_back(item, prefix + "[]");
+      continue;
+    }
+    if (!node.IsMap()) continue;
+    std::map<std::string, int> first_line;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+      const int line = kv.first.Mark().line + 1;
+      const auto [it, fresh] = first_line.emplace(key, line);
+      if (!fresh) {
+        throw ConfigError(name + ":" + std::to_string(line) + ": key '" + join(prefix, key) +
+                          "' given twice (first at line " + std::to_string(it->second) + ")");
+      }
+      todo.emplace_back(kv.second, join(prefix, key));
+    }
+  }
 }
 
 std::string show(const YAML::Node& n) {
@@ -70,17 +102,24 @@ std::string show(const YAML::Node& n) {
 
 std::shared_ptr<Config> Config::load_file(const std::string& path,
                                           const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot open config file");
-  std::stringstream s;
-  s << in.rdbuf();
-  return load_string(s.str(), path, overrides);
+  std::string text;
+  try {
+    text = util::read_file(path);
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(std::string(e.what()) + " (reading the config file)");
+  }
+  return load_string(text, path, overrides);
 }
 
 std::shared_ptr<Config> Config::load_string(const std::string& text, const std::string& name,
                                             const std::vector<std::string>& overrides) {
   std::shared_ptr<Config> c(new Config());
   c->name_ = name;
+  if (const size_t nul = text.find('\0'); nul != std::string::npos) {
+    const auto line = std::count(text.begin(), text.begin() + static_cast<long>(nul), '\n') + 1;
+    throw ConfigError(name + ":" + std::to_string(line) +
+                      ": NUL byte in the config (a binary file, or a corrupt one?)");
+  }
   try {
     c->root_ = YAML::Load(text);
   } catch (const YAML::Exception& e) {
@@ -89,11 +128,14 @@ std::shared_ptr<Config> Config::load_string(const std::string& text, const std::
   }
   if (c->root_.IsNull()) c->root_ = YAML::Node(YAML::NodeType::Map);
   if (!c->root_.IsMap()) throw ConfigError(name + ":1: a config must be a mapping of keys");
+  check_unique_keys(c->root_, name);
   for (const auto& o : overrides) c->apply_override(o);
   return c;
 }
 
 void Config::apply_override(const std::string& assignment) {
+  if (assignment.find('\0') != std::string::npos)
+    throw ConfigError("--set: NUL byte in '" + assignment.substr(0, assignment.find('\0')) + "'");
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
     throw ConfigError("--set " + assignment + ": expected key.path=value");
@@ -221,10 +263,21 @@ T ConfigSection::get(const std::string& key, const T& fallback) const {
   if (!n.IsDefined() || n.IsNull()) return fallback;
   try {
     if constexpr (std::is_same_v<T, int64_t>) {
-      // Reject 1.5 for an integer (yaml-cpp would truncate).
+      // Reject 1.5 for an integer (yaml-cpp would truncate) and what no int64 holds exactly.
       const double d = n.as<double>();
-      if (std::floor(d) != d) throw YAML::BadConversion(n.Mark());
+      if (std::floor(d) != d || std::fabs(d) > kMaxExactInteger)
+        throw YAML::BadConversion(n.Mark());
       return static_cast<int64_t>(d);
+    } else if constexpr (std::is_same_v<T, double>) {
+      const double d = n.as<double>();
+      if (!std::isfinite(d)) throw YAML::BadConversion(n.Mark());
+      return d;
+    } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+      auto v = n.as<T>();
+      for (const double d : v) {
+        if (!std::isfinite(d)) throw YAML::BadConversion(n.Mark());
+      }
+      return v;
     } else if constexpr (std::is_same_v<T, std::string>) {
       if (!n.IsScalar()) throw YAML::BadConversion(n.Mark());
       return n.Scalar();

@@ -13,7 +13,9 @@ std::string shape_str(c10::IntArrayRef s) { return c10::str(s); }
 
 void ReplayBufferOptions::validate() const {
   constexpr const char* kSection = "replay_buffer";
-  require_option(capacity() > 0, kSection, "capacity", "> 0", capacity());
+  static_assert(kMaxCapacity == 1000000, "the requirement below names the maximum");
+  require_option(capacity() > 0 && capacity() <= kMaxCapacity, kSection, "capacity",
+                 "in [1, 1000000]", capacity());
   require_option(reinit_prob() >= 0 && reinit_prob() <= 1, kSection, "reinit_prob", "in [0, 1]",
                  reinit_prob());
   require_option(init_low() < init_high(), kSection, "init_high", "> init_low", init_high());

@@ -26,6 +26,8 @@ inline constexpr EnumName<BufferStorage> kBufferStorageNames[] = {
     {BufferStorage::kFloat32, "float32"}, {BufferStorage::kUint8, "uint8"}};
 
 struct ReplayBufferOptions {
+  // States kept, at most kMaxCapacity (the buffer is allocated whole when it is built).
+  static constexpr int64_t kMaxCapacity = 1000000;
   TORCH_ARG(int64_t, capacity) = 10000;
   // Probability that a drawn chain start is a fresh sample of the init distribution.
   TORCH_ARG(double, reinit_prob) = 0.05;

@@ -2,6 +2,7 @@
 // place of a good one.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -12,7 +13,17 @@ namespace ebm::util {
 // the path and the system error.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
-// Reads a whole file; throws std::runtime_error naming the path when it cannot.
+// Opens `path` read-only and returns its descriptor (the caller closes it), after checking that it
+// is a regular file: a directory, FIFO or device (/dev/zero, /dev/stdin) would make a reader hang
+// or read without end. Throws std::runtime_error naming the path and what it is instead.
+int open_regular_file(const std::string& path);
+
+// The size of a regular file (see open_regular_file), for readers that hand the path to a library
+// (libmatio) and bound what it may allocate first.
+uint64_t read_file_size(const std::string& path);
+
+// Reads a whole regular file (see open_regular_file); throws std::runtime_error naming the path
+// when it cannot.
 std::string read_file(const std::string& path);
 
 }  // namespace ebm::util

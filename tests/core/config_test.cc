@@ -65,7 +65,8 @@ TEST(Config, WrongTypeAndRangeNameFileLineAndKey) {
   auto c = ebm::Config::load_string("trainer:\n  lr: fast\n  iterations: 2.5\n", "bad.yaml");
   auto t = c->root().section("trainer");
   auto m1 = ErrorOf([&] { t.get<double>("lr", 0); });
-  EXPECT_NE(m1.find("bad.yaml:2: trainer.lr: expected a number, found 'fast'"), std::string::npos)
+  EXPECT_NE(m1.find("bad.yaml:2: trainer.lr: expected a finite number, found 'fast'"),
+            std::string::npos)
       << m1;
   auto m2 = ErrorOf([&] { t.get<int64_t>("iterations", 0); });
   EXPECT_NE(m2.find("bad.yaml:3: trainer.iterations: expected an integer"), std::string::npos)
@@ -78,6 +79,30 @@ TEST(Config, WrongTypeAndRangeNameFileLineAndKey) {
   EXPECT_NE(m4.find("ch.yaml:2: langevin.clip_mode: expected one of none, elementwise, l2"),
             std::string::npos)
       << m4;
+}
+
+TEST(Config, NonFiniteNumbersDuplicateKeysAndNulBytesAreErrorsAtTheirLine) {
+  auto c =
+      ebm::Config::load_string("trainer:\n  lr: .inf\n  clamp: [0, .nan]\n  n: 1e300\n", "nf.yaml");
+  auto t = c->root().section("trainer");
+  EXPECT_NE(
+      ErrorOf([&] { t.get<double>("lr", 0); }).find("nf.yaml:2: trainer.lr: expected a finite"),
+      std::string::npos);
+  EXPECT_NE(ErrorOf([&] { t.get<std::vector<double>>("clamp", {}); }).find("nf.yaml:3"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf([&] { t.get<int64_t>("n", 0); }).find("within +-2^53"), std::string::npos);
+  const auto twice = ErrorOf([] {
+    ebm::Config::load_string("trainer:\n  lr: 1\nseed: 2\ntrainer:\n  lr: 3\n", "dup.yaml");
+  });
+  EXPECT_NE(twice.find("dup.yaml:4: key 'trainer' given twice (first at line 1)"),
+            std::string::npos)
+      << twice;
+  const auto nested =
+      ErrorOf([] { ebm::Config::load_string("a:\n  - b: 1\n    b: 2\n", "nested.yaml"); });
+  EXPECT_NE(nested.find("nested.yaml:3: key 'a[].b' given twice"), std::string::npos) << nested;
+  const std::string with_nul("name: x\nseed: 1\0\n", 17);
+  const auto nul = ErrorOf([&] { ebm::Config::load_string(with_nul, "nul.yaml"); });
+  EXPECT_NE(nul.find("nul.yaml:2: NUL byte"), std::string::npos) << nul;
 }
 
 TEST(Config, OverridesApplyAndAreValidatedLikeFileKeys) {
