@@ -24,7 +24,7 @@ debs=(
   libgtest-dev
   libcli11-dev libfmt-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libmatio-dev
   libgloo-dev
-  clang-14 clang-format-14 clang-tidy-14 universal-ctags
+  clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14 universal-ctags
   libosmesa6
   dataset-fashion-mnist
 )

@@ -52,6 +52,18 @@ void pread_all(int fd, void* buf, size_t n, uint64_t offset, const std::string& 
   }
 }
 
+// A raw deflate stream (zip members) that is ended however the reading ends: errors, and the
+// caller's sink, may throw in the middle of it.
+struct RawInflater {
+  explicit RawInflater(const std::string& where) {
+    if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) fail(where, "zlib init failed");
+  }
+  ~RawInflater() { inflateEnd(&stream); }
+  RawInflater(const RawInflater&) = delete;
+  RawInflater& operator=(const RawInflater&) = delete;
+  z_stream stream{};
+};
+
 }  // namespace
 
 size_t NpyHeader::item_size() const {
@@ -291,13 +303,12 @@ void ZipArchive::read(const std::string& name,
       stopped = !sink(in.data(), n);
     }
   } else {
-    z_stream zs{};
-    if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(where, "zlib init failed");
+    RawInflater inflater(where);
+    z_stream& zs = inflater.stream;
     int rc = Z_OK;
     while (rc != Z_STREAM_END && !stopped) {
       if (zs.avail_in == 0) {
         if (left == 0) {
-          inflateEnd(&zs);
           fail(where, "deflate stream ends early after " + std::to_string(produced) + " bytes");
         }
         const size_t n = static_cast<size_t>(std::min<uint64_t>(left, kChunk));
@@ -311,21 +322,18 @@ void ZipArchive::read(const std::string& name,
       rc = inflate(&zs, Z_NO_FLUSH);
       if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
         const std::string msg = zs.msg ? zs.msg : std::to_string(rc);
-        inflateEnd(&zs);
         fail(where,
              "corrupt deflate data after " + std::to_string(produced) + " bytes (" + msg + ")");
       }
       const size_t n = out.size() - zs.avail_out;
       produced += n;
       if (produced > m.uncompressed) {
-        inflateEnd(&zs);
         fail(where,
              "inflates past its declared size of " + std::to_string(m.uncompressed) + " bytes");
       }
       crc = crc32(crc, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(n));
       if (n) stopped = !sink(out.data(), n);
     }
-    inflateEnd(&zs);
   }
   if (stopped) return;
   if (produced != m.uncompressed) {
@@ -398,7 +406,7 @@ NpyHeader read_npz_array(const ZipArchive& zip, const std::string& name,
       n = head.size() - header_len;
     }
     if (got + n > want) fail(where, "holds more data than its shape " + h.shape_text() + " needs");
-    std::memcpy(out + got, p, n);
+    if (n) std::memcpy(out + got, p, n);  // `out` may be null for an empty array
     got += n;
     return true;
   });

@@ -8,6 +8,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -97,6 +98,29 @@ class Unpickler {
  public:
   Unpickler(const char* data, size_t size, std::string path)
       : d_(data), n_(size), path_(std::move(path)) {}
+  Unpickler(const Unpickler&) = delete;
+  Unpickler& operator=(const Unpickler&) = delete;
+
+  // Values can hold each other in a cycle (a list appended to itself through the memo), which
+  // shared_ptr never frees: the links of every value outside the result (check_plausible keeps
+  // cycles out of it) are cut here, whether unpickling succeeded or failed.
+  ~Unpickler() {
+    std::unordered_set<const PV*> kept;
+    std::vector<const PV*> todo;
+    if (result_) todo.push_back(result_.get());
+    while (!todo.empty()) {
+      const PV* v = todo.back();
+      todo.pop_back();
+      if (!kept.insert(v).second) continue;
+      for (const auto& item : v->items) todo.push_back(item.get());
+    }
+    for (auto& v : created_) {
+      if (!kept.count(v.get())) v->items.clear();
+    }
+  }
+
+  // The value returned by run() that passed check_plausible: kept whole by the destructor.
+  void keep(PVRef result) { result_ = std::move(result); }
 
   // Reads opcodes until STOP and returns the value it leaves on the stack.
   PVRef run() {  // NOLINT(readability-function-size): the opcode switch
@@ -466,8 +490,8 @@ class Unpickler {
   }
 
   PVRef make(PV::Kind k) {
-    ++created_;
-    return detail::make(k);
+    created_.push_back(detail::make(k));
+    return created_.back();
   }
 
  public:
@@ -482,7 +506,7 @@ class Unpickler {
       todo.pop_back();
       if (depth > kMaxDepth)
         fail(path_, "pickle nests values more than " + std::to_string(kMaxDepth) + " deep");
-      if (++visits > 2 * created_ + kSharedSlack || data > n_ + kDataSlack) {
+      if (++visits > 2 * created_.size() + kSharedSlack || data > n_ + kDataSlack) {
         fail(path_,
              "pickle references its values more often than it builds them (shared or cyclic "
              "structure, which no pickled batch of arrays has)");
@@ -495,7 +519,9 @@ class Unpickler {
  private:
   const char* d_;
   size_t n_;
-  size_t created_ = 0;
+  // Every value built, so that the destructor can cut what the result does not hold.
+  std::vector<PVRef> created_;
+  PVRef result_;
   size_t pos_ = 0, op_at_ = 0;
   std::string path_;
   std::vector<PVRef> stack_;
@@ -509,6 +535,7 @@ std::shared_ptr<PickleValue> unpickle(const char* data, size_t size, const std::
   Unpickler unpickler(data, size, path);
   auto root = unpickler.run();
   unpickler.check_plausible(*root);
+  unpickler.keep(root);
   return root;
 }
 

@@ -64,9 +64,17 @@ const char* type_name<std::vector<std::string>>() {
   return "a list of strings";
 }
 
+std::string show(const YAML::Node& n) {
+  if (n.IsScalar()) return "'" + n.Scalar() + "'";
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a mapping";
+  return "nothing";
+}
+
 // yaml-cpp keeps both entries of a key given twice in one mapping and reads the first; a config
 // that says `trainer:` twice would lose one silently. Walks every mapping (a loop, not recursion:
-// nesting depth is the file's to choose) and refuses the second occurrence with both lines.
+// nesting depth is the file's to choose) and refuses the second occurrence with both lines, and
+// keys that are lists or mappings (`? [a, b]: 1`), which no reader can name.
 void check_unique_keys(const YAML::Node& root, const std::string& name) {
   std::vector<std::pair<YAML::Node, std::string>> todo{{root, ""}};
   while (!todo.empty()) {
@@ -79,8 +87,13 @@ void check_unique_keys(const YAML::Node& root, const std::string& name) {
     if (!node.IsMap()) continue;
     std::map<std::string, int> first_line;
     for (const auto& kv : node) {
-      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
       const int line = kv.first.Mark().line + 1;
+      if (!kv.first.IsScalar()) {
+        throw ConfigError(name + ":" + std::to_string(line) + ": a key in '" +
+                          (prefix.empty() ? "(top level)" : prefix) + "' is " + show(kv.first) +
+                          ", not a plain name");
+      }
+      const std::string key = kv.first.Scalar();
       const auto [it, fresh] = first_line.emplace(key, line);
       if (!fresh) {
         throw ConfigError(name + ":" + std::to_string(line) + ": key '" + join(prefix, key) +
@@ -89,13 +102,6 @@ void check_unique_keys(const YAML::Node& root, const std::string& name) {
       todo.emplace_back(kv.second, join(prefix, key));
     }
   }
-}
-
-std::string show(const YAML::Node& n) {
-  if (n.IsScalar()) return "'" + n.Scalar() + "'";
-  if (n.IsSequence()) return "a list";
-  if (n.IsMap()) return "a mapping";
-  return "nothing";
 }
 
 }  // namespace

@@ -6,7 +6,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 # One version, Debian bookworm's: another formats some constructs differently.
 clang_format=${EBM_CLANG_FORMAT:-clang-format-14}
-mapfile -t files < <(find bench datasets ebm examples plugin tests -name '*.cc' -o -name '*.h' | sort)
+mapfile -t files < <(find bench datasets ebm examples fuzz plugin tests -name '*.cc' -o -name '*.h' | sort)
 if [[ "${1:-}" == --fix ]]; then
   "$clang_format" -i "${files[@]}"
   exit 0

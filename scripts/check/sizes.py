@@ -15,7 +15,7 @@ import sys
 
 MAX_FILE_LINES = 600
 MAX_FUNCTION_LINES = 100
-FOLDERS = ("bench", "datasets", "ebm", "examples", "plugin", "tests")
+FOLDERS = ("bench", "datasets", "ebm", "examples", "fuzz", "plugin", "tests")
 SUFFIXES = (".cc", ".h")
 MARKER = "NOLINT(readability-function-size)"
 
