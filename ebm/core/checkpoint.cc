@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "ebm/core/archive_file.h"
 #include "ebm/util/files.h"
 #include "ebm/util/json.h"
 
@@ -70,7 +71,7 @@ std::string CheckpointManager::save(
   fill(archive);
   std::ostringstream bytes;
   archive.save_to(bytes);
-  const std::string data = bytes.str();
+  const std::string data = seal_archive(bytes.str());
   const std::string path = dir_ + "/" + ckpt_name(step);
   util::write_file_atomic(path, data);
   if (metric && (!best_ || *metric < *best_)) {
@@ -90,12 +91,7 @@ std::string CheckpointManager::save(
 void CheckpointManager::load(const std::string& path, torch::serialize::InputArchive& archive,
                              torch::Device device) {
   if (!fs::exists(path)) throw std::runtime_error(path + ": checkpoint not found");
-  try {
-    archive.load_from(path, device);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(path + ": not a readable checkpoint (" +
-                             std::string(e.what_without_backtrace()) + ")");
-  }
+  read_archive_file(path, archive, device);
 }
 
 }  // namespace ebm

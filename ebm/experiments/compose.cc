@@ -18,12 +18,12 @@
 #include <map>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "datasets/image/image_dataset.h"
+#include "ebm/core/archive_file.h"
 #include "ebm/core/options_config.h"
 #include "ebm/core/trainer.h"
 #include "ebm/experiments/image_eval_internal.h"
@@ -289,7 +289,7 @@ std::string training_key(const Config& config) {
 bool load_cached_expert(Context& c, const std::string& cache, const std::string& key,
                         EnergyModel& model) {
   torch::serialize::InputArchive in;
-  in.load_from(cache, c.device);
+  read_archive_file(cache, in, c.device);
   c10::IValue stored_key;
   in.read("training_config", stored_key);
   if (stored_key.toStringRef() != key) return false;
@@ -328,9 +328,7 @@ void train_expert(Context& c, const ComposeSpec& spec, const std::string& key,
   torch::serialize::OutputArchive out;
   model->save(out);
   out.write("training_config", c10::IValue(key));
-  std::ostringstream bytes;
-  out.save_to(bytes);
-  util::write_file_atomic(cache, bytes.str());
+  write_archive_file(cache, out);
 }
 
 // The position expert's condition maps, one per grid cell (cell k = row k / P, column k % P).

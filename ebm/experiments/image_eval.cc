@@ -11,6 +11,7 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "ebm/core/archive_file.h"
 #include "ebm/core/checkpoint.h"
 #include "ebm/core/device.h"
 #include "ebm/experiments/image_eval_internal.h"
@@ -269,9 +270,7 @@ ImageClassifier Context::classifier(const ClassifierSpec& spec, const DataSpec& 
   std::vector<int64_t> meta{ds.images.size(1), ds.num_classes(), spec.feature_dim};
   meta.insert(meta.end(), spec.filters.begin(), spec.filters.end());
   out.write("meta.classifier", torch::tensor(meta, torch::kLong));
-  std::ostringstream bytes;
-  out.save_to(bytes);
-  util::write_file_atomic(spec.path, bytes.str());
+  write_archive_file(spec.path, out);
   note_classifier(model, spec, train_data);
   return model;
 }

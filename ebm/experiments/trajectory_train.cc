@@ -4,14 +4,13 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
-#include <sstream>
 #include <stdexcept>
 
+#include "ebm/core/archive_file.h"
 #include "ebm/core/trainer.h"
 #include "ebm/experiments/trajectory_internal.h"
 #include "ebm/report/metrics.h"
 #include "ebm/report/progress.h"
-#include "ebm/util/files.h"
 #include "plugin/common/plugin_util.h"
 
 namespace ebm::experiments {
@@ -33,16 +32,14 @@ template <typename M>
 void save_module(const M& module, const std::string& path) {
   torch::serialize::OutputArchive a;
   module->save(a);
-  std::ostringstream bytes;
-  a.save_to(bytes);
-  util::write_file_atomic(path, bytes.str());
+  write_archive_file(path, a);
 }
 
 template <typename M>
 void load_module(M& module, const std::string& path) {
   if (!fs::exists(path)) throw std::runtime_error(path + ": missing; train first (ebm traj train)");
   torch::serialize::InputArchive a;
-  a.load_from(path);
+  read_archive_file(path, a);
   module->load(a);
 }
 
@@ -242,9 +239,7 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
   if (dp.is_main()) {
     torch::serialize::OutputArchive a;
     trainer.save(a);
-    std::ostringstream bytes;
-    a.save_to(bytes);
-    util::write_file_atomic(run_dir + "/models/ebm.pt", bytes.str());
+    write_archive_file(run_dir + "/models/ebm.pt", a);
     write_generator(trainer, net, c, corpus.layout(), d, run_dir + "/models/generator.pt");
   }
 

@@ -2,10 +2,7 @@
 
 #include <torch/torch.h>
 
-#include <filesystem>
-#include <sstream>
-
-#include "ebm/util/files.h"
+#include "ebm/core/archive_file.h"
 
 namespace ebm {
 
@@ -117,20 +114,13 @@ void TrajectoryGenerator::save(const std::string& path) const {
   torch::serialize::OutputArchive model;
   net_->save(model);
   a.write("model", model);
-  std::ostringstream bytes;
-  a.save_to(bytes);
-  util::write_file_atomic(path, bytes.str());
+  write_archive_file(path, a);
 }
 
 std::unique_ptr<TrajectoryGenerator> TrajectoryGenerator::load(const std::string& path,
                                                                torch::Device device) {
-  if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": no such file");
   torch::serialize::InputArchive a;
-  try {
-    a.load_from(path, device);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(path + ": unreadable (" + std::string(e.what()).substr(0, 200) + ")");
-  }
+  read_archive_file(path, a, device);
   if (get(a, "meta.format", path).toStringRef() != "ebm.trajectory_generator.v1") {
     throw std::runtime_error(path + ": unknown generator format");
   }

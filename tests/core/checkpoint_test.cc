@@ -6,7 +6,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
+#include "ebm/core/archive_file.h"
+#include "ebm/util/files.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -65,8 +68,50 @@ TEST(Checkpoint, MissingAndCorruptFilesAreClearErrors) {
     ebm::CheckpointManager::load(dir + "/junk.pt", a);
     FAIL();
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("junk.pt: not a readable checkpoint"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("junk.pt: not a readable LibTorch archive"),
+              std::string::npos)
         << e.what();
   }
+  fs::remove_all(dir);
+}
+
+// Every byte of a sealed archive is covered: flipping any one (in a tensor, the pickle, the zip
+// directory, the seal) is an error naming the file, never different weights; the sealed file is
+// still a zip LibTorch reads, and unsealed archives (written before the seal) are still read.
+TEST(Checkpoint, AFlippedByteAnywhereIsACorruptFile) {
+  const auto dir = ebm::testing::FreshTempDir("sealed");
+  torch::serialize::OutputArchive out;
+  out.write("w", torch::arange(1000, torch::kFloat32));
+  const std::string path = dir + "/model.pt";
+  ebm::write_archive_file(path, out);
+  const std::string good = ebm::util::read_file(path);
+  {
+    torch::serialize::InputArchive in;
+    ebm::read_archive_file(path, in);
+    torch::Tensor w;
+    in.read("w", w);
+    EXPECT_TRUE(torch::equal(w, torch::arange(1000, torch::kFloat32)));
+  }
+  int refused = 0, positions = 0;
+  for (size_t at = 0; at < good.size(); at += 97) {
+    std::string bad = good;
+    bad[at] = static_cast<char>(bad[at] ^ 0x10);
+    ebm::util::write_file_atomic(path, bad);
+    ++positions;
+    try {
+      torch::serialize::InputArchive in;
+      ebm::read_archive_file(path, in);
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      ++refused;
+    }
+  }
+  EXPECT_EQ(refused, positions);
+  // The same archive without its seal: read as before.
+  std::ostringstream plain;
+  out.save_to(plain);
+  ebm::util::write_file_atomic(path, plain.str());
+  torch::serialize::InputArchive in;
+  EXPECT_NO_THROW(ebm::read_archive_file(path, in));
   fs::remove_all(dir);
 }
