@@ -35,6 +35,18 @@ double read_best_metric(const std::string& path) {
   }
 }
 
+// A writer killed inside util::write_file_atomic leaves its temporary ("ckpt-N.pt.tmp.<pid>")
+// behind, never a half-written checkpoint; one manager writes a folder, so any found on start is
+// from a dead process.
+void remove_stale_temporaries(const std::string& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename().string().find(".tmp.") != std::string::npos) {
+      std::error_code ec;
+      fs::remove(e.path(), ec);
+    }
+  }
+}
+
 }  // namespace
 
 CheckpointManager::CheckpointManager(std::string dir, int64_t keep_last)
@@ -43,6 +55,7 @@ CheckpointManager::CheckpointManager(std::string dir, int64_t keep_last)
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) throw std::runtime_error("cannot create " + dir_ + ": " + ec.message());
+  remove_stale_temporaries(dir_);
   const std::string best_file = dir_ + "/best.json";
   if (fs::exists(best_file)) best_ = read_best_metric(best_file);
 }
