@@ -290,7 +290,9 @@ void ZipArchive::read(const std::string& name,
                     " bytes): truncated archive");
   }
   constexpr size_t kChunk = 1 << 20;
-  std::vector<char> in(kChunk), out(kChunk);
+  // Buffers no larger than the member needs: archives of many small arrays stay cheap to read.
+  std::vector<char> in(static_cast<size_t>(std::min<uint64_t>(kChunk, m.compressed + 1)));
+  std::vector<char> out(static_cast<size_t>(std::min<uint64_t>(kChunk, m.uncompressed + 1)));
   uint64_t left = m.compressed, produced = 0;
   uLong crc = crc32(0L, Z_NULL, 0);
   bool stopped = false;
