@@ -319,11 +319,19 @@ TrajectoryWriter::~TrajectoryWriter() {
 
 void TrajectoryWriter::write_all(const std::string& bytes) {
   if (fd_ < 0) throw TrajectoryError(path_ + ": writer is closed");
+  // Where this record starts: a write that fails part-way (a full disk, a file size limit) is cut
+  // off again, so the file ends with its last whole record and a later append follows it.
+  const off_t start = ::lseek(fd_, 0, SEEK_CUR);
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw TrajectoryError(path_ + ": write failed: " + system_error_text());
+    if (n <= 0) {
+      const std::string why = n < 0 ? system_error_text() : "no progress";
+      if (start >= 0 && ::ftruncate(fd_, start) == 0) ::lseek(fd_, start, SEEK_SET);
+      throw TrajectoryError(path_ + ": write failed (" + why + "); the file keeps its " +
+                            "records before offset " + std::to_string(start));
+    }
     done += static_cast<size_t>(n);
   }
 }

@@ -1,5 +1,6 @@
 // The `ebm` command: the only place that wires the libraries together.
 #include <fmt/core.h>
+#include <mujoco/mujoco.h>
 
 #include <CLI/CLI.hpp>
 #include <exception>
@@ -8,6 +9,9 @@
 #include "ebm/cli/commands.h"
 
 int main(int argc, char** argv) {
+  // MuJoCo's warnings (a plugin that cannot write, a bad attribute) beside our errors on stderr,
+  // instead of stdout and a MUJOCO_LOG.TXT in the working directory.
+  mju_user_warning = [](const char* message) { fmt::print(stderr, "ebm: warning: {}\n", message); };
   CLI::App app{"ebm: energy-based models for images and MuJoCo trajectories", "ebm"};
   app.set_version_flag("--version", std::string("ebm ") + ebm::build::kVersion + " (LibTorch " +
                                         ebm::build::kTorchVersion + ", MuJoCo " +
