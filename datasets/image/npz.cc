@@ -148,6 +148,19 @@ size_t parse_npy_header(const char* data, size_t size, const std::string& where,
 
 ZipArchive::ZipArchive(const std::string& path) : path_(path) {
   fd_ = open_regular(path);
+  // A constructor that throws runs no destructor: the descriptor is closed here on every error
+  // (each malformed archive leaked one before, until opens failed with EMFILE).
+  try {
+    read_directory();
+  } catch (...) {
+    ::close(fd_);
+    fd_ = -1;
+    throw;
+  }
+}
+
+void ZipArchive::read_directory() {
+  const std::string& path = path_;
   struct stat st {};
   ::fstat(fd_, &st);
   file_size_ = static_cast<uint64_t>(st.st_size);
@@ -163,7 +176,6 @@ ZipArchive::ZipArchive(const std::string& path) : path_(path) {
     }
   }
   if (eocd < 0) {
-    ::close(fd_);
     fail(path, "not a zip/npz archive (no end-of-central-directory record; truncated?)");
   }
   uint64_t entries = le(&buf[eocd + 10], 2), cd_size = le(&buf[eocd + 12], 4),
@@ -171,26 +183,23 @@ ZipArchive::ZipArchive(const std::string& path) : path_(path) {
   if (entries == 0xffff || cd_size == 0xffffffff || cd_offset == 0xffffffff) {
     // Zip64: the locator sits just before the EOCD and points to the zip64 EOCD record.
     if (eocd < 20 || le(&buf[eocd - 20], 4) != 0x07064b50) {
-      ::close(fd_);
       fail(path, "zip64 sizes without a zip64 locator");
     }
     const uint64_t z64 = le(&buf[eocd - 20 + 8], 8);
     unsigned char rec[56];
     pread_all(fd_, rec, sizeof(rec), z64, path);
     if (le(rec, 4) != 0x06064b50) {
-      ::close(fd_);
       fail(path, "bad zip64 end-of-central-directory record");
     }
     entries = le(rec + 32, 8), cd_size = le(rec + 40, 8), cd_offset = le(rec + 48, 8);
   }
   if (cd_offset > file_size_ || cd_size > file_size_ - cd_offset) {
-    ::close(fd_);
     fail(path, "central directory (" + std::to_string(cd_size) + " bytes at " +
                    std::to_string(cd_offset) + ") lies outside the file of " +
                    std::to_string(file_size_) + " bytes");
   }
   std::vector<unsigned char> cd(cd_size);
-  try {
+  {
     pread_all(fd_, cd.data(), cd_size, cd_offset, path);
     size_t p = 0;
     for (uint64_t e = 0; e < entries; ++e) {
@@ -231,9 +240,6 @@ ZipArchive::ZipArchive(const std::string& path) : path_(path) {
       members_[name] = m;
       p += 46 + name_len + extra_len + comment_len;
     }
-  } catch (...) {
-    ::close(fd_);
-    throw;
   }
 }
 

@@ -60,6 +60,8 @@ class ZipArchive {
     uint32_t crc = 0;
     uint64_t compressed = 0, uncompressed = 0, local_offset = 0;
   };
+  // Reads the end-of-central-directory record (zip64 too) and every member's entry.
+  void read_directory();
   // Refuses a member this reader cannot inflate or whose sizes no zip writer could produce.
   void check_member(const std::string& name, const Member& m) const;
   std::string path_;

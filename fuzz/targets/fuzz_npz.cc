@@ -12,21 +12,23 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ebm::fuzz::MemoryFile file(data, size);
-  try {
-    const ebm::data::ZipArchive zip(file.path());
-    std::vector<char> buffer;
-    for (const auto& name : zip.names()) {
-      zip.read(name, [](const char*, size_t) { return true; });
-      const std::string suffix = ".npy";
-      if (name.size() <= suffix.size() || name.substr(name.size() - suffix.size()) != suffix)
-        continue;
-      const std::string array = name.substr(0, name.size() - suffix.size());
-      ebm::data::read_npz_array(zip, array, [&](const ebm::data::NpyHeader& h) {
-        buffer.assign(h.count() * h.item_size(), 0);
-        return buffer.data();
-      });
+  ebm::fuzz::without_descriptor_leaks([&] {
+    try {
+      const ebm::data::ZipArchive zip(file.path());
+      std::vector<char> buffer;
+      for (const auto& name : zip.names()) {
+        zip.read(name, [](const char*, size_t) { return true; });
+        const std::string suffix = ".npy";
+        if (name.size() <= suffix.size() || name.substr(name.size() - suffix.size()) != suffix)
+          continue;
+        const std::string array = name.substr(0, name.size() - suffix.size());
+        ebm::data::read_npz_array(zip, array, [&](const ebm::data::NpyHeader& h) {
+          buffer.assign(h.count() * h.item_size(), 0);
+          return buffer.data();
+        });
+      }
+    } catch (const ebm::data::DatasetError&) {
     }
-  } catch (const ebm::data::DatasetError&) {
-  }
+  });
   return 0;
 }

@@ -22,11 +22,13 @@ uint64_t touch(const ebm::data::PickleValue& v) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ebm::fuzz::MemoryFile file(data, size);
-  try {
-    const ebm::data::RestrictedPickle pickle(file.path());
-    pickle.root().get("data");
-    touch(pickle.root());
-  } catch (const ebm::data::DatasetError&) {
-  }
+  ebm::fuzz::without_descriptor_leaks([&] {
+    try {
+      const ebm::data::RestrictedPickle pickle(file.path());
+      pickle.root().get("data");
+      touch(pickle.root());
+    } catch (const ebm::data::DatasetError&) {
+    }
+  });
   return 0;
 }

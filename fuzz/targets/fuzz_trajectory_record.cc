@@ -10,12 +10,14 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ebm::fuzz::MemoryFile file(data, size);
-  try {
-    const ebm::trajectory::TrajectoryCorpus corpus(file.path());
-    for (size_t i = 0; i < corpus.size(); ++i) corpus.read(i);
-    corpus.stats_json();
-    ebm::trajectory::read_file_header(file.path());
-  } catch (const ebm::trajectory::TrajectoryError&) {
-  }
+  ebm::fuzz::without_descriptor_leaks([&] {
+    try {
+      const ebm::trajectory::TrajectoryCorpus corpus(file.path());
+      for (size_t i = 0; i < corpus.size(); ++i) corpus.read(i);
+      corpus.stats_json();
+      ebm::trajectory::read_file_header(file.path());
+    } catch (const ebm::trajectory::TrajectoryError&) {
+    }
+  });
   return 0;
 }

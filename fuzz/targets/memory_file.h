@@ -3,11 +3,13 @@
 // their real path (open, fstat, pread, mmap).
 #pragma once
 
+#include <dirent.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 namespace ebm::fuzz {
@@ -33,5 +35,24 @@ class MemoryFile {
  private:
   int fd_;
 };
+
+// The number of open file descriptors: a parser that returns (or throws) with more open than it
+// found has leaked one, which in a long-running process ends in EMFILE.
+inline int open_descriptors() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (!dir) return -1;
+  int n = 0;
+  while (::readdir(dir)) ++n;
+  ::closedir(dir);
+  return n;
+}
+
+// Runs `parse` and aborts (a libFuzzer finding) when it leaked a file descriptor.
+template <typename Parse>
+void without_descriptor_leaks(Parse&& parse) {
+  const int before = open_descriptors();
+  parse();
+  if (open_descriptors() != before) std::abort();
+}
 
 }  // namespace ebm::fuzz
