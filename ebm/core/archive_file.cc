@@ -74,9 +74,8 @@ void read_archive_file(const std::string& path, torch::serialize::InputArchive& 
   if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": not found");
   const std::string bytes = util::read_file(path);
   check_seal(bytes, path);
-  std::istringstream stream(bytes);
   try {
-    archive.load_from(stream, device);
+    archive.load_from(bytes.data(), bytes.size(), device);  // the bytes read, not a second copy
   } catch (const c10::Error& e) {
     throw std::runtime_error(path + ": not a readable LibTorch archive (" +
                              std::string(e.what_without_backtrace()) + ")");
