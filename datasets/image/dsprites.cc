@@ -11,10 +11,6 @@ namespace ebm::data {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& where, const std::string& what) {
-  throw DatasetError(where + ": " + what);
-}
-
 const std::vector<std::string> kShapeNames = {"square", "ellipse", "heart"};
 const std::vector<std::string> kFactorNames = {"color",       "shape", "scale",
                                                "orientation", "pos_x", "pos_y"};
@@ -96,42 +92,11 @@ ImageDataset generate_dsprites(const DSpritesSpec& spec) {
 }
 
 ImageDataset load_dsprites(const std::string& path) {
-  ZipArchive zip(path);
-  const NpyHeader h = npz_array_header(zip, "imgs");
-  if (h.descr != "|u1" || h.shape.size() != 3 || h.shape[1] != 64 || h.shape[2] != 64) {
-    fail(path, "'imgs' must be uint8 N x 64 x 64, found " + h.descr + " " + h.shape_text());
-  }
-  const int64_t n = h.shape[0];
   ImageDataset ds;
-  ds.images = torch::empty({n, 1, 64, 64}, torch::kUInt8);
-  read_npz_array(zip, "imgs", [&](const NpyHeader&) { return ds.images.data_ptr<uint8_t>(); });
-  auto* ip = ds.images.data_ptr<uint8_t>();
-  for (int64_t i = 0; i < n * 4096; ++i) {
-    if (ip[i] > 1)
-      fail(path, "'imgs' value " + std::to_string(ip[i]) + " at element " + std::to_string(i) +
-                     " (expected 0 or 1)");
-    ip[i] = static_cast<uint8_t>(ip[i] * 255);
-  }
-  const NpyHeader vh = npz_array_header(zip, "latents_values");
-  if (vh.descr != "<f8" || vh.shape != std::vector<int64_t>{n, 6}) {
-    fail(path, "'latents_values' must be float64 " + std::to_string(n) + " x 6, found " + vh.descr +
-                   " " + vh.shape_text());
-  }
-  ds.factors = torch::empty({n, 6}, torch::kFloat64);
-  read_npz_array(zip, "latents_values",
-                 [&](const NpyHeader&) { return ds.factors.data_ptr<double>(); });
-  const NpyHeader ch = npz_array_header(zip, "latents_classes");
-  if (ch.descr != "<i8" || ch.shape != std::vector<int64_t>{n, 6}) {
-    fail(path, "'latents_classes' must be int64 " + std::to_string(n) + " x 6, found " + ch.descr +
-                   " " + ch.shape_text());
-  }
-  auto classes = torch::empty({n, 6}, torch::kLong);
-  read_npz_array(zip, "latents_classes",
-                 [&](const NpyHeader&) { return classes.data_ptr<int64_t>(); });
-  ds.labels = classes.select(1, 1).contiguous();
-  if (n && (ds.labels.min().item<int64_t>() < 0 || ds.labels.max().item<int64_t>() > 2)) {
-    fail(path, "shape classes outside 0..2");
-  }
+  DSpritesLatents latents = read_dsprites_npz(path, into_tensor(ds.images));
+  const auto n = static_cast<int64_t>(latents.shapes.size());
+  ds.labels = torch::tensor(latents.shapes, torch::kLong);
+  ds.factors = torch::from_blob(latents.values.data(), {n, 6}, torch::kFloat64).clone();
   ds.class_names = kShapeNames;
   ds.factor_names = kFactorNames;
   ds.split = "train";

@@ -1,18 +1,13 @@
 #include "datasets/image/image_dataset.h"
 
 #include <torch/torch.h>
-#include <zlib.h>
 
-#include <array>
+#include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iomanip>
 #include <sstream>
 
 #include "ebm/util/files.h"
-#include "ebm/util/sizes.h"
 
 namespace ebm::data {
 
@@ -24,23 +19,8 @@ namespace {
   throw DatasetError(path + ": " + what);
 }
 
-uint32_t be32(const std::string& bytes, size_t at) {
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + at);
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-
-std::string hex(uint32_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << std::setw(8) << std::setfill('0') << v;
-  return s.str();
-}
-
 std::string read_file(const std::string& path) {
-  try {
-    return util::read_file(path);
-  } catch (const std::runtime_error& e) {
-    throw DatasetError(e.what());
-  }
+  return util::rethrow_as<DatasetError>([&] { return util::read_file(path); });
 }
 
 const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
@@ -56,131 +36,18 @@ std::string with_optional_gz(const std::string& base) {
 
 }  // namespace
 
-std::optional<uint64_t> idx_announced_size(std::string_view head, const std::string& path) {
-  if (head.size() < 4) return std::nullopt;
-  const auto* u = reinterpret_cast<const unsigned char*>(head.data());
-  const size_t dims = u[3];
-  const size_t header = 4 + 4 * dims;
-  if (head.size() < header) return std::nullopt;
-  uint64_t item = 0;
-  switch (u[2]) {
-    case 0x08:
-    case 0x09:
-      item = 1;
-      break;
-    case 0x0B:
-      item = 2;
-      break;
-    case 0x0C:
-    case 0x0D:
-      item = 4;
-      break;
-    case 0x0E:
-      item = 8;
-      break;
-    default:
-      fail(path, "IDX type code " + hex(u[2]) + " is unknown");
-  }
-  std::vector<int64_t> shape;
-  for (size_t d = 0; d < dims; ++d) {
-    const unsigned char* p = u + 4 + 4 * d;
-    shape.push_back((int64_t{p[0]} << 24) | (int64_t{p[1]} << 16) | (int64_t{p[2]} << 8) | p[3]);
-  }
-  const auto bytes = util::checked_bytes(shape, item);
-  if (!bytes || *bytes > (uint64_t{1} << 62))
-    fail(path, "IDX header announces more than 2^62 bytes of data");
-  return header + *bytes;
-}
-
-std::string read_maybe_gzipped(const std::string& path, const AnnouncedSize& announced,
-                               uint64_t max_bytes) {
-  std::string raw = read_file(path);
-  if (raw.size() < 2 || static_cast<unsigned char>(raw[0]) != 0x1f ||
-      static_cast<unsigned char>(raw[1]) != 0x8b) {
-    return raw;
-  }
-  z_stream zs{};
-  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) fail(path, "zlib init failed");
-  zs.next_in = reinterpret_cast<Bytef*>(raw.data());
-  zs.avail_in = static_cast<uInt>(raw.size());
-  std::string out;
-  std::optional<uint64_t> bound;
-  std::array<char, 1 << 16> chunk;
-  int rc = Z_OK;
-  auto stop = [&](const std::string& what) {
-    inflateEnd(&zs);
-    fail(path, what);
-  };
-  while (rc != Z_STREAM_END) {
-    zs.next_out = reinterpret_cast<Bytef*>(chunk.data());
-    zs.avail_out = static_cast<uInt>(chunk.size());
-    rc = inflate(&zs, Z_NO_FLUSH);
-    if (rc != Z_OK && rc != Z_STREAM_END) {
-      const std::string msg = zs.msg ? zs.msg : "error " + std::to_string(rc);
-      if (rc == Z_BUF_ERROR)
-        stop("truncated gzip stream after " + std::to_string(out.size()) + " bytes");
-      stop("corrupt gzip stream (" + msg + ")");
-    }
-    out.append(chunk.data(), chunk.size() - zs.avail_out);
-    if (!bound && announced) bound = announced(out);
-    const uint64_t limit = bound ? std::min(*bound, max_bytes) : max_bytes;
-    if (out.size() > limit) {
-      stop("gzip stream inflates past " + std::to_string(limit) + " bytes, " +
-           (bound ? "the size its header announces" : "the most this reader accepts"));
-    }
-    if (rc != Z_STREAM_END && zs.avail_in == 0 && zs.avail_out != 0)
-      stop("truncated gzip stream after " + std::to_string(out.size()) + " bytes");
-  }
-  inflateEnd(&zs);
-  return out;
-}
-
 ImageDataset load_idx(const std::string& images_path, const std::string& labels_path,
                       std::vector<std::string> class_names) {
-  const auto idx_size = [](const std::string& path) -> AnnouncedSize {
-    return [path](std::string_view head) { return idx_announced_size(head, path); };
-  };
-  const std::string img = read_maybe_gzipped(images_path, idx_size(images_path));
-  const std::string lab = read_maybe_gzipped(labels_path, idx_size(labels_path));
-  if (img.size() < 16)
-    fail(images_path, "IDX header needs 16 bytes, file has " + std::to_string(img.size()));
-  if (be32(img, 0) != 0x00000803)
-    fail(images_path,
-         "IDX images need magic 0x00000803 (uint8, 3 dims), found " + hex(be32(img, 0)));
-  const uint64_t n = be32(img, 4), h = be32(img, 8), w = be32(img, 12);
-  if (h == 0 || w == 0 || h > 4096 || w > 4096)
-    fail(images_path, "implausible image size " + std::to_string(h) + "x" + std::to_string(w));
-  if (img.size() - 16 != n * h * w)
-    fail(images_path, "header says " + std::to_string(n) + " images of " + std::to_string(h) + "x" +
-                          std::to_string(w) + " = " + std::to_string(n * h * w) +
-                          " bytes, file holds " + std::to_string(img.size() - 16));
-  if (lab.size() < 8)
-    fail(labels_path, "IDX header needs 8 bytes, file has " + std::to_string(lab.size()));
-  if (be32(lab, 0) != 0x00000801)
-    fail(labels_path,
-         "IDX labels need magic 0x00000801 (uint8, 1 dim), found " + hex(be32(lab, 0)));
-  const uint64_t nl = be32(lab, 4);
-  if (nl != n)
-    fail(labels_path, std::to_string(nl) + " labels for " + std::to_string(n) + " images");
-  if (lab.size() - 8 != nl)
-    fail(labels_path, "header says " + std::to_string(nl) + " labels, file holds " +
-                          std::to_string(lab.size() - 8));
   ImageDataset ds;
-  ds.images =
-      torch::empty({static_cast<int64_t>(n), 1, static_cast<int64_t>(h), static_cast<int64_t>(w)},
-                   torch::kUInt8);
-  std::memcpy(ds.images.data_ptr<uint8_t>(), img.data() + 16, n * h * w);
-  ds.labels = torch::empty({static_cast<int64_t>(n)}, torch::kLong);
-  auto* lp = ds.labels.data_ptr<int64_t>();
+  decode_idx_images(read_idx_file(images_path), images_path, into_tensor(ds.images));
   const int64_t k = class_names.empty() ? 256 : static_cast<int64_t>(class_names.size());
-  for (uint64_t i = 0; i < n; ++i) {
-    lp[i] = static_cast<unsigned char>(lab[8 + i]);
-    if (lp[i] >= k)
-      fail(labels_path, "label " + std::to_string(lp[i]) + " of item " + std::to_string(i) +
-                            " is out of range [0, " + std::to_string(k) + ")");
-  }
+  const auto labels = decode_idx_labels(read_idx_file(labels_path), labels_path, k);
+  if (static_cast<int64_t>(labels.size()) != ds.size())
+    fail(labels_path,
+         std::to_string(labels.size()) + " labels for " + std::to_string(ds.size()) + " images");
+  ds.labels = torch::tensor(labels, torch::kLong);
   if (class_names.empty()) {
-    const int64_t max_label = n ? ds.labels.max().item<int64_t>() : -1;
+    const int64_t max_label = labels.empty() ? -1 : *std::max_element(labels.begin(), labels.end());
     for (int64_t c = 0; c <= max_label; ++c) class_names.push_back(std::to_string(c));
   }
   ds.class_names = std::move(class_names);
@@ -210,39 +77,21 @@ ImageDataset load_mnist_folder(const std::string& dir, const std::string& split,
 
 namespace {
 
-ImageDataset load_cifar_records(const std::vector<std::string>& files, int label_bytes,
-                                int label_index, int64_t num_classes) {
-  constexpr int64_t kPixels = 3 * 32 * 32;
-  const int64_t record = label_bytes + kPixels;
+ImageDataset load_cifar_records(const std::vector<std::string>& files, const CifarLayout& layout) {
   std::vector<std::string> contents;
   int64_t total = 0;
   for (const auto& f : files) {
     contents.push_back(read_file(f));
-    const auto& c = contents.back();
-    if (c.empty() || c.size() % record != 0)
-      fail(f, "CIFAR records are " + std::to_string(record) + " bytes; file size " +
-                  std::to_string(c.size()) + " is not a positive multiple (truncated?)");
-    total += static_cast<int64_t>(c.size()) / record;
+    total += cifar_record_count(contents.back(), f, layout);
   }
   ImageDataset ds;
   ds.images = torch::empty({total, 3, 32, 32}, torch::kUInt8);
   ds.labels = torch::empty({total}, torch::kLong);
-  auto* ip = ds.images.data_ptr<uint8_t>();
-  auto* lp = ds.labels.data_ptr<int64_t>();
-  int64_t i = 0;
-  for (size_t fi = 0; fi < files.size(); ++fi) {
-    const auto& c = contents[fi];
-    const int64_t count = static_cast<int64_t>(c.size()) / record;
-    for (int64_t r = 0; r < count; ++r, ++i) {
-      const char* rec = c.data() + r * record;
-      const int64_t label = static_cast<unsigned char>(rec[label_index]);
-      if (label >= num_classes)
-        fail(files[fi], "record " + std::to_string(r) + " (offset " + std::to_string(r * record) +
-                            ") has label " + std::to_string(label) + ", expected < " +
-                            std::to_string(num_classes));
-      lp[i] = label;
-      std::memcpy(ip + i * kPixels, rec + label_bytes, kPixels);  // R, G, B planes = CHW
-    }
+  int64_t done = 0;
+  for (size_t i = 0; i < files.size(); ++i) {
+    decode_cifar_records(contents[i], files[i], layout, ds.images.data_ptr<uint8_t>() + done * 3072,
+                         ds.labels.data_ptr<int64_t>() + done);
+    done += cifar_record_count(contents[i], files[i], layout);
   }
   ds.source = files.front();
   return ds;
@@ -274,7 +123,7 @@ ImageDataset load_cifar10(const std::string& dir, const std::string& split) {
   } else {
     throw DatasetError(dir + ": split must be 'train' or 'test', got '" + split + "'");
   }
-  auto ds = load_cifar_records(files, 1, 0, 10);
+  auto ds = load_cifar_records(files, CifarLayout::cifar10());
   ds.class_names = read_names(dir + "/batches.meta.txt", 10);
   ds.split = split;
   return ds;
@@ -287,7 +136,7 @@ ImageDataset load_cifar100(const std::string& dir, const std::string& split,
   if (label_kind != "fine" && label_kind != "coarse")
     throw DatasetError(dir + ": CIFAR-100 labels are 'fine' or 'coarse', got '" + label_kind + "'");
   const bool fine = label_kind == "fine";
-  auto ds = load_cifar_records({dir + "/" + split + ".bin"}, 2, fine ? 1 : 0, fine ? 100 : 20);
+  auto ds = load_cifar_records({dir + "/" + split + ".bin"}, CifarLayout::cifar100(fine));
   ds.class_names = read_names(dir + (fine ? "/fine_label_names.txt" : "/coarse_label_names.txt"),
                               fine ? 100 : 20);
   ds.split = split;
@@ -371,6 +220,13 @@ ImageDataset load_sklearn_digits(const std::string& path) {
   ds.split = "all";
   ds.source = path;
   return ds;
+}
+
+PixelSink into_tensor(torch::Tensor& images) {
+  return [&images](const std::vector<int64_t>& shape) {
+    images = torch::empty(shape, torch::kUInt8);
+    return images.data_ptr<uint8_t>();
+  };
 }
 
 torch::Tensor to_float(const torch::Tensor& images) {

@@ -1,18 +1,16 @@
 // Image datasets in the formats they were published in, read into one in-memory form:
-// uint8 images [N, C, H, W], int64 labels [N], class names. Malformed files raise
-// DatasetError naming the file, what was expected and what was found.
+// uint8 images [N, C, H, W], int64 labels [N], class names. The formats are decoded by
+// codecs.h (no LibTorch); malformed files raise DatasetError naming the file, what was expected
+// and what was found.
 #pragma once
 
 #include <torch/types.h>
 
-#include <functional>
 #include <optional>
-#include <stdexcept>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include "datasets/image/npz.h"  // DatasetError
+#include "datasets/image/codecs.h"  // DatasetError, the decoders
 
 namespace ebm::data {
 
@@ -29,21 +27,6 @@ struct ImageDataset {
   int64_t size() const { return images.defined() ? images.size(0) : 0; }
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
 };
-
-// The total size of a file as its first bytes announce it, or nothing while `head` is too short
-// to tell. Bounds what a gzip stream may inflate to (read_maybe_gzipped).
-using AnnouncedSize = std::function<std::optional<uint64_t>(std::string_view head)>;
-
-// Reads a whole file, transparently gunzipping it when it starts with the gzip magic. The
-// inflated bytes may not exceed what `announced` (when given) reads from their head, nor
-// `max_bytes`: a gzip bomb stops there with an error naming the file.
-std::string read_maybe_gzipped(const std::string& path, const AnnouncedSize& announced = {},
-                               uint64_t max_bytes = uint64_t{1} << 36);
-
-// The size an IDX file's header announces (magic, type, dimensions, then the data), checked for
-// overflow; nothing until the header is complete. Throws DatasetError naming `path` for an
-// unknown type code or a size that does not fit in 63 bits.
-std::optional<uint64_t> idx_announced_size(std::string_view head, const std::string& path);
 
 // IDX (MNIST family): images (magic 0x00000803, uint8 N x H x W) and labels (0x00000801, uint8 N).
 ImageDataset load_idx(const std::string& images_path, const std::string& labels_path,
@@ -109,6 +92,10 @@ ImageDataset random_crops(const std::vector<std::string>& files, int64_t count, 
 // | "folder" | "svhn" | "sklearn_digits" (csv path).
 ImageDataset load_image_dataset(const std::string& format, const std::string& path,
                                 const std::string& split);
+
+// A decoder's PixelSink that allocates `images` (uint8) in the shape the decoder announces: how
+// the readers fill their tensors without a second copy. `images` must outlive the decoding.
+PixelSink into_tensor(torch::Tensor& images);
 
 // uint8 [N, C, H, W] -> float in [0, 1] (x / 255).
 torch::Tensor to_float(const torch::Tensor& images);

@@ -1,21 +1,12 @@
-// Folders of PNG/JPEG images (libpng's simplified API, libjpeg), and SVHN's MATLAB files
-// (libmatio).
-#include <jpeglib.h>
-// jerror.h after jpeglib.h: it needs its types.
-#include <jerror.h>
-#include <matio.h>
-#include <png.h>
+// Folders of PNG/JPEG images, SVHN's MATLAB files (both decoded by codecs.h), and the batch
+// transforms.
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <csetjmp>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 
 #include "datasets/image/image_dataset.h"
 #include "ebm/util/files.h"
-#include "ebm/util/sizes.h"
 
 namespace ebm::data {
 namespace fs = std::filesystem;
@@ -37,94 +28,14 @@ bool is_image(const fs::path& p) {
   return e == ".png" || e == ".jpg" || e == ".jpeg";
 }
 
-// Refuses, before anything is allocated for it, an image whose header claims more than a data
-// set's image can be: a side over 16384 pixels, or more pixels than 1024 per byte of the file
-// (deflate expands at most 1032:1; baseline JPEG needs some bits per 8x8 block) once past 1 Mpx.
-void check_claimed_size(const std::string& path, const char* format, uint64_t width,
-                        uint64_t height, size_t file_bytes) {
-  constexpr uint64_t kMaxSide = 16384;
-  const uint64_t pixels = width * height;
-  if (width == 0 || height == 0 || width > kMaxSide || height > kMaxSide ||
-      pixels > std::max<uint64_t>(uint64_t{1} << 20, uint64_t{1024} * file_bytes)) {
-    fail(path, std::string("implausible ") + format + " size " + std::to_string(width) + "x" +
-                   std::to_string(height) + " for a file of " + std::to_string(file_bytes) +
-                   " bytes");
-  }
-}
-
-// Decoded image: uint8 [C, H, W] with C = `channels`.
-torch::Tensor decode_png(const std::string& path, int channels) {
-  const std::string bytes = util::read_file(path);
-  png_image img;
-  std::memset(&img, 0, sizeof(img));
-  img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_memory(&img, bytes.data(), bytes.size())) {
-    fail(path, std::string("not a readable PNG (") + img.message + ")");
-  }
-  img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-  try {
-    check_claimed_size(path, "PNG", img.width, img.height, bytes.size());
-  } catch (...) {
-    png_image_free(&img);
-    throw;
-  }
-  auto hwc = torch::empty({img.height, img.width, channels}, torch::kUInt8);
-  if (!png_image_finish_read(&img, nullptr, hwc.data_ptr<uint8_t>(), 0, nullptr)) {
-    const std::string msg = img.message;
-    png_image_free(&img);
-    fail(path, "corrupt PNG (" + msg + ")");
-  }
-  return hwc.permute({2, 0, 1}).contiguous();
-}
-
-struct JpegError {
-  jpeg_error_mgr mgr;
-  jmp_buf jump;
-  char message[JMSG_LENGTH_MAX];
-};
-
-torch::Tensor decode_jpeg(const std::string& path, int channels) {
-  const std::string bytes = util::read_file(path);
-  jpeg_decompress_struct cinfo;
-  JpegError err;
-  cinfo.err = jpeg_std_error(&err.mgr);
-  err.mgr.error_exit = [](j_common_ptr c) {
-    auto* e = reinterpret_cast<JpegError*>(c->err);
-    (*c->err->format_message)(c, e->message);
-    longjmp(e->jump, 1);
-  };
-  // Warnings that mean lost or damaged data (a truncated file is padded with grey, a bad Huffman
-  // code resynchronised) are errors here; "extraneous bytes before a marker" and trace messages
-  // stay quiet, as many cameras write such files.
-  err.mgr.emit_message = [](j_common_ptr c, int level) {
-    if (level != -1 || c->err->msg_code == JWRN_EXTRANEOUS_DATA) return;
-    (*c->err->error_exit)(c);
-  };
+// One PNG or JPEG file as uint8 [C, H, W].
+torch::Tensor decode_image_file(const std::string& path, int channels) {
+  const std::string bytes = util::rethrow_as<DatasetError>([&] { return util::read_file(path); });
   torch::Tensor hwc;
-  if (setjmp(err.jump)) {
-    jpeg_destroy_decompress(&cinfo);
-    fail(path, std::string("corrupt JPEG (") + err.message + ")");
-  }
-  jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-  jpeg_read_header(&cinfo, TRUE);
-  try {
-    check_claimed_size(path, "JPEG", cinfo.image_width, cinfo.image_height, bytes.size());
-  } catch (...) {
-    jpeg_destroy_decompress(&cinfo);
-    throw;
-  }
-  cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
-  jpeg_start_decompress(&cinfo);
-  const int64_t h = cinfo.output_height, w = cinfo.output_width;
-  hwc = torch::empty({h, w, channels}, torch::kUInt8);
-  auto* p = hwc.data_ptr<uint8_t>();
-  while (cinfo.output_scanline < cinfo.output_height) {
-    JSAMPROW row = p + static_cast<int64_t>(cinfo.output_scanline) * w * channels;
-    jpeg_read_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_decompress(&cinfo);
-  jpeg_destroy_decompress(&cinfo);
+  if (lower_ext(path) == ".png")
+    decode_png(bytes, path, channels, into_tensor(hwc));
+  else
+    decode_jpeg(bytes, path, channels, into_tensor(hwc));
   return hwc.permute({2, 0, 1}).contiguous();
 }
 
@@ -162,7 +73,7 @@ ImageDataset load_image_folder(const std::string& dir, int channels, int size) {
   std::vector<torch::Tensor> images;
   images.reserve(files.size());
   for (const auto& [f, label] : files) {
-    auto img = lower_ext(f) == ".png" ? decode_png(f, channels) : decode_jpeg(f, channels);
+    auto img = decode_image_file(f, channels);
     if (size > 0 && (img.size(1) != size || img.size(2) != size)) {
       img = resize(img.unsqueeze(0), size, size).squeeze(0);
     } else if (size <= 0 && !images.empty() && img.sizes() != images.front().sizes()) {
@@ -185,7 +96,7 @@ ImageDataset load_image_folder(const std::string& dir, int channels, int size) {
 torch::Tensor load_image_file(const std::string& path, int channels) {
   if (channels != 1 && channels != 3) fail(path, "channels must be 1 or 3");
   if (!is_image(path)) fail(path, "not a .png, .jpg or .jpeg file");
-  return lower_ext(path) == ".png" ? decode_png(path, channels) : decode_jpeg(path, channels);
+  return decode_image_file(path, channels);
 }
 
 ImageDataset random_crops(const std::vector<std::string>& files, int64_t count, int64_t crop,
@@ -221,40 +132,6 @@ ImageDataset random_crops(const std::vector<std::string>& files, int64_t count, 
   return ds;
 }
 
-namespace {
-
-uint64_t regular_file_size(const std::string& path) {
-  try {
-    return util::read_file_size(path);
-  } catch (const std::runtime_error& e) {
-    throw DatasetError(e.what());
-  }
-}
-
-// X's and y's headers, read without their data: kinds, ranks and sizes that no SVHN file has
-// (complex data, dimensions whose data the file cannot hold even compressed) are refused before
-// libmatio allocates for them.
-void check_svhn_header(mat_t* mat, const std::string& path, uint64_t file_bytes) {
-  for (const char* name : {"X", "y"}) {
-    matvar_t* info = Mat_VarReadInfo(mat, name);
-    if (!info) fail(path, std::string("needs variables X and y (no readable ") + name + ")");
-    std::vector<int64_t> dims;
-    for (int d = 0; d < info->rank && d < 8; ++d)
-      dims.push_back(static_cast<int64_t>(info->dims[d]));
-    const bool complex = info->isComplex != 0;
-    const bool rank_ok = info->rank >= 1 && info->rank <= 8;
-    Mat_VarFree(info);
-    if (complex) fail(path, std::string(name) + " holds complex numbers (SVHN stores real ones)");
-    const auto elements = util::checked_bytes(dims, 1);
-    if (!rank_ok || !elements || *elements > uint64_t{1032} * file_bytes) {
-      fail(path, std::string(name) + "'s dimensions claim more elements than a file of " +
-                     std::to_string(file_bytes) + " bytes can hold");
-    }
-  }
-}
-
-}  // namespace
-
 ImageDataset load_svhn(const std::string& path_or_dir, const std::string& split) {
   std::string path = path_or_dir;
   std::error_code ec;
@@ -265,58 +142,8 @@ ImageDataset load_svhn(const std::string& path_or_dir, const std::string& split)
     path = (fs::path(path) / (split + "_32x32.mat")).string();
   }
   if (!fs::exists(path, ec)) fail(path, "not found");
-  const uint64_t file_bytes = regular_file_size(path);
-  mat_t* mat = Mat_Open(path.c_str(), MAT_ACC_RDONLY);
-  if (!mat) fail(path, "not a MATLAB file libmatio can read (truncated or corrupt?)");
-  auto close = [&] { Mat_Close(mat); };
-  try {
-    check_svhn_header(mat, path, file_bytes);
-  } catch (...) {
-    close();
-    throw;
-  }
-  matvar_t* x = Mat_VarRead(mat, "X");
-  matvar_t* y = Mat_VarRead(mat, "y");
-  auto cleanup = [&] {
-    if (x) Mat_VarFree(x);
-    if (y) Mat_VarFree(y);
-    close();
-  };
-  if (!x || !y) {
-    cleanup();
-    fail(path, "needs variables X and y");
-  }
-  if (x->data_type != MAT_T_UINT8 || x->isComplex || x->rank != 4 || x->dims[0] != 32 ||
-      x->dims[1] != 32 || x->dims[2] != 3 || !x->data || x->nbytes != 3072 * x->dims[3]) {
-    const std::string rank = std::to_string(x->rank);
-    cleanup();
-    fail(path, "X must be uint8 32x32x3xN (rank " + rank + " found)");
-  }
-  const int64_t n = static_cast<int64_t>(x->dims[3]);
-  if (y->rank != 2 || y->isComplex || static_cast<int64_t>(y->dims[0] * y->dims[1]) != n ||
-      !y->data || (y->data_type != MAT_T_DOUBLE && y->data_type != MAT_T_UINT8) ||
-      y->nbytes != static_cast<size_t>(n) * (y->data_type == MAT_T_DOUBLE ? 8 : 1)) {
-    cleanup();
-    fail(path, "y must hold N = " + std::to_string(n) + " labels (double or uint8)");
-  }
   ImageDataset ds;
-  // MATLAB is column-major: X(h, w, c, n) sits at h + 32 w + 1024 c + 3072 n; we want [n][c][h][w].
-  auto cwhn =
-      torch::from_blob(x->data, {n, 3, 32, 32}, torch::kUInt8);  // dims reversed: [n][c][w][h]
-  ds.images = cwhn.transpose(2, 3).contiguous();
-  ds.labels = torch::empty({n}, torch::kLong);
-  auto* lp = ds.labels.data_ptr<int64_t>();
-  for (int64_t i = 0; i < n; ++i) {
-    const double v = y->data_type == MAT_T_DOUBLE ? static_cast<const double*>(y->data)[i]
-                                                  : static_cast<const uint8_t*>(y->data)[i];
-    if (v < 1 || v > 10 || v != std::floor(v)) {
-      cleanup();
-      fail(path,
-           "label " + std::to_string(v) + " of item " + std::to_string(i) + " is not in 1..10");
-    }
-    lp[i] = static_cast<int64_t>(v) % 10;
-  }
-  cleanup();
+  ds.labels = torch::tensor(read_svhn_mat(path, into_tensor(ds.images)), torch::kLong);
   ds.class_names = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
   ds.split = split;
   ds.source = path;

@@ -25,19 +25,18 @@ namespace {
 
 using detail::fail;
 using detail::le;
+using detail::pread_all;
 
 std::string errno_text() { return std::error_code(errno, std::generic_category()).message(); }
 
 // util::open_regular_file with this library's error type.
 int open_regular(const std::string& path) {
-  try {
-    return util::open_regular_file(path);
-  } catch (const std::runtime_error& e) {
-    throw DatasetError(e.what());
-  }
+  return util::rethrow_as<DatasetError>([&] { return util::open_regular_file(path); });
 }
 
-void pread_all(int fd, void* buf, size_t n, uint64_t offset, const std::string& where) {
+}  // namespace
+
+void detail::pread_all(int fd, void* buf, size_t n, uint64_t offset, const std::string& where) {
   size_t done = 0;
   while (done < n) {
     const ssize_t r =
@@ -51,20 +50,6 @@ void pread_all(int fd, void* buf, size_t n, uint64_t offset, const std::string& 
     done += static_cast<size_t>(r);
   }
 }
-
-// A raw deflate stream (zip members) that is ended however the reading ends: errors, and the
-// caller's sink, may throw in the middle of it.
-struct RawInflater {
-  explicit RawInflater(const std::string& where) {
-    if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) fail(where, "zlib init failed");
-  }
-  ~RawInflater() { inflateEnd(&stream); }
-  RawInflater(const RawInflater&) = delete;
-  RawInflater& operator=(const RawInflater&) = delete;
-  z_stream stream{};
-};
-
-}  // namespace
 
 size_t NpyHeader::item_size() const {
   if (descr.size() < 3) return 0;
@@ -311,7 +296,7 @@ void ZipArchive::read(const std::string& name,
       stopped = !sink(in.data(), n);
     }
   } else {
-    RawInflater inflater(where);
+    detail::Inflater inflater(-MAX_WBITS, where);
     z_stream& zs = inflater.stream;
     int rc = Z_OK;
     while (rc != Z_STREAM_END && !stopped) {

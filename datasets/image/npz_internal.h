@@ -1,7 +1,10 @@
-// Shared pieces of the NumPy readers (internal to the datasets/image library: included by npz.cc
-// and pickle.cc only, never by users of npz.h).
+// Shared pieces of the readers of datasets/image (internal: included by npz.cc, pickle.cc and the
+// codecs_*.cc, never by users of npz.h or codecs.h).
 #pragma once
 
+#include <zlib.h>
+
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -20,5 +23,22 @@ inline uint64_t le(const unsigned char* p, int n) {
   for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
   return v;
 }
+
+// Reads exactly n bytes at `offset` of descriptor fd; a short file is an error naming `where`, the
+// offset and where the file ended.
+void pread_all(int fd, void* buf, size_t n, uint64_t offset, const std::string& where);
+
+// A zlib stream being inflated (window_bits as inflateInit2 takes them: -15 raw deflate, 31
+// gzip, 15 zlib), ended however the reading ends: errors, and callers' callbacks, may throw in
+// the middle of it.
+struct Inflater {
+  Inflater(int window_bits, const std::string& where) {
+    if (inflateInit2(&stream, window_bits) != Z_OK) fail(where, "zlib init failed");
+  }
+  ~Inflater() { inflateEnd(&stream); }
+  Inflater(const Inflater&) = delete;
+  Inflater& operator=(const Inflater&) = delete;
+  z_stream stream{};
+};
 
 }  // namespace ebm::data::detail

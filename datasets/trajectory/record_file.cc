@@ -40,19 +40,11 @@ std::string system_error_text() {
 
 // util::open_regular_file and util::read_file with this format's error type.
 int open_regular(const std::string& path) {
-  try {
-    return util::open_regular_file(path);
-  } catch (const std::runtime_error& e) {
-    throw TrajectoryError(e.what());
-  }
+  return util::rethrow_as<TrajectoryError>([&] { return util::open_regular_file(path); });
 }
 
 std::string read_whole(const std::string& path) {
-  try {
-    return util::read_file(path);
-  } catch (const std::runtime_error& e) {
-    throw TrajectoryError(e.what());
-  }
+  return util::rethrow_as<TrajectoryError>([&] { return util::read_file(path); });
 }
 
 bool head_valid(const char* p) {

@@ -1,79 +1,60 @@
 #include "ebm/core/archive_file.h"
 
+#include <caffe2/serialize/in_memory_adapter.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/serialize/archive.h>
 
-#include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
-#include "ebm/util/crc32c.h"
+#include "ebm/util/archive_seal.h"
 #include "ebm/util/files.h"
+#include "ebm/util/pickle_scan.h"
 
 namespace ebm {
 
 namespace {
 
-constexpr size_t kEndRecord = 22;  // the end-of-central-directory record without its comment
-constexpr char kSealPrefix[] = "ebm-crc32c:";
-constexpr size_t kSealSize = sizeof(kSealPrefix) - 1 + 8;
-
-bool is_end_record(const std::string& bytes, size_t at) {
-  return bytes.compare(at, 4, "PK\x05\x06", 4) == 0;
-}
-
-uint16_t comment_length(const std::string& bytes, size_t end_record) {
-  return static_cast<uint16_t>(static_cast<unsigned char>(bytes[end_record + 20]) |
-                               (static_cast<unsigned char>(bytes[end_record + 21]) << 8));
-}
-
-std::string hex8(uint32_t v) {
-  char text[9];
-  std::snprintf(text, sizeof(text), "%08x", v);
-  return text;
-}
-
-// Verifies the seal of `bytes` when it has one; false when it has none.
-bool check_seal(const std::string& bytes, const std::string& path) {
-  if (bytes.size() < kEndRecord + kSealSize) return false;
-  const size_t end_record = bytes.size() - kSealSize - kEndRecord;
-  if (!is_end_record(bytes, end_record) || comment_length(bytes, end_record) != kSealSize ||
-      bytes.compare(bytes.size() - kSealSize, sizeof(kSealPrefix) - 1, kSealPrefix) != 0) {
-    return false;
+// Scans every pickle of the archive (data.pkl, constants.pkl) before LibTorch's unpickler, whose
+// values free themselves recursively: a crafted file nested too deep, sealed or not, is an error
+// naming the file, never a stack overflow.
+void check_pickles(const std::string& bytes, const std::string& path) {
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(
+        std::make_shared<caffe2::serialize::MemoryReadAdapter>(bytes.data(),
+                                                               static_cast<off_t>(bytes.size())));
+    for (const auto& name : reader.getAllRecords()) {
+      if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;
+      const size_t size = reader.getRecordSize(name);
+      if (size > bytes.size())  // LibTorch stores its records uncompressed
+        throw std::runtime_error(path + ": record " + name + " claims " + std::to_string(size) +
+                                 " bytes, more than the file holds");
+      std::string pickle(size, '\0');
+      reader.getRecord(name, pickle.data(), size);
+      util::scan_pickle(pickle, path + " (" + name + ")");
+    }
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(path + ": not a readable LibTorch archive (" +
+                             std::string(e.what_without_backtrace()) + ")");
   }
-  const std::string stored = bytes.substr(bytes.size() - 8);
-  const std::string computed = hex8(util::crc32c(bytes.data(), bytes.size() - kSealSize));
-  if (stored != computed) {
-    throw std::runtime_error(path + ": checksum mismatch (stored crc32c " + stored +
-                             ", the bytes give " + computed + "): the file is corrupt");
-  }
-  return true;
 }
 
 }  // namespace
 
-std::string seal_archive(std::string zip) {
-  if (zip.size() < kEndRecord || !is_end_record(zip, zip.size() - kEndRecord) ||
-      comment_length(zip, zip.size() - kEndRecord) != 0) {
-    throw std::runtime_error("seal_archive: not a zip ending in a comment-free end record");
-  }
-  zip[zip.size() - 2] = static_cast<char>(kSealSize);
-  zip[zip.size() - 1] = 0;
-  const uint32_t crc = util::crc32c(zip.data(), zip.size());
-  return zip + kSealPrefix + hex8(crc);
-}
-
 void write_archive_file(const std::string& path, torch::serialize::OutputArchive& archive) {
   std::ostringstream bytes;
   archive.save_to(bytes);
-  util::write_file_atomic(path, seal_archive(bytes.str()));
+  util::write_file_atomic(path, util::seal_archive(bytes.str()));
 }
 
 void read_archive_file(const std::string& path, torch::serialize::InputArchive& archive,
                        c10::Device device) {
   if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": not found");
   const std::string bytes = util::read_file(path);
-  check_seal(bytes, path);
+  util::verify_archive_seal(bytes, path);
+  check_pickles(bytes, path);
   try {
     archive.load_from(bytes.data(), bytes.size(), device);  // the bytes read, not a second copy
   } catch (const c10::Error& e) {

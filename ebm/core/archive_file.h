@@ -14,17 +14,15 @@
 
 namespace ebm {
 
-// Serialises `archive`, seals it and writes it to `path` atomically (util::write_file_atomic).
+// Serialises `archive`, seals it (util/archive_seal.h) and writes it to `path` atomically
+// (util::write_file_atomic).
 void write_archive_file(const std::string& path, torch::serialize::OutputArchive& archive);
 
-// The bytes write_archive_file writes for a serialised archive: the zip with its comment set to
-// "ebm-crc32c:<8 hex digits>", the CRC32C of everything before the comment. Throws
-// std::runtime_error when `zip` does not end with a comment-free end-of-central-directory record.
-std::string seal_archive(std::string zip);
-
 // Reads `path` into `archive` on `device`. Throws std::runtime_error naming the file when it is
-// missing, not a regular file, sealed with a checksum its bytes fail, or not a LibTorch archive.
-// Archives without a seal (written before it existed) are read unchecked.
+// missing, not a regular file, sealed with a checksum its bytes fail, holds a pickle nested deeper
+// than util::kMaxPickleDepth (util/pickle_scan.h: checked before LibTorch's unpickler, which would
+// overflow the stack), or is not a LibTorch archive. Archives without a seal (written before it
+// existed) skip only the checksum.
 void read_archive_file(const std::string& path, torch::serialize::InputArchive& archive,
                        c10::Device device = c10::kCPU);
 

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "ebm/core/archive_file.h"
+#include "ebm/util/archive_seal.h"
 #include "ebm/util/files.h"
 #include "ebm/util/json.h"
 
@@ -84,7 +85,7 @@ std::string CheckpointManager::save(
   fill(archive);
   std::ostringstream bytes;
   archive.save_to(bytes);
-  const std::string data = seal_archive(bytes.str());
+  const std::string data = util::seal_archive(bytes.str());
   const std::string path = dir_ + "/" + ckpt_name(step);
   util::write_file_atomic(path, data);
   if (metric && (!best_ || *metric < *best_)) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -25,5 +26,18 @@ uint64_t read_file_size(const std::string& path);
 // Reads a whole regular file (see open_regular_file); throws std::runtime_error naming the path
 // when it cannot.
 std::string read_file(const std::string& path);
+
+// Runs `call` and rethrows a std::runtime_error it throws as `Error` (a reader's own error type,
+// so that its callers catch one type per format), keeping the message naming the file.
+template <typename Error, typename Call>
+auto rethrow_as(Call&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw Error(e.what());
+  }
+}
 
 }  // namespace ebm::util

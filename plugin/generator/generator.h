@@ -41,6 +41,8 @@ inline constexpr char kAttrSamples[] = "samples";
 inline constexpr char kAttrHorizon[] = "horizon";
 inline constexpr char kAttrSteps[] = "steps";
 inline constexpr char kAttrSites[] = "sites";
+inline constexpr const char* kAttributes[] = {kAttrCheckpoint, kAttrEvery, kAttrSamples,
+                                              kAttrHorizon,    kAttrSteps, kAttrSites};
 
 // One state feature: `count` values of field (qpos, qvel, ctrl, act) from index `begin`.
 struct StateSlice {

@@ -433,10 +433,8 @@ void RegisterPlugin() {
   mjp_defaultPlugin(&plugin);
   plugin.name = kPluginName;
   plugin.capabilityflags |= mjPLUGIN_SENSOR;
-  static const char* attributes[] = {kAttrPath, kAttrFields, kAttrDecimation, kAttrEpisodeSteps,
-                                     kAttrFlush};
-  plugin.nattribute = sizeof(attributes) / sizeof(attributes[0]);
-  plugin.attributes = attributes;
+  plugin.nattribute = sizeof(kAttributes) / sizeof(kAttributes[0]);
+  plugin.attributes = kAttributes;
   plugin.nstate = +[](const mjModel*, int) { return 0; };
   plugin.nsensordata = +[](const mjModel*, int, int) { return 1; };
   // Position stage: the snapshot of s_t needs no derived quantity, and this stage adds no work

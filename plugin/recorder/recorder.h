@@ -58,6 +58,8 @@ inline constexpr char kAttrFields[] = "fields";
 inline constexpr char kAttrDecimation[] = "decimation";
 inline constexpr char kAttrEpisodeSteps[] = "episode_steps";
 inline constexpr char kAttrFlush[] = "flush";
+inline constexpr const char* kAttributes[] = {kAttrPath, kAttrFields, kAttrDecimation,
+                                              kAttrEpisodeSteps, kAttrFlush};
 
 // One field of a frame: where its values come from.
 struct FieldSource {

@@ -170,6 +170,26 @@ def image_cases(tmp):
     return cases
 
 
+def checkpoint_cases(tmp):
+    """A LibTorch archive (as torch.jit.save writes it) whose data.pkl nests lists 300000 deep:
+    LibTorch's own unpickler overflows the stack on it (PyTorch's torch.jit.load too)."""
+    import torch
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 2))), buf)
+    path = os.path.join(tmp, "deep_data_pkl.pt")
+    depth = 300000
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, \
+            zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as out:
+        for name in src.namelist():
+            data = src.read(name)
+            if name.endswith("/data.pkl"):
+                data = b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) + b"."
+            out.writestr(name, data)
+    return [("checkpoint data.pkl nested 300000 deep",
+             ["sample", "--checkpoint", path, "--out", os.path.join(tmp, "s.png")], path,
+             "nest deeper")]
+
+
 def special_file_cases(tmp):
     cases = []
     cifar = os.path.join(tmp, "cifar_devzero")
@@ -221,7 +241,7 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         cases = (pickle_cases(tmp) + npz_cases(tmp) + idx_cases(tmp) + image_cases(tmp) +
-                 special_file_cases(tmp) + config_cases(tmp, src))
+                 checkpoint_cases(tmp) + special_file_cases(tmp) + config_cases(tmp, src))
         for what, args, names, expected in cases:
             rc, _, err = run_ebm(ebm, args)
             alternatives = expected if isinstance(expected, tuple) else (expected,)

@@ -1,0 +1,232 @@
+// SVHN's MATLAB v5 files (libmatio) for codecs.h.
+#include <matio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "datasets/image/codecs.h"
+#include "datasets/image/npz_internal.h"
+#include "ebm/util/files.h"
+#include "ebm/util/sizes.h"
+
+namespace ebm::data {
+
+namespace {
+
+using detail::fail;
+
+// MAT v5 data types and array classes this reader meets (MATLAB's "MAT-File Format", v5).
+enum MatType : uint32_t {
+  kMiInt8 = 1,
+  kMiInt32 = 5,
+  kMiUint32 = 6,
+  kMiMatrix = 14,
+  kMiCompressed = 15
+};
+constexpr uint32_t kMxChar = 4, kMxDouble = 6, kMxUint64 = 15;
+constexpr uint64_t kMaxRank = 32, kMaxName = 256;
+
+// A file descriptor closed on every way out.
+struct Descriptor {
+  explicit Descriptor(int d) : fd(d) {}
+  ~Descriptor() { ::close(fd); }
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+  int fd;
+};
+
+// Reads MAT v5 tags in the byte order the file's header names.
+class MatBytes {
+ public:
+  explicit MatBytes(bool big_endian) : big_endian_(big_endian) {}
+  uint32_t u32(const unsigned char* p) const {
+    return big_endian_
+               ? (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3]
+               : (uint32_t{p[3]} << 24) | (uint32_t{p[2]} << 16) | (uint32_t{p[1]} << 8) | p[0];
+  }
+
+ private:
+  bool big_endian_;
+};
+
+// The start of one variable (a miMATRIX element's body: array flags, dimensions, name) checked
+// against what libmatio would allocate from it: Mat_VarReadInfo trusts these sizes, so a
+// dimensions element claiming gigabytes would be allocated before any of our checks ran. Only
+// numeric and char arrays are accepted (SVHN holds nothing else; cells and structs would make
+// libmatio read nested headers). `head` holds the first bytes of the body, `body_size` its size.
+void check_variable_head(const std::string& path, const MatBytes& mat, const std::string& head,
+                         uint64_t body_size, uint64_t at) {
+  const auto* p = reinterpret_cast<const unsigned char*>(head.data());
+  const std::string where = "the variable at offset " + std::to_string(at);
+  size_t pos = 0;
+  // One sub-element: its type and data size, in the normal or the small (4-byte) format.
+  auto element = [&](uint32_t want, uint64_t min, uint64_t max, const char* what) {
+    if (pos + 8 > head.size()) fail(path, where + " is truncated before its " + what);
+    uint32_t type = mat.u32(p + pos);
+    uint64_t size = mat.u32(p + pos + 4);
+    uint64_t padded = 8 + ((size + 7) / 8) * 8;
+    if (type >> 16) {  // small data element: size in the upper half, data in the next 4 bytes
+      size = type >> 16;
+      type &= 0xffff;
+      padded = 8;
+    }
+    if (type != want || size < min || size > max || pos + padded > body_size)
+      fail(path, where + " has a malformed " + what + " element (type " + std::to_string(type) +
+                     ", " + std::to_string(size) + " bytes)");
+    const size_t data = pos + (padded == 8 ? 4 : 8);
+    pos += static_cast<size_t>(padded);
+    return data;
+  };
+  const size_t flags = element(kMiUint32, 8, 8, "array flags");
+  const uint32_t array_class = mat.u32(p + flags) & 0xff;
+  if (array_class != kMxChar && (array_class < kMxDouble || array_class > kMxUint64))
+    fail(path, where + " is of MATLAB class " + std::to_string(array_class) +
+                   " (SVHN files hold numeric arrays only)");
+  element(kMiInt32, 8, 4 * kMaxRank, "dimensions");
+  element(kMiInt8, 0, kMaxName, "array name");
+}
+
+// The first `want` bytes of the miMATRIX element a compressed variable inflates to (fewer when the
+// stream ends sooner); a corrupt stream is an error.
+std::string inflate_head(int fd, uint64_t offset, uint64_t size, size_t want,
+                         const std::string& path) {
+  std::string in(static_cast<size_t>(std::min<uint64_t>(size, 4096)), '\0');
+  detail::pread_all(fd, in.data(), in.size(), offset, path);
+  detail::Inflater inflater(MAX_WBITS, path);
+  z_stream& zs = inflater.stream;
+  std::string out(want, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(in.data());
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = inflate(&zs, Z_SYNC_FLUSH);
+  if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
+    fail(path, "the compressed variable at offset " + std::to_string(offset - 8) + " is corrupt");
+  out.resize(out.size() - zs.avail_out);
+  return out;
+}
+
+// Walks the file's top-level elements (each must fit in the file) and checks each variable's
+// head before libmatio reads any of it.
+void check_mat_structure(const std::string& path, uint64_t file_bytes) {
+  const Descriptor file(
+      util::rethrow_as<DatasetError>([&] { return util::open_regular_file(path); }));
+  if (file_bytes < 128) fail(path, "shorter than a MAT v5 header (128 bytes)");
+  unsigned char header[128];
+  detail::pread_all(file.fd, header, sizeof(header), 0, path);
+  const bool big_endian = header[126] == 'M' && header[127] == 'I';
+  if (!big_endian && !(header[126] == 'I' && header[127] == 'M'))
+    fail(path, "not a MAT v5 file (no byte-order mark at offset 126)");
+  const MatBytes mat(big_endian);
+  constexpr size_t kHead = 8 + 16 + 8 + 4 * kMaxRank + 8 + kMaxName;
+  for (uint64_t at = 128; at + 8 <= file_bytes;) {
+    unsigned char tag[8];
+    detail::pread_all(file.fd, tag, sizeof(tag), at, path);
+    const uint32_t type = mat.u32(tag);
+    const uint64_t size = mat.u32(tag + 4);
+    if (size > file_bytes - at - 8)
+      fail(path, "the element at offset " + std::to_string(at) + " claims " + std::to_string(size) +
+                     " bytes, more than the file holds");
+    if (type == kMiMatrix && size > 0) {
+      std::string head(static_cast<size_t>(std::min<uint64_t>(size, kHead)), '\0');
+      detail::pread_all(file.fd, head.data(), head.size(), at + 8, path);
+      check_variable_head(path, mat, head, size, at);
+    } else if (type == kMiCompressed) {
+      const std::string inner = inflate_head(file.fd, at + 8, size, 8 + kHead, path);
+      if (inner.size() < 8 ||
+          mat.u32(reinterpret_cast<const unsigned char*>(inner.data())) != kMiMatrix)
+        fail(path, "the compressed element at offset " + std::to_string(at) +
+                       " does not hold a variable");
+      const uint64_t inner_size = mat.u32(reinterpret_cast<const unsigned char*>(inner.data()) + 4);
+      if (inner_size > uint64_t{1032} * size)
+        fail(path, "the compressed variable at offset " + std::to_string(at) + " claims " +
+                       std::to_string(inner_size) + " bytes, more than its " +
+                       std::to_string(size) + " compressed bytes can hold");
+      check_variable_head(path, mat, inner.substr(8), inner_size, at);
+    }
+    at += 8 + size;
+  }
+}
+
+struct CloseMat {
+  void operator()(mat_t* mat) const { Mat_Close(mat); }
+};
+struct FreeVar {
+  void operator()(matvar_t* var) const { Mat_VarFree(var); }
+};
+using MatFile = std::unique_ptr<mat_t, CloseMat>;
+using MatVar = std::unique_ptr<matvar_t, FreeVar>;
+
+// X's and y's headers, read without their data: kinds, ranks and sizes that no SVHN file has
+// (complex data, dimensions whose data the file cannot hold even compressed) are refused before
+// libmatio allocates for them.
+void check_svhn_header(mat_t* mat, const std::string& path, uint64_t file_bytes) {
+  for (const char* name : {"X", "y"}) {
+    const MatVar info(Mat_VarReadInfo(mat, name));
+    if (!info) fail(path, std::string("needs variables X and y (no readable ") + name + ")");
+    std::vector<int64_t> dims;
+    for (int d = 0; d < info->rank && d < 8; ++d)
+      dims.push_back(static_cast<int64_t>(info->dims[d]));
+    if (info->isComplex)
+      fail(path, std::string(name) + " holds complex numbers (SVHN stores real ones)");
+    const auto elements = util::checked_bytes(dims, 1);
+    if (info->rank < 1 || info->rank > 8 || !elements || *elements > uint64_t{1032} * file_bytes) {
+      fail(path, std::string(name) + "'s dimensions claim more elements than a file of " +
+                     std::to_string(file_bytes) + " bytes can hold");
+    }
+  }
+}
+
+MatVar read_variable(mat_t* mat, const char* name, const std::string& path) {
+  MatVar var(Mat_VarRead(mat, name));
+  if (!var) fail(path, std::string("needs variables X and y (cannot read ") + name + ")");
+  return var;
+}
+
+}  // namespace
+
+std::vector<int64_t> read_svhn_mat(const std::string& path, const PixelSink& sink) {
+  const uint64_t file_bytes =
+      util::rethrow_as<DatasetError>([&] { return util::read_file_size(path); });
+  check_mat_structure(path, file_bytes);
+  const MatFile mat(Mat_Open(path.c_str(), MAT_ACC_RDONLY));
+  if (!mat) fail(path, "not a MATLAB file libmatio can read (truncated or corrupt?)");
+  check_svhn_header(mat.get(), path, file_bytes);
+  const MatVar x = read_variable(mat.get(), "X", path);
+  const MatVar y = read_variable(mat.get(), "y", path);
+  if (x->data_type != MAT_T_UINT8 || x->isComplex || x->rank != 4 || x->dims[0] != 32 ||
+      x->dims[1] != 32 || x->dims[2] != 3 || !x->data || x->nbytes != 3072 * x->dims[3]) {
+    fail(path, "X must be uint8 32x32x3xN (rank " + std::to_string(x->rank) + " found)");
+  }
+  const int64_t n = static_cast<int64_t>(x->dims[3]);
+  if (y->rank != 2 || y->isComplex || static_cast<int64_t>(y->dims[0] * y->dims[1]) != n ||
+      !y->data || (y->data_type != MAT_T_DOUBLE && y->data_type != MAT_T_UINT8) ||
+      y->nbytes != static_cast<size_t>(n) * (y->data_type == MAT_T_DOUBLE ? 8 : 1)) {
+    fail(path, "y must hold N = " + std::to_string(n) + " labels (double or uint8)");
+  }
+  std::vector<int64_t> labels(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = y->data_type == MAT_T_DOUBLE ? static_cast<const double*>(y->data)[i]
+                                                  : static_cast<const uint8_t*>(y->data)[i];
+    if (v < 1 || v > 10 || v != std::floor(v))
+      fail(path,
+           "label " + std::to_string(v) + " of item " + std::to_string(i) + " is not in 1..10");
+    labels[i] = static_cast<int64_t>(v) % 10;
+  }
+  // MATLAB is column-major: X(h, w, c, n) sits at h + 32 w + 1024 c + 3072 n; rows of pixels
+  // ([n][c][h][w]) swap h and w within each 32x32 plane.
+  const auto* in = static_cast<const uint8_t*>(x->data);
+  uint8_t* out = sink({n, 3, 32, 32});
+  for (int64_t plane = 0; plane < n * 3; ++plane) {
+    const uint8_t* src = in + plane * 1024;
+    uint8_t* dst = out + plane * 1024;
+    for (int h = 0; h < 32; ++h) {
+      for (int w = 0; w < 32; ++w) dst[h * 32 + w] = src[h + 32 * w];
+    }
+  }
+  return labels;
+}
+
+}  // namespace ebm::data
