@@ -165,6 +165,19 @@ def image_cases(tmp):
                                 "y": np.ones((2, 1))})
         cases.append(("SVHN with complex X", ["data", "stats", "--format", "svhn", "--path", svhn],
                       svhn, "complex"))
+        # One flipped bit in the middle of a compressed X: libmatio would inflate other pixels.
+        buf = io.BytesIO()
+        scipy.io.savemat(buf, {"X": np.random.default_rng(0).integers(0, 256, (32, 32, 3, 20),
+                                                                      dtype=np.uint8),
+                               "y": np.ones((20, 1))}, do_compression=True)
+        flipped = bytearray(buf.getvalue())
+        flipped[len(flipped) // 2] ^= 0x10
+        svhn_flip = os.path.join(tmp, "svhn_flipped.mat")
+        with open(svhn_flip, "wb") as f:
+            f.write(flipped)
+        cases.append(("SVHN with a flipped compressed byte",
+                      ["data", "stats", "--format", "svhn", "--path", svhn_flip], svhn_flip,
+                      "incorrect data check"))
     except ImportError:
         print("scipy missing: the SVHN case is skipped")
     return cases
