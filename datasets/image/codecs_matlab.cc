@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "datasets/image/codecs.h"
@@ -26,7 +27,7 @@ enum MatType : uint32_t {
   kMiMatrix = 14,
   kMiCompressed = 15
 };
-constexpr uint32_t kMxChar = 4, kMxDouble = 6, kMxUint64 = 15;
+constexpr uint32_t kAnyType = 0, kMxDouble = 6, kMxUint64 = 15;
 constexpr uint64_t kMaxRank = 32, kMaxName = 256;
 
 // A file descriptor closed on every way out.
@@ -52,11 +53,12 @@ class MatBytes {
   bool big_endian_;
 };
 
-// The start of one variable (a miMATRIX element's body: array flags, dimensions, name) checked
-// against what libmatio would allocate from it: Mat_VarReadInfo trusts these sizes, so a
-// dimensions element claiming gigabytes would be allocated before any of our checks ran. Only
-// numeric and char arrays are accepted (SVHN holds nothing else; cells and structs would make
-// libmatio read nested headers). `head` holds the first bytes of the body, `body_size` its size.
+// The start of one variable (a miMATRIX element's body: array flags, dimensions, name, the data's
+// tag) checked against what libmatio would allocate from it: libmatio trusts these sizes, so a
+// dimensions or data element claiming gigabytes would be allocated before any of our checks ran.
+// Only numeric arrays are accepted (SVHN holds nothing else; cells and structs would make libmatio
+// read nested headers, char arrays are allocated by their data tag). `head` holds the first bytes
+// of the body, `body_size` its size.
 void check_variable_head(const std::string& path, const MatBytes& mat, const std::string& head,
                          uint64_t body_size, uint64_t at) {
   const auto* p = reinterpret_cast<const unsigned char*>(head.data());
@@ -73,7 +75,7 @@ void check_variable_head(const std::string& path, const MatBytes& mat, const std
       type &= 0xffff;
       padded = 8;
     }
-    if (type != want || size < min || size > max || pos + padded > body_size)
+    if ((want != kAnyType && type != want) || size < min || size > max || pos + padded > body_size)
       fail(path, where + " has a malformed " + what + " element (type " + std::to_string(type) +
                      ", " + std::to_string(size) + " bytes)");
     const size_t data = pos + (padded == 8 ? 4 : 8);
@@ -82,11 +84,14 @@ void check_variable_head(const std::string& path, const MatBytes& mat, const std
   };
   const size_t flags = element(kMiUint32, 8, 8, "array flags");
   const uint32_t array_class = mat.u32(p + flags) & 0xff;
-  if (array_class != kMxChar && (array_class < kMxDouble || array_class > kMxUint64))
+  if (array_class < kMxDouble || array_class > kMxUint64)
     fail(path, where + " is of MATLAB class " + std::to_string(array_class) +
                    " (SVHN files hold numeric arrays only)");
   element(kMiInt32, 8, 4 * kMaxRank, "dimensions");
   element(kMiInt8, 0, kMaxName, "array name");
+  // The data's size comes from its own tag (libmatio allocates it for some classes before it
+  // compares it with the dimensions): it must lie within the variable.
+  element(kAnyType, 0, body_size, "data");
 }
 
 // A compressed variable inflated whole, its output dropped but for the first `keep` bytes.
