@@ -6,6 +6,7 @@
 // Prints one JSON object.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>

@@ -5,7 +5,10 @@
 #include <array>
 #include <cstring>
 #include <iomanip>
+#include <optional>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "datasets/image/codecs.h"
 #include "datasets/image/npz_internal.h"

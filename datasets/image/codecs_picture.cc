@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <csetjmp>
 #include <cstring>
+#include <string>
 
 #include "datasets/image/codecs.h"
 

@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "datasets/image/image_dataset.h"
 #include "ebm/util/files.h"

@@ -6,7 +6,11 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <regex>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "datasets/image/image_dataset.h"
 

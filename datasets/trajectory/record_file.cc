@@ -14,6 +14,7 @@
 #include <string_view>
 #include <system_error>
 #include <tuple>
+#include <utility>
 
 #include "ebm/util/crc32c.h"
 #include "ebm/util/files.h"

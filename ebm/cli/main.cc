@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <exception>
+#include <string>
 
 #include "ebm/build_info.h"
 #include "ebm/cli/commands.h"

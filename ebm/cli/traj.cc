@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <string>
 
 #include "ebm/cli/commands.h"
 #include "ebm/experiments/trajectory.h"

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 #include "ebm/core/archive_file.h"
 #include "ebm/util/archive_seal.h"

@@ -1,5 +1,8 @@
 #include "ebm/core/options_config.h"
 
+#include <optional>
+#include <vector>
+
 namespace ebm {
 
 LangevinOptions langevin_options(const ConfigSection& s) {

@@ -3,7 +3,9 @@
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 namespace ebm {
 

@@ -4,9 +4,13 @@
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <mutex>
 #include <sstream>
+#include <stdexcept>
+#include <utility>
 
 namespace ebm {
 

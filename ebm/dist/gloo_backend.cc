@@ -6,6 +6,7 @@
 // libtorch_cpu.so (Options::create_default and the constructor); every collective runs there,
 // through the c10d::Backend vtable. The test Dist.GlooShimDefinesNoGlooCode checks the object file:
 // it must define no symbol of namespace gloo (no inline Gloo code, no vtable of GlooStore).
+#include <chrono>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 
 #include "ebm/dist/backends.h"

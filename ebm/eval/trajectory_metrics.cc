@@ -2,7 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <string>
 
 namespace ebm::eval {
 

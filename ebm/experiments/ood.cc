@@ -4,7 +4,11 @@
 // maximum softmax probability, side by side.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "ebm/build_info.h"
 #include "ebm/eval/image_metrics.h"

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <stdexcept>
+#include <vector>
 
 #include "datasets/trajectory/record_file.h"
 #include "ebm/report/progress.h"

@@ -1,5 +1,6 @@
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "ebm/core/options_config.h"
 #include "ebm/experiments/recording.h"

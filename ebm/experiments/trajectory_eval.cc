@@ -5,6 +5,8 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ebm/eval/trajectory_metrics.h"
 #include "ebm/experiments/trajectory_internal.h"

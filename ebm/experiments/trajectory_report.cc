@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "ebm/build_info.h"
 #include "ebm/experiments/trajectory_internal.h"

@@ -1,10 +1,15 @@
 #include <fmt/core.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "ebm/core/archive_file.h"
 #include "ebm/core/trainer.h"

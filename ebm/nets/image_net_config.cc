@@ -1,5 +1,8 @@
 #include "ebm/nets/image_net_config.h"
 
+#include <string>
+#include <vector>
+
 namespace ebm {
 
 namespace {

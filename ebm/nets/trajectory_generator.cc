@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <stdexcept>
+#include <utility>
+
 #include "ebm/core/archive_file.h"
 
 namespace ebm {

@@ -12,6 +12,9 @@
 #include <torch/types.h>
 
 #include <functional>
+#include <optional>
+#include <tuple>
+#include <vector>
 
 #include "ebm/core/energy.h"
 

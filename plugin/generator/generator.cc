@@ -7,6 +7,7 @@
 #include <cstring>
 #include <regex>
 #include <sstream>
+#include <utility>
 
 #include "ebm/nets/trajectory_generator.h"
 #include "plugin/common/plugin_util.h"

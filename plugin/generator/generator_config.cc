@@ -1,6 +1,7 @@
 // GeneratorConfig::FromModel: the attributes alone, free of LibTorch, so that the fuzz targets
 // (fuzz/) can run the parser without the model.
 #include <climits>
+#include <optional>
 #include <sstream>
 
 #include "plugin/common/plugin_util.h"

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include "ebm/core/archive_file.h"
 #include "ebm/util/files.h"

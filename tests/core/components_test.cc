@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <sstream>
+#include <stdexcept>
 
 #include "ebm/core/adam.h"
 #include "ebm/core/replay_buffer.h"

@@ -7,7 +7,10 @@
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <sstream>
+#include <stdexcept>
+#include <vector>
 
 #include "ebm/core/energy.h"
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "datasets/image/image_dataset.h"
 #include "tests/support/temp_dir.h"

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <string>
+#include <vector>
+
 #include "tests/support/temp_dir.h"
 
 using namespace ebm::trajectory;

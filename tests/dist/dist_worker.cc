@@ -19,8 +19,10 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ebm/dist/data_parallel.h"
 #include "ebm/nets/image_nets.h"

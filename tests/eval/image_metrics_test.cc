@@ -6,9 +6,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "ebm/eval/adversarial.h"
 #include "ebm/eval/features.h"

@@ -3,6 +3,8 @@
 // Run serially by CTest (see tests/CMakeLists.txt).
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "ebm/experiments/image_eval.h"
 #include "tests/support/python_check.h"
 #include "tests/support/temp_dir.h"

@@ -9,6 +9,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
 
 #include "ebm/core/config.h"
 #include "ebm/core/langevin.h"

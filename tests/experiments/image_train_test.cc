@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
+#include <vector>
 
 #include "ebm/core/checkpoint.h"
 #include "ebm/report/png.h"

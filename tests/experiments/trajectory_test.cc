@@ -12,6 +12,8 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <stdexcept>
+#include <string>
 
 #include "datasets/trajectory/record_file.h"
 #include "ebm/nets/trajectory_generator.h"

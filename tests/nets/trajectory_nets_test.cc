@@ -9,6 +9,11 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "ebm/core/langevin.h"
 #include "ebm/nets/trajectory_generator.h"

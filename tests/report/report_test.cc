@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <stdexcept>
+#include <string>
+
 #include "ebm/report/png.h"
 #include "ebm/report/progress.h"
 #include "ebm/report/tensorboard.h"

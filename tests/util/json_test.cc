@@ -7,6 +7,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using ebm::util::Json;
 using ebm::util::parse_json;
