@@ -1,13 +1,14 @@
 // What every ebm engine plugin needs of MuJoCo beyond its own logic (no LibTorch): reading the
-// instance's attributes with a clear warning on a bad value, finding the instances of a plugin in
-// an mjData, filling the plugin's sensors, and the model hash that ties recorded data and trained
-// models to a scene.
+// instance's attributes with a clear warning on a bad value, the instance lifecycle callbacks,
+// finding the instances of a plugin in an mjData, filling the plugin's sensors, and the model hash
+// that ties recorded data and trained models to a scene.
 #pragma once
 
 #include <mujoco/mujoco.h>
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -63,6 +64,28 @@ int for_each_instance(const mjModel* m, mjData* d, const char* plugin_name, Fn f
     }
   }
   return found;
+}
+
+// Fills the lifecycle callbacks of `plugin` for a plugin class T (MuJoCo's first-party style: a
+// static `std::unique_ptr<T> Create(const mjModel*, mjData*, int instance)` that returns null
+// after a warning, and `Reset()`): no plugin state, init keeps the created object in
+// d->plugin_data (a null one fails the compile), destroy deletes it, reset calls Reset.
+template <typename T>
+void set_instance_lifecycle(mjpPlugin& plugin) {
+  plugin.nstate = +[](const mjModel*, int) { return 0; };
+  plugin.init = +[](const mjModel* m, mjData* d, int instance) {
+    std::unique_ptr<T> object = T::Create(m, d, instance);
+    if (!object) return -1;
+    d->plugin_data[instance] = reinterpret_cast<uintptr_t>(object.release());
+    return 0;
+  };
+  plugin.destroy = +[](mjData* d, int instance) {
+    delete instance_data<T>(d, instance);
+    d->plugin_data[instance] = 0;
+  };
+  plugin.reset = +[](const mjModel*, mjtNum*, void* data, int) {
+    if (data) static_cast<T*>(data)->Reset();
+  };
 }
 
 // Writes values[0..n) into every sensor of `instance` (as many as each sensor's dimension holds).

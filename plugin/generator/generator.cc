@@ -186,22 +186,9 @@ void RegisterPlugin() {
   plugin.capabilityflags |= mjPLUGIN_SENSOR;
   plugin.nattribute = sizeof(kAttributes) / sizeof(kAttributes[0]);
   plugin.attributes = kAttributes;
-  plugin.nstate = +[](const mjModel*, int) { return 0; };
   plugin.nsensordata = +[](const mjModel*, int, int) { return 2; };
   plugin.needstage = mjSTAGE_POS;
-  plugin.init = +[](const mjModel* m, mjData* d, int instance) {
-    auto g = Generator::Create(m, d, instance);
-    if (!g) return -1;
-    d->plugin_data[instance] = reinterpret_cast<uintptr_t>(g.release());
-    return 0;
-  };
-  plugin.destroy = +[](mjData* d, int instance) {
-    delete plugin::instance_data<Generator>(d, instance);
-    d->plugin_data[instance] = 0;
-  };
-  plugin.reset = +[](const mjModel*, mjtNum*, void* data, int) {
-    if (data) static_cast<Generator*>(data)->Reset();
-  };
+  plugin::set_instance_lifecycle<Generator>(plugin);
   plugin.compute = +[](const mjModel* m, mjData* d, int instance, int) {
     if (auto* g = plugin::instance_data<Generator>(d, instance)) g->Compute(m, d, instance);
   };

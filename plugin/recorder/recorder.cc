@@ -436,24 +436,11 @@ void RegisterPlugin() {
   plugin.capabilityflags |= mjPLUGIN_SENSOR;
   plugin.nattribute = sizeof(kAttributes) / sizeof(kAttributes[0]);
   plugin.attributes = kAttributes;
-  plugin.nstate = +[](const mjModel*, int) { return 0; };
   plugin.nsensordata = +[](const mjModel*, int, int) { return 1; };
   // Position stage: the snapshot of s_t needs no derived quantity, and this stage adds no work
   // (the acceleration stage would force mj_rnePostConstraint on every step).
   plugin.needstage = mjSTAGE_POS;
-  plugin.init = +[](const mjModel* m, mjData* d, int instance) {
-    std::unique_ptr<Recorder> r = Recorder::Create(m, d, instance);
-    if (!r) return -1;
-    d->plugin_data[instance] = reinterpret_cast<uintptr_t>(r.release());
-    return 0;
-  };
-  plugin.destroy = +[](mjData* d, int instance) {
-    delete plugin::instance_data<Recorder>(d, instance);
-    d->plugin_data[instance] = 0;
-  };
-  plugin.reset = +[](const mjModel*, mjtNum*, void* data, int) {
-    if (data) static_cast<Recorder*>(data)->Reset();
-  };
+  plugin::set_instance_lifecycle<Recorder>(plugin);
   plugin.compute = +[](const mjModel* m, mjData* d, int instance, int) {
     if (auto* r = plugin::instance_data<Recorder>(d, instance)) r->Compute(m, d);
   };
