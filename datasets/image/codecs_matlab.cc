@@ -148,6 +148,11 @@ void check_mat_structure(const std::string& path, uint64_t file_bytes) {
   const bool big_endian = header[126] == 'M' && header[127] == 'I';
   if (!big_endian && !(header[126] == 'I' && header[127] == 'M'))
     fail(path, "not a MAT v5 file (no byte-order mark at offset 126)");
+  // Any other version sends libmatio to its v4 or v7.3 readers, which trust other headers.
+  const unsigned version =
+      big_endian ? (header[124] << 8) | header[125] : (header[125] << 8) | header[124];
+  if (version != 0x0100)
+    fail(path, "not a MAT v5 file (version " + std::to_string(version) + " at offset 124)");
   const MatBytes mat(big_endian);
   constexpr size_t kHead = 8 + 16 + 8 + 4 * kMaxRank + 8 + kMaxName;
   for (uint64_t at = 128; at + 8 <= file_bytes;) {
