@@ -107,7 +107,7 @@ std::optional<uint64_t> idx_announced_size(std::string_view head, const std::str
 
 std::string read_maybe_gzipped(const std::string& path, const AnnouncedSize& announced,
                                uint64_t max_bytes) {
-  std::string raw = util::rethrow_as<DatasetError>([&] { return util::read_file(path); });
+  std::string raw = detail::read_regular_file(path);
   const bool gzipped = raw.size() >= 2 && static_cast<unsigned char>(raw[0]) == 0x1f &&
                        static_cast<unsigned char>(raw[1]) == 0x8b;
   return gzipped ? gunzip(raw, path, announced, max_bytes) : raw;

@@ -140,8 +140,7 @@ std::string inflate_variable(int fd, uint64_t offset, uint64_t size, size_t keep
 // Walks the file's top-level elements (each must fit in the file) and checks each variable's
 // head before libmatio reads any of it.
 void check_mat_structure(const std::string& path, uint64_t file_bytes) {
-  const Descriptor file(
-      util::rethrow_as<DatasetError>([&] { return util::open_regular_file(path); }));
+  const Descriptor file(detail::open_regular(path));
   if (file_bytes < 128) fail(path, "shorter than a MAT v5 header (128 bytes)");
   unsigned char header[128];
   detail::pread_all(file.fd, header, sizeof(header), 0, path);

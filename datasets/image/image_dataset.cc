@@ -8,7 +8,7 @@
 #include <sstream>
 #include <utility>
 
-#include "ebm/util/files.h"
+#include "datasets/image/npz_internal.h"
 
 namespace ebm::data {
 
@@ -20,9 +20,7 @@ namespace {
   throw DatasetError(path + ": " + what);
 }
 
-std::string read_file(const std::string& path) {
-  return util::rethrow_as<DatasetError>([&] { return util::read_file(path); });
-}
+using detail::read_regular_file;
 
 const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
                                                 "Coat",        "Sandal",    "Shirt",    "Sneaker",
@@ -82,7 +80,7 @@ ImageDataset load_cifar_records(const std::vector<std::string>& files, const Cif
   std::vector<std::string> contents;
   int64_t total = 0;
   for (const auto& f : files) {
-    contents.push_back(read_file(f));
+    contents.push_back(read_regular_file(f));
     total += cifar_record_count(contents.back(), f, layout);
   }
   ImageDataset ds;
@@ -100,7 +98,7 @@ ImageDataset load_cifar_records(const std::vector<std::string>& files, const Cif
 
 std::vector<std::string> read_names(const std::string& path, size_t expected) {
   std::vector<std::string> names;
-  std::istringstream in(fs::exists(path) ? read_file(path) : std::string());
+  std::istringstream in(fs::exists(path) ? read_regular_file(path) : std::string());
   std::string line;
   while (std::getline(in, line)) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "datasets/image/image_dataset.h"
-#include "ebm/util/files.h"
+#include "datasets/image/npz_internal.h"
 
 namespace ebm::data {
 namespace fs = std::filesystem;
@@ -34,7 +34,7 @@ bool is_image(const fs::path& p) {
 
 // One PNG or JPEG file as uint8 [C, H, W].
 torch::Tensor decode_image_file(const std::string& path, int channels) {
-  const std::string bytes = util::rethrow_as<DatasetError>([&] { return util::read_file(path); });
+  const std::string bytes = detail::read_regular_file(path);
   torch::Tensor hwc;
   if (lower_ext(path) == ".png")
     decode_png(bytes, path, channels, into_tensor(hwc));

@@ -25,14 +25,10 @@ namespace {
 
 using detail::fail;
 using detail::le;
+using detail::open_regular;
 using detail::pread_all;
 
 std::string errno_text() { return std::error_code(errno, std::generic_category()).message(); }
-
-// util::open_regular_file with this library's error type.
-int open_regular(const std::string& path) {
-  return util::rethrow_as<DatasetError>([&] { return util::open_regular_file(path); });
-}
 
 }  // namespace
 

@@ -1,5 +1,5 @@
-// Shared pieces of the readers of datasets/image (internal: included by npz.cc, pickle.cc and the
-// codecs_*.cc, never by users of npz.h or codecs.h).
+// Shared pieces of the readers of datasets/image (internal: included by this folder's sources,
+// never by users of npz.h, codecs.h or image_dataset.h).
 #pragma once
 
 #include <zlib.h>
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "datasets/image/npz.h"
+#include "ebm/util/files.h"
 
 namespace ebm::data::detail {
 
@@ -22,6 +23,14 @@ inline uint64_t le(const unsigned char* p, int n) {
   uint64_t v = 0;
   for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
   return v;
+}
+
+// util::open_regular_file and util::read_file with this library's error type.
+inline int open_regular(const std::string& path) {
+  return util::rethrow_as<DatasetError>([&] { return util::open_regular_file(path); });
+}
+inline std::string read_regular_file(const std::string& path) {
+  return util::rethrow_as<DatasetError>([&] { return util::read_file(path); });
 }
 
 // Reads exactly n bytes at `offset` of descriptor fd; a short file is an error naming `where`, the
