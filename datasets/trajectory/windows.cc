@@ -57,14 +57,6 @@ torch::Tensor episode_features(const Episode& episode, const FrameLayout& layout
   return out;
 }
 
-bool is_validation_state(uint32_t start_state, double val_fraction) {
-  uint64_t z = start_state + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) / static_cast<double>(1ull << 53) < val_fraction;
-}
-
 WindowDataset::WindowDataset(const TrajectoryCorpus& corpus, const WindowOptions& o,
                              const std::string& split)
     : options_(o) {

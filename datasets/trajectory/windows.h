@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "datasets/trajectory/record_file.h"
+#include "datasets/trajectory/split.h"
 
 namespace ebm::trajectory {
 
@@ -73,10 +74,6 @@ class WindowDataset {
   std::vector<FeatureSlice> features_;
   torch::Tensor history_, future_, episode_, start_state_, branch_, t0_;
 };
-
-// True when start state s belongs to the validation split for this fraction (a fixed hash, so
-// that every tool agrees on the split).
-bool is_validation_state(uint32_t start_state, double val_fraction);
 
 // Normalisation helpers. history [B, H, D] -> (h - mean) / std; future -> (f - last) / delta_std
 // with `last` the final history frame; and back.

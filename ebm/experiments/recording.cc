@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "datasets/trajectory/record_file.h"
+#include "datasets/trajectory/windows.h"
 #include "ebm/report/progress.h"
 #include "ebm/util/files.h"
 #include "ebm/util/json.h"
@@ -42,6 +43,14 @@ rollout::RecordOptions record_options(const ConfigSection& root) {
   o.episode_steps = count("episode_steps", o.episode_steps, 1);
   o.prefix_steps = count("prefix_steps", o.prefix_steps, 0);
   r.check(o.prefix_steps < o.episode_steps, "prefix_steps", "smaller than episode_steps");
+  o.held_out_episode_steps = count("held_out_episode_steps", 0, 0);
+  r.check(o.held_out_episode_steps == 0 || o.held_out_episode_steps > o.prefix_steps,
+          "held_out_episode_steps", "0 or larger than prefix_steps");
+  // The held-out states are the window datasets' validation split (one source of truth).
+  if (o.held_out_episode_steps > 0) {
+    o.held_out_fraction = root.section("windows").get<double>(
+        "val_fraction", trajectory::WindowOptions().val_fraction);
+  }
   const auto p = root.section("policy");
   p.choice("kind", "ou", {"ou"});
   o.policy.theta = p.get<double>("theta", o.policy.theta);
@@ -118,9 +127,13 @@ rollout::RecordResult record_trajectories(const rollout::RecordOptions& options,
   quiet = quiet || !dp->is_main();
   if (dp->is_main())
     fmt::print(stderr,
-               "recording {}: {} start states x {} branches, {} steps each, {} threads{} -> {}\n",
-               o.scene.name, o.start_states, o.branches, o.episode_steps, o.threads,
-               dp->active() ? fmt::format(" x {} processes", dp->world_size()) : "", o.out_dir);
+               "recording {}: {} start states x {} branches, {} steps each{}, {} threads{} -> {}\n",
+               o.scene.name, o.start_states, o.branches, o.episode_steps,
+               o.held_out_episode_steps > 0
+                   ? fmt::format(" ({} for held-out states)", o.held_out_episode_steps)
+                   : "",
+               o.threads, dp->active() ? fmt::format(" x {} processes", dp->world_size()) : "",
+               o.out_dir);
   report::Progress progress("record", static_cast<int64_t>(o.start_states) * o.branches,
                             quiet ? nullptr : stderr);
   const auto mine = rollout::record_rollouts(o, [&](int64_t done, int64_t) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "datasets/trajectory/record_file.h"
+#include "datasets/trajectory/split.h"
 #include "plugin/common/plugin_util.h"
 #include "plugin/recorder/recorder.h"
 
@@ -59,6 +60,18 @@ namespace {
 
 constexpr int kStateSig = mjSTATE_INTEGRATION;
 
+}  // namespace
+
+long episode_steps_of(const RecordOptions& o, int start_state) {
+  if (o.held_out_episode_steps > 0 &&
+      trajectory::is_validation_state(static_cast<uint32_t>(start_state), o.held_out_fraction)) {
+    return o.held_out_episode_steps;
+  }
+  return o.episode_steps;
+}
+
+namespace {
+
 void check_options(const RecordOptions& o) {
   auto need = [](bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument("record options: " + what);
@@ -70,6 +83,9 @@ void check_options(const RecordOptions& o) {
   need(o.episode_steps >= 1, "episode_steps must be >= 1");
   need(o.prefix_steps >= 0 && o.prefix_steps < o.episode_steps,
        "prefix_steps must be >= 0 and < episode_steps");
+  need(o.held_out_episode_steps == 0 || o.held_out_episode_steps > o.prefix_steps,
+       "held_out_episode_steps must be 0 or > prefix_steps");
+  need(o.held_out_fraction >= 0 && o.held_out_fraction <= 1, "held_out_fraction must be in [0, 1]");
   need(o.decimation >= 1, "decimation must be >= 1");
   need(o.policy.action_repeat >= 1, "policy.action_repeat must be >= 1");
   need(o.policy.theta >= 0 && o.policy.sigma >= 0, "policy theta and sigma must be >= 0");
@@ -214,7 +230,7 @@ struct RecordJob {
     // where the shared prefix ends.
     OUPolicy policy(m, o.policy, seed);
     policy.reset(m, d);
-    for (const long start = k; k < o.episode_steps; ++k) {
+    for (const long start = k, end = episode_steps_of(o, s); k < end; ++k) {
       policy.act(m, d, k - start);
       mj_step(m, d);
     }
@@ -234,7 +250,9 @@ void count_episodes(const RecordJob& job, int64_t total, const RecordOptions& o,
     result->episodes += job.written[t];
     result->episodes_lost += job.lost[t];
   }
-  result->physics_steps = static_cast<uint64_t>(total) * o.episode_steps;
+  for (int s = o.shard_index; s < o.start_states; s += o.shard_count) {
+    result->physics_steps += static_cast<uint64_t>(o.branches) * episode_steps_of(o, s);
+  }
   if (result->episodes_lost > 0) {
     throw std::runtime_error(std::to_string(result->episodes_lost) + " of " +
                              std::to_string(total) + " episodes could not be written to " +

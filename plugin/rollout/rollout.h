@@ -53,6 +53,12 @@ struct RecordOptions {
   // state (seeded by (seed, start state)), so the branches share a recorded history before they
   // diverge: the context a trajectory model is given. 0: branches diverge at once.
   long prefix_steps = 0;
+  // Held-out start states (trajectory::is_validation_state(s, held_out_fraction), the window
+  // datasets' validation split) may be recorded longer than the training ones, so that
+  // predictions far beyond a window can be compared with true branches: their episodes run
+  // held_out_episode_steps physics steps (0: episode_steps, like every other).
+  double held_out_fraction = 0;
+  long held_out_episode_steps = 0;
   uint64_t seed = 0;
   // Recorder attributes (see plugin/recorder/recorder.h).
   std::string fields = "qpos qvel ctrl";
@@ -77,6 +83,9 @@ struct RecordResult {
   int nq = 0, nv = 0, nu = 0;
   std::string model_name;
 };
+
+// The physics steps of start state s's episodes (held_out_episode_steps for held-out states).
+long episode_steps_of(const RecordOptions& options, int start_state);
 
 // Splitmix64 of (seed, a, b): independent streams per start state and branch.
 uint64_t stream_seed(uint64_t seed, uint64_t a, uint64_t b);
