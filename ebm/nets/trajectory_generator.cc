@@ -71,14 +71,25 @@ void TrajectoryGenerator::set_kinematics(torch::Tensor pos_cols, torch::Tensor v
   kinematic_weight_ = weight;
 }
 
+void TrajectoryGenerator::set_goal(torch::Tensor jacobian, torch::Tensor state, torch::Tensor point,
+                                   torch::Tensor target, double weight) {
+  if (!(weight >= 0)) throw std::invalid_argument("TrajectoryGenerator::set_goal: weight < 0");
+  goal_expert_ = std::make_shared<GoalEnergyImpl>(window_options(), mean_, std_, delta_std_,
+                                                  jacobian.to(device_), state.to(device_),
+                                                  point.to(device_), target.to(device_));
+  goal_weight_ = weight;
+}
+
 std::shared_ptr<EnergyModel> TrajectoryGenerator::sampling_energy() const {
   const bool limits = limit_expert_ && limit_weight_ > 0;
   const bool kinematics = kinematic_expert_ && kinematic_weight_ > 0;
-  if (!limits && !kinematics) return net_;
+  const bool goal = goal_expert_ && goal_weight_ > 0;
+  if (!limits && !kinematics && !goal) return net_;
   auto sum = std::make_shared<WeightedSumEnergy>();
   sum->add(net_, 1.0);
   if (limits) sum->add(limit_expert_, limit_weight_);
   if (kinematics) sum->add(kinematic_expert_, kinematic_weight_);
+  if (goal) sum->add(goal_expert_, goal_weight_);
   return sum;
 }
 
@@ -107,6 +118,7 @@ void TrajectoryGenerator::save(const std::string& path) const {
     a.write("limits.lower", lower_.to(torch::kCPU));
     a.write("limits.upper", upper_.to(torch::kCPU));
     put(a, "limits.weight", limit_weight_);
+    put(a, "limits.project", static_cast<int64_t>(project_limits_));
   }
   if (pos_cols_.defined()) {
     a.write("kinematics.pos_cols", pos_cols_);
@@ -164,6 +176,8 @@ std::unique_ptr<TrajectoryGenerator> TrajectoryGenerator::load(const std::string
   torch::Tensor lower, upper;
   if (a.try_read("limits.lower", lower) && a.try_read("limits.upper", upper)) {
     g->set_limits(lower, upper, get(a, "limits.weight", path).toDouble());
+    c10::IValue project;
+    if (a.try_read("limits.project", project)) g->set_limit_projection(project.toInt() != 0);
   }
   torch::Tensor pos_cols, vel_cols, scale;
   if (a.try_read("kinematics.pos_cols", pos_cols) && a.try_read("kinematics.vel_cols", vel_cols) &&
@@ -192,6 +206,9 @@ torch::Tensor TrajectoryGenerator::sample(const torch::Tensor& history, int64_t 
   const auto net_opts = window_options();
   const auto energy = sampling_energy();
   const auto hist = history.to(device_, torch::kFloat32).repeat_interleave(k, 0);
+  const bool project = project_limits_ && lower_.defined() && limit_weight_ > 0;
+  const auto lower = project ? lower_.to(device_) : torch::Tensor();
+  const auto upper = project ? upper_.to(device_) : torch::Tensor();
   const auto out = chain_windows(hist, frames, f, [&](const torch::Tensor& hraw) {
     // Chain starts: rows of the stored replay-buffer states (smooth, diverse futures the model
     // produced in training), drawn at random.
@@ -199,7 +216,9 @@ torch::Tensor TrajectoryGenerator::sample(const torch::Tensor& history, int64_t 
     const auto x0 = starts_.index_select(0, idx.to(starts_.device())).to(device_);
     const auto z = sampler.sample(*energy, x0, (hraw - mean_) / std_, {}, nullptr, gen);
     torch::NoGradGuard no_grad;
-    return decode_future(z, net_opts) * delta_std_ + hraw.select(1, h - 1).unsqueeze(1);
+    const auto raw = decode_future(z, net_opts) * delta_std_ + hraw.select(1, h - 1).unsqueeze(1);
+    if (!project) return raw;
+    return torch::max(torch::min(raw, upper), lower);
   });
   return out.to(torch::kCPU).view({n, k, frames, meta_.dim});
 }

@@ -46,6 +46,11 @@ class TrajectoryGenerator {
   double limit_weight() const { return limit_weight_; }
   void set_limit_weight(double weight) { limit_weight_ = weight; }
   bool has_limits() const { return lower_.defined(); }
+  // With limits active (weight > 0), also clamp every sampled window's raw features into
+  // [lower, upper] before it becomes the next window's history: the limits enforced, not only
+  // encouraged. Stored in the file.
+  void set_limit_projection(bool on) { project_limits_ = on; }
+  bool limit_projection() const { return project_limits_; }
 
   // Optional position-velocity pairs (feature columns [P] each) and their residual scale [P]:
   // sampling then adds weight * E_kinematic (KinematicEnergy, with dt = decimation x timestep).
@@ -54,7 +59,16 @@ class TrajectoryGenerator {
   double kinematic_weight() const { return kinematic_weight_; }
   void set_kinematic_weight(double weight) { kinematic_weight_ = weight; }
   bool has_kinematics() const { return pos_cols_.defined(); }
-  // The energy that sample() uses: the net, composed with the experts whose weights are > 0.
+  // Optional goal, not stored in the file (GoalEnergy): a point whose position is linear in the
+  // raw features (jacobian [3, D] at raw state [D], where it was at `point`), pulled toward
+  // `target` (metres) at every window's last frame with weight w (stable while w x step_size <
+  // 2). Throws std::invalid_argument for a bad goal; clear_goal() removes it.
+  void set_goal(torch::Tensor jacobian, torch::Tensor state, torch::Tensor point,
+                torch::Tensor target, double weight);
+  void clear_goal() { goal_expert_.reset(); }
+  bool has_goal() const { return goal_expert_ != nullptr; }
+  // The energy that sample() uses: the net, composed with the experts and the goal whose weights
+  // are > 0.
   std::shared_ptr<EnergyModel> sampling_energy() const;
 
   const TrajectoryGeneratorMeta& meta() const { return meta_; }
@@ -76,9 +90,12 @@ class TrajectoryGenerator {
   LangevinOptions langevin_;
   torch::Tensor mean_, std_, delta_std_, starts_, lower_, upper_, pos_cols_, vel_cols_, kin_scale_;
   double limit_weight_ = 0, kinematic_weight_ = 0;
+  bool project_limits_ = false;
   // Built once by set_limits / set_kinematics (the kinematic expert's stiffness costs an SVD).
   std::shared_ptr<StateLimitEnergyImpl> limit_expert_;
   std::shared_ptr<KinematicEnergyImpl> kinematic_expert_;
+  std::shared_ptr<GoalEnergyImpl> goal_expert_;
+  double goal_weight_ = 0;
   torch::Device device_ = torch::kCPU;
 };
 

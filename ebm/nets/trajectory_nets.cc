@@ -253,6 +253,52 @@ torch::Tensor KinematicEnergyImpl::energy(const torch::Tensor& x, const torch::T
   return 0.5 / stiffness_ * residual_over_scale(x, cond).pow(2).flatten(1).sum(1);
 }
 
+GoalEnergyImpl::GoalEnergyImpl(const TrajectoryNetOptions& o, torch::Tensor mean, torch::Tensor std,
+                               torch::Tensor delta_std, torch::Tensor jacobian, torch::Tensor state,
+                               torch::Tensor point, torch::Tensor target)
+    : options_(o) {
+  for (const auto* t : {&mean, &std, &delta_std, &state}) {
+    if (t->numel() != o.dim())
+      throw std::invalid_argument("GoalEnergy: mean, std, delta_std and state need dim values");
+  }
+  if (jacobian.numel() != 3 * o.dim() || point.numel() != 3 || target.numel() != 3)
+    throw std::invalid_argument("GoalEnergy: need a jacobian [3, dim], a point and a target [3]");
+  if (!torch::isfinite(target).all().item<bool>())
+    throw std::invalid_argument("GoalEnergy: the target is not finite");
+  const auto f32 = [&](const torch::Tensor& t, std::vector<int64_t> shape) {
+    return t.reshape(shape).to(mean.device(), torch::kFloat32);
+  };
+  mean_ = register_buffer("mean", f32(mean, {o.dim()}));
+  std_ = register_buffer("std", f32(std, {o.dim()}));
+  delta_std_ = register_buffer("delta_std", f32(delta_std, {o.dim()}));
+  jacobian_ = register_buffer("jacobian", f32(jacobian, {3, o.dim()}));
+  state_ = register_buffer("state", f32(state, {o.dim()}));
+  point_ = register_buffer("point", f32(point, {3}));
+  target_ = register_buffer("target", f32(target, {3}));
+  // The last frame is b^T x per feature (b: the decoder's last row), so the Hessian is
+  // (b b^T) kron (J diag(delta_std))^T (J diag(delta_std)): lambda = |b|^2 sigma_max(J S)^2.
+  const auto unit = torch::eye(o.latent_frames()).unsqueeze(2);  // [latent, latent, 1]
+  const auto one = TrajectoryNetOptions(1, o.history(), o.future()).basis(o.basis());
+  const double b2 = decode_future(unit, one).select(1, o.future() - 1).pow(2).sum().item<double>();
+  const auto js = (jacobian_ * delta_std_).to(torch::kFloat64).cpu();
+  stiffness_ = b2 * std::pow(torch::linalg_matrix_norm(js, 2).item<double>(), 2);
+  if (!(stiffness_ > 0)) {
+    throw std::invalid_argument(
+        "GoalEnergy: the goal point does not move with the features (zero jacobian)");
+  }
+}
+
+torch::Tensor GoalEnergyImpl::position(const torch::Tensor& x, const torch::Tensor& cond) const {
+  const auto raw = raw_last_and_future(x, cond, options_, mean_, std_, delta_std_)
+                       .select(1, options_.future());  // the last future frame [B, D]
+  return point_ + torch::matmul(raw - state_, jacobian_.t());
+}
+
+torch::Tensor GoalEnergyImpl::energy(const torch::Tensor& x, const torch::Tensor& cond) {
+  check_windows(options_, cond, &x, "GoalEnergy");
+  return 0.5 / stiffness_ * (position(x, cond) - target_).pow(2).sum(1);
+}
+
 FeedforwardPredictorImpl::FeedforwardPredictorImpl(const TrajectoryNetOptions& o) : options_(o) {
   mlp_ = mlp(o.history() * o.dim(), o.channels() * 2, o.layers());
   mlp_->push_back(torch::nn::Linear(o.channels() * 2, o.latent_frames() * o.dim()));

@@ -123,6 +123,31 @@ class KinematicEnergyImpl : public EnergyModel {
 };
 TORCH_MODULE(KinematicEnergy);
 
+// A goal for composition with the learned energy: a point (a site of the scene) that should be at
+// `target` (metres) at the last frame of a window. The point's position is linear in the raw state
+// of that frame, p = point + jacobian (frame - state): the linearisation at a state where the
+// point was at `point` (exact for coordinates that are themselves positions, as a free body's).
+//   E = 0.5 |p - target|^2 / lambda,
+// lambda the largest eigenvalue of E's Hessian in the models' variable x (metres^2 per unit of x),
+// which makes a composition weight w stable in explicit Langevin steps while w x step_size < 2,
+// as for KinematicEnergy. jacobian [3, D], state [D], point and target [3].
+class GoalEnergyImpl : public EnergyModel {
+ public:
+  GoalEnergyImpl(const TrajectoryNetOptions& options, torch::Tensor mean, torch::Tensor std,
+                 torch::Tensor delta_std, torch::Tensor jacobian, torch::Tensor state,
+                 torch::Tensor point, torch::Tensor target);
+  torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition) override;
+  // The linearised point at the last frame of each window: [B, 3].
+  torch::Tensor position(const torch::Tensor& x, const torch::Tensor& condition) const;
+  double stiffness() const { return stiffness_; }
+
+ private:
+  TrajectoryNetOptions options_;
+  torch::Tensor mean_, std_, delta_std_, jacobian_, state_, point_, target_;
+  double stiffness_ = 1;
+};
+TORCH_MODULE(GoalEnergy);
+
 // The paper's feedforward baseline: an MLP from the flattened history to the future, trained
 // with MSE. It predicts the conditional mean, hence a single future.
 class FeedforwardPredictorImpl : public torch::nn::Module {

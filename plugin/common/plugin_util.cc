@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace ebm::plugin {
 
@@ -41,6 +43,33 @@ std::optional<long> Attributes::integer(const char* key, long min, long max, lon
                          ", got '" + v + "'");
   }
   return parsed;
+}
+
+std::optional<std::vector<double>> Attributes::numbers(const char* key, size_t count, double min,
+                                                       double max,
+                                                       std::vector<double> fallback) const {
+  const std::string v = text(key);
+  if (v.empty()) return fallback;
+  std::vector<double> out;
+  const char* p = v.c_str();
+  while (true) {
+    while (*p == ' ' || *p == '\t' || *p == '\n') ++p;
+    if (*p == '\0') break;
+    char* end = nullptr;
+    errno = 0;
+    const double x = std::strtod(p, &end);
+    if (errno != 0 || end == p || !std::isfinite(x) || x < min || x > max || out.size() == count) {
+      out.clear();
+      break;
+    }
+    out.push_back(x);
+    p = end;
+  }
+  if (out.size() != count) {
+    return fail(key, "must be " + std::to_string(count) + " numbers in [" + std::to_string(min) +
+                         ", " + std::to_string(max) + "], got '" + v + "'");
+  }
+  return out;
 }
 
 std::nullopt_t Attributes::fail(const char* key, const std::string& what) const {
@@ -95,6 +124,23 @@ void fill_sensors(const mjModel* m, mjData* d, int instance, const mjtNum* value
       for (int k = 0; k < count; ++k) d->sensordata[m->sensor_adr[i] + k] = values[k];
     }
   }
+}
+
+std::vector<mjtNum> site_jacobian_qpos(const mjModel* m, mjData* d, int site) {
+  mj_kinematics(m, d);
+  mj_comPos(m, d);
+  std::vector<mjtNum> jac_dof(3 * static_cast<size_t>(m->nv)), out(3 * static_cast<size_t>(m->nq));
+  mj_jacSite(m, d, jac_dof.data(), nullptr, site);
+  for (int j = 0; j < m->njnt; ++j) {
+    const int type = m->jnt_type[j];
+    const int coords = type == mjJNT_FREE ? 3 : type == mjJNT_HINGE || type == mjJNT_SLIDE ? 1 : 0;
+    for (int c = 0; c < coords; ++c) {
+      for (int r = 0; r < 3; ++r) {
+        out[r * m->nq + m->jnt_qposadr[j] + c] = jac_dof[r * m->nv + m->jnt_dofadr[j] + c];
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace ebm::plugin

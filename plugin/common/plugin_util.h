@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ebm::plugin {
 
@@ -25,6 +26,10 @@ class Attributes {
   std::string text(const char* key) const;
   // An integer in [min, max]; `fallback` when the attribute is not given.
   std::optional<long> integer(const char* key, long min, long max, long fallback) const;
+  // `count` finite real numbers separated by spaces, each in [min, max]; `fallback` when the
+  // attribute is not given.
+  std::optional<std::vector<double>> numbers(const char* key, size_t count, double min, double max,
+                                             std::vector<double> fallback) const;
   // Warns about `key` (always returns nullopt, for `return attributes.fail(...)`).
   std::nullopt_t fail(const char* key, const std::string& what) const;
 
@@ -45,6 +50,12 @@ std::string name_of(const mjModel* m, int type, int id);
 // the plugin attributes (an output path must not change the hash) nor sensors (plugins add their
 // own).
 uint64_t model_hash(const mjModel* m);
+
+// The Jacobian of site `site`'s world position with respect to the qpos coordinates, [3 x nq]
+// row-major, at d's current positions (runs mj_kinematics and mj_comPos on d). Hinge and slide
+// joints and the position of free joints move their qpos coordinate with one dof each; quaternion
+// coordinates (ball and free joints) get 0.
+std::vector<mjtNum> site_jacobian_qpos(const mjModel* m, mjData* d, int site);
 
 // The plugin object an instance of `plugin_name` keeps in d->plugin_data.
 template <typename T>

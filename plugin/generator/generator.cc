@@ -8,6 +8,7 @@
 #include <regex>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "ebm/nets/trajectory_generator.h"
 #include "plugin/common/plugin_util.h"
@@ -126,10 +127,41 @@ void Generator::Advance(const mjModel* m, mjData* d) {
     Sample(m, d);
 }
 
+std::vector<double> Generator::goal_target_now(const mjData* d) const {
+  if (config_.goal_mocap < 0) return config_.goal_target;
+  const mjtNum* p = d->mocap_pos + 3 * config_.goal_mocap;
+  return {p[0], p[1], p[2]};
+}
+
+bool Generator::set_goal(const mjModel* m, const mjData* d) {
+  if (!scratch_) scratch_ = mj_makeData(m);
+  std::memcpy(scratch_->qpos, d->qpos, sizeof(mjtNum) * m->nq);
+  const auto jq = plugin::site_jacobian_qpos(m, scratch_, config_.goal_site);
+  auto jacobian = torch::zeros({3, dim_}, torch::kFloat64);
+  int col = 0;
+  for (const auto& s : slices_) {
+    for (int i = 0; i < s.count; ++i, ++col) {
+      if (s.field != StateSlice::Field::kQpos) continue;
+      for (int r = 0; r < 3; ++r) jacobian[r][col] = jq[r * m->nq + s.begin + i];
+    }
+  }
+  const mjtNum* p = scratch_->site_xpos + 3 * config_.goal_site;
+  const auto state =
+      torch::from_blob(history_.data() + history_.size() - dim_, {dim_}, torch::kFloat32).clone();
+  try {
+    model_->set_goal(jacobian, state, torch::tensor({p[0], p[1], p[2]}, torch::kFloat64),
+                     torch::tensor(goal_target_now(d), torch::kFloat64), config_.goal_weight);
+  } catch (const std::exception& e) {
+    mju_warning("%s: goal not set: %s", kPluginName, e.what());
+    model_->clear_goal();
+    return false;
+  }
+  return true;
+}
+
 void Generator::Sample(const mjModel* m, mjData* d) {
-  (void)m;
-  (void)d;
   const auto t0 = std::chrono::steady_clock::now();
+  if (config_.goal_site >= 0) set_goal(m, d);
   try {
     auto h = torch::from_blob(history_.data(), {1, history_len_, dim_}, torch::kFloat32).clone();
     auto out = model_->sample(h, config_.samples, config_.horizon, config_.steps)
@@ -145,6 +177,16 @@ void Generator::Sample(const mjModel* m, mjData* d) {
 }
 
 void Generator::Visualize(const mjModel* m, mjData* d, const mjvOption*, mjvScene* scn) {
+  if (config_.goal_site >= 0 && scn->ngeom < scn->maxgeom) {
+    const auto target = goal_target_now(d);
+    const mjtNum size[3] = {0.008, 0.008, 0.008};
+    const mjtNum pos[3] = {target[0], target[1], target[2]};
+    static const float kGoalColor[4] = {1.0f, 0.1f, 0.8f, 0.8f};
+    mjvGeom* g = scn->geoms + scn->ngeom;
+    mjv_initGeom(g, mjGEOM_SPHERE, size, pos, nullptr, kGoalColor);
+    g->category = mjCAT_DECOR;
+    ++scn->ngeom;
+  }
   if (futures_.empty() || config_.sites.empty()) return;
   if (!scratch_) scratch_ = mj_makeData(m);
   static const float kColors[4][4] = {{0.9f, 0.2f, 0.2f, 0.6f},

@@ -12,6 +12,10 @@
 //     <config key="horizon" value="20"/>   <!-- frames per future (chained windows beyond F) -->
 //     <config key="steps" value="0"/>      <!-- Langevin steps (0: as trained) -->
 //     <config key="sites" value="robot0:S_fftip robot0:S_thtip"/>  <!-- drawn ghost paths -->
+//     <config key="goal_site" value="robot0:S_fftip"/>  <!-- optional goal: this site ... -->
+//     <config key="goal_target" value="0.95 0.2 0.3"/>  <!-- ... toward this point (m), or -->
+//     <config key="goal_mocap" value="target"/>         <!-- ... toward this mocap body -->
+//     <config key="goal_weight" value="1"/>  <!-- goal energy weight, in [0, 2) (stable steps) -->
 //   </instance></plugin></extension>
 //   optional <sensor><plugin instance="gen"/></sensor>: [samplings so far, last latency in ms].
 //
@@ -19,6 +23,12 @@
 // the checkpoint) from qpos/qvel/ctrl/act after integration (`advance`); sampling happens there
 // too, synchronously, once the history holds H frames. A checkpoint trained on another scene
 // (different nq/nv or model hash) is refused at compile time with an error naming the attribute.
+//
+// With a goal, every sampling composes the learned energy (and its experts) with a goal energy
+// (GoalEnergy: the site's position at each window's last frame, linearised at the current state,
+// pulled toward the target), so the futures bend toward a target the user moves (goal_mocap: the
+// mocap body's position at each sampling, e.g. dragged in MuJoCo's viewer). The target is drawn
+// as a small sphere.
 #pragma once
 
 #include <mujoco/mujoco.h>
@@ -41,8 +51,13 @@ inline constexpr char kAttrSamples[] = "samples";
 inline constexpr char kAttrHorizon[] = "horizon";
 inline constexpr char kAttrSteps[] = "steps";
 inline constexpr char kAttrSites[] = "sites";
-inline constexpr const char* kAttributes[] = {kAttrCheckpoint, kAttrEvery, kAttrSamples,
-                                              kAttrHorizon,    kAttrSteps, kAttrSites};
+inline constexpr char kAttrGoalSite[] = "goal_site";
+inline constexpr char kAttrGoalTarget[] = "goal_target";
+inline constexpr char kAttrGoalMocap[] = "goal_mocap";
+inline constexpr char kAttrGoalWeight[] = "goal_weight";
+inline constexpr const char* kAttributes[] = {
+    kAttrCheckpoint, kAttrEvery,    kAttrSamples,    kAttrHorizon,   kAttrSteps,
+    kAttrSites,      kAttrGoalSite, kAttrGoalTarget, kAttrGoalMocap, kAttrGoalWeight};
 
 // One state feature: `count` values of field (qpos, qvel, ctrl, act) from index `begin`.
 struct StateSlice {
@@ -60,6 +75,12 @@ struct GeneratorConfig {
   int horizon = 0;
   int steps = 0;
   std::vector<int> sites;  // site ids whose ghost paths are drawn
+  // Goal (none when goal_site < 0): the site pulled toward goal_target, or toward the mocap body
+  // goal_mocap (its index in mocap_pos) when that is >= 0.
+  int goal_site = -1;
+  std::vector<double> goal_target;
+  int goal_mocap = -1;
+  double goal_weight = 1.0;
 
   // Null after an mju_warning naming the attribute and what was wrong with it.
   static std::optional<GeneratorConfig> FromModel(const mjModel* m, int instance);
@@ -90,6 +111,10 @@ class Generator {
   bool LoadCheckpoint(const mjModel* m);
   void Sample(const mjModel* m, mjData* d);
   void ReadFeatures(const mjModel* m, const mjData* d, float* out) const;
+  // The goal's target now (goal_target, or the mocap body's position).
+  std::vector<double> goal_target_now(const mjData* d) const;
+  // Sets the goal energy, linearised at d's current state; false after a warning.
+  bool set_goal(const mjModel* m, const mjData* d);
 
   GeneratorConfig config_;  // every and horizon resolved against the checkpoint
   std::unique_ptr<TrajectoryGenerator> model_;
