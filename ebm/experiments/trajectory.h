@@ -32,6 +32,9 @@ struct TrajConfig {
   // joint limits and position-velocity consistency. With either on, the composition is
   // evaluated as the extra method `ebm_experts`; the ebm.generator plugin samples it.
   double limit_weight = 0, kinematic_weight = 0;
+  // With the limit expert on, also clamp sampled features into their limits (see
+  // TrajectoryGenerator::set_limit_projection).
+  bool project_limits = false;
   TrainerOptions ebm;
   int64_t ebm_iterations = 2000, batch_size = 64;
   int64_t fc_iterations = 2000, mdn_iterations = 2000;
@@ -43,6 +46,17 @@ struct TrajConfig {
   std::vector<int64_t> error_frames = {20, 40, 60, 80};
   int64_t eval_langevin_steps = 100;
   int64_t max_eval_states = 16;
+  // Intervals: percentile bootstrap over held-out states (and goals).
+  int64_t bootstrap_resamples = 2000;
+  // Long horizons (0: off): every method's futures chained to long_horizon frames from each
+  // held-out state, long_samples of them, measured frame by frame.
+  int64_t long_horizon = 0, long_samples = 4;
+  // Goal-directed futures (goal_weight 0: off): a goal for goal_site at frame goal_horizon, taken
+  // from one true branch of each held-out state; the EBM composed with it against the MDN's best
+  // of goal_mdn_samples and the FC prediction.
+  std::string goal_site;
+  int64_t goal_horizon = 20, goal_mdn_samples = 32;
+  double goal_weight = 0;
   // Rendered MuJoCo frames (MuJoCo's Python renderer, OSMesa) of the first held-out state.
   bool render = true;
   double camera_azimuth = 90, camera_elevation = -45;

@@ -36,6 +36,7 @@ TrajConfig traj_config(const ConfigSection& root) {
   m.check(c.components >= 1, "components", "an integer >= 1");
   c.limit_weight = m.get<double>("limit_weight", c.limit_weight);
   m.check(c.limit_weight >= 0, "limit_weight", ">= 0");
+  c.project_limits = m.get<bool>("project_limits", c.project_limits);
   c.kinematic_weight = m.get<double>("kinematic_weight", c.kinematic_weight);
   m.check(c.kinematic_weight >= 0, "kinematic_weight", ">= 0");
   c.basis = m.get<int64_t>("basis", c.basis);
@@ -69,6 +70,21 @@ TrajConfig traj_config(const ConfigSection& root) {
   e.check(c.eval_langevin_steps >= 1, "langevin_steps", "an integer >= 1");
   c.max_eval_states = e.get<int64_t>("max_states", c.max_eval_states);
   e.check(c.max_eval_states >= 1, "max_states", "an integer >= 1");
+  c.bootstrap_resamples = e.get<int64_t>("bootstrap_resamples", c.bootstrap_resamples);
+  e.check(c.bootstrap_resamples >= 100, "bootstrap_resamples", "an integer >= 100");
+  c.long_horizon = e.get<int64_t>("long_horizon", c.long_horizon);
+  e.check(c.long_horizon >= 0, "long_horizon", "an integer >= 0 (0: off)");
+  c.long_samples = e.get<int64_t>("long_samples", c.long_samples);
+  e.check(c.long_samples >= 1, "long_samples", "an integer >= 1");
+  const auto g = e.section("goal");
+  c.goal_weight = g.get<double>("weight", c.goal_weight);
+  g.check(c.goal_weight >= 0, "weight", ">= 0 (0: off)");
+  c.goal_site = g.get<std::string>("site", c.sites.front());
+  c.goal_horizon = g.get<int64_t>("horizon", c.windows.future);
+  g.check(c.goal_horizon >= 1 && c.goal_horizon <= c.horizon, "horizon",
+          "frames in 1..eval.horizon");
+  c.goal_mdn_samples = g.get<int64_t>("mdn_samples", c.goal_mdn_samples);
+  g.check(c.goal_mdn_samples >= 1, "mdn_samples", "an integer >= 1");
   c.render = e.get<bool>("render", c.render);
   c.camera_azimuth = e.get<double>("camera_azimuth", c.camera_azimuth);
   c.camera_elevation = e.get<double>("camera_elevation", c.camera_elevation);

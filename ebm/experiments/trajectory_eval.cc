@@ -14,19 +14,37 @@
 
 namespace ebm::experiments::traj {
 
-namespace {
+void Curves::add(const std::string& method, const std::string& metric, size_t frame, double value) {
+  auto& s = sum[method][metric];
+  auto& n = count[method][metric];
+  if (s.size() <= frame) {
+    s.resize(frame + 1, 0.0);
+    n.resize(frame + 1, 0.0);
+  }
+  s[frame] += value;
+  n[frame] += 1;
+}
 
-// K futures of `horizon` frames for each history (raw features [N, H, D]) -> [N, K, horizon, D],
-// chaining windows of F frames: each next history is the last H frames so far.
+std::vector<double> Curves::mean(const std::string& method, const std::string& metric) const {
+  const auto& s = sum.at(method).at(metric);
+  const auto& n = count.at(method).at(metric);
+  std::vector<double> out;
+  for (size_t t = 0; t < s.size() && n[t] > 0; ++t) out.push_back(s[t] / n[t]);
+  return out;
+}
+
+// Chaining windows of F frames: each next history is the last H frames so far.
 torch::Tensor predict(const std::string& method, Models& m, const TrajConfig& c,
-                      const torch::Tensor& history, int64_t k, torch::Device device) {
+                      const torch::Tensor& history, int64_t k, int64_t frames,
+                      torch::Device device) {
   if (method == "ebm" || method == "ebm_experts") {
     m.generator->set_limit_weight(method == "ebm" ? 0.0 : c.limit_weight);
     m.generator->set_kinematic_weight(method == "ebm" ? 0.0 : c.kinematic_weight);
-    return m.generator->sample(history, k, c.horizon, c.eval_langevin_steps);
+    m.generator->set_limit_projection(c.project_limits);
+    return m.generator->sample(history, k, frames, c.eval_langevin_steps);
   }
   torch::NoGradGuard no_grad;
-  const auto out = chain_windows(history.repeat_interleave(k, 0).to(device), c.horizon,
+  const auto out = chain_windows(history.repeat_interleave(k, 0).to(device), frames,
                                  c.windows.future, [&](const torch::Tensor& hist) {
                                    const auto hn = trajectory::normalize_history(hist, m.stats);
                                    const auto z = method == "fc" ? m.fc->forward(hn)
@@ -34,8 +52,10 @@ torch::Tensor predict(const std::string& method, Models& m, const TrajConfig& c,
                                    return trajectory::denormalize_future(
                                        decode_future(z, net_options(c, m.dim)), hist, m.stats);
                                  });
-  return out.to(torch::kCPU).view({history.size(0), k, c.horizon, history.size(2)});
+  return out.to(torch::kCPU).view({history.size(0), k, frames, history.size(2)});
 }
+
+namespace {
 
 // Branches share their first `prefix` frames (rollout.prefix_steps, in frames): the history the
 // methods see, which must hold at least one window's history.
@@ -87,32 +107,36 @@ std::vector<HeldOutState> held_out_states(const TrajConfig& c,
 // Reads an episode's frames [a, b) as window features [b - a, D] or as qpos [b - a, nq].
 class EpisodeFrames {
  public:
-  EpisodeFrames(const TrajConfig& c, const trajectory::FrameLayout& layout, int64_t nq)
-      : layout_(layout),
-        frame_size_(layout.frame_size()),
-        qpos_offset_(*layout.offset("qpos")),
-        nq_(nq) {
+  EpisodeFrames(const TrajConfig& c, const trajectory::FrameLayout& layout)
+      : layout_(layout), frame_size_(layout.frame_size()) {
     for (const auto& t : c.windows.features)
       features_.push_back(trajectory::parse_feature(t, layout));
   }
   torch::Tensor features(const trajectory::Episode& e, int64_t a, int64_t b) const {
     return trajectory::episode_features(e, layout_, features_, a, b);
   }
-  torch::Tensor qpos(const trajectory::Episode& e, int64_t a, int64_t b) const {
-    auto out = torch::empty({b - a, nq_}, torch::kFloat64);
+  // A recorded field's frames [b - a, size] (float64); undefined when it was not recorded.
+  torch::Tensor field(const trajectory::Episode& e, const std::string& name, int64_t a,
+                      int64_t b) const {
+    const auto offset = layout_.offset(name);
+    if (!offset) return {};
+    const auto size = static_cast<int64_t>(layout_.size(name));
+    auto out = torch::empty({b - a, size}, torch::kFloat64);
     double* o = out.data_ptr<double>();
     for (int64_t t = a; t < b; ++t) {
-      for (int64_t k = 0; k < nq_; ++k)
-        *o++ = e.data(static_cast<int>(t * frame_size_ + qpos_offset_ + k));
+      for (int64_t k = 0; k < size; ++k)
+        *o++ = e.data(static_cast<int>(t * frame_size_ + *offset + k));
     }
     return out;
+  }
+  torch::Tensor qpos(const trajectory::Episode& e, int64_t a, int64_t b) const {
+    return field(e, "qpos", a, b);
   }
 
  private:
   const trajectory::FrameLayout& layout_;
   std::vector<trajectory::FeatureSlice> features_;
-  size_t frame_size_, qpos_offset_;
-  int64_t nq_;
+  size_t frame_size_;
 };
 
 // The methods evaluated: the EBM composed with its experts only when one is configured and stored.
@@ -125,56 +149,71 @@ std::vector<std::string> eval_methods(const TrajConfig& c, const Models& models)
   return methods;
 }
 
-// What the methods are measured against at one held-out state.
-struct StateTruth {
-  torch::Tensor history;      // [1, H, D] features of the shared history
-  torch::Tensor base_qpos;    // [nq] the last history frame
-  torch::Tensor start_sites;  // [P, 3] the tracked sites there
-  torch::Tensor paths;        // [B, T, P, 3] every branch's site paths; branch 0 is the recording
-  std::vector<torch::Tensor> qpos, features;  // per branch: [T, nq], [T, D]
-};
-
 StateTruth state_truth(const TrajConfig& c, Physics& phys, const EpisodeFrames& frames,
                        const std::vector<trajectory::Episode>& branches, int64_t prefix) {
   StateTruth s;
   s.history = frames.features(branches[0], prefix - c.windows.history, prefix).unsqueeze(0);
   s.base_qpos = frames.qpos(branches[0], prefix - 1, prefix)[0];
+  s.start.qpos = s.base_qpos;
+  const auto qvel = frames.field(branches[0], "qvel", prefix - 1, prefix);
+  const auto ctrl = frames.field(branches[0], "ctrl", prefix - 1, prefix);
+  if (qvel.defined() && ctrl.defined()) s.start = {s.base_qpos, qvel[0], ctrl[0]};
   s.start_sites = site_paths(phys, s.base_qpos.unsqueeze(0))[0];
-  std::vector<torch::Tensor> paths;
+  std::vector<torch::Tensor> paths, long_paths;
+  int64_t long_frames = c.long_horizon;
+  for (const auto& b : branches)
+    long_frames = std::min(long_frames, static_cast<int64_t>(b.num_frames()) - prefix);
   for (const auto& b : branches) {
     s.qpos.push_back(frames.qpos(b, prefix, prefix + c.horizon));
     paths.push_back(site_paths(phys, s.qpos.back()));
     s.features.push_back(frames.features(b, prefix, prefix + c.horizon));
+    if (long_frames > 0)
+      long_paths.push_back(site_paths(phys, frames.qpos(b, prefix, prefix + long_frames)));
   }
   s.paths = torch::stack(paths);
+  if (!long_paths.empty()) s.long_paths = torch::stack(long_paths);
   return s;
 }
 
 // One method's futures at one state: site paths [K, T, P, 3], the raw features [k, T, D] it
-// predicted (undefined for the ground truth) and the feasibility of each future.
+// predicted (undefined for the ground truth), the feasibility of each future and, when the
+// features hold controls, the distance between each future's sites and where re-simulating its
+// controls takes them (per frame, [k, T]).
 struct MethodFutures {
-  torch::Tensor paths, predicted;
+  torch::Tensor paths, predicted, resim_distance;
   std::vector<Feasibility> feasibility;
 };
 
-MethodFutures method_futures(const std::string& method, Models& models, const TrajConfig& c,
-                             Physics& phys, const StateTruth& truth, const HeldOutState& state,
-                             uint64_t seed, torch::Device device) {
+// Mean over sites of the distance between two site paths [T, P, 3] per frame -> [T].
+torch::Tensor site_distance(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).pow(2).sum(-1).sqrt().mean(-1);
+}
+
+MethodFutures measure_futures(Physics& phys, const StateTruth& truth,
+                              const std::vector<torch::Tensor>& features,
+                              const std::vector<torch::Tensor>& qpos) {
   MethodFutures out;
-  if (method == "ground_truth") {
-    out.paths = truth.paths;
-    for (size_t b = 0; b < truth.qpos.size(); ++b) {
-      out.feasibility.push_back(feasibility(phys, truth.qpos[b], truth.features[b]));
-    }
-    return out;
+  std::vector<torch::Tensor> paths, resim;
+  const bool replay = phys.can_resimulate() && truth.start.qvel.defined();
+  const auto simulated =
+      replay ? resimulate_all(phys, truth.start, features) : std::vector<torch::Tensor>();
+  for (size_t j = 0; j < qpos.size(); ++j) {
+    paths.push_back(site_paths(phys, qpos[j]));
+    out.feasibility.push_back(feasibility(phys, qpos[j], features[j]));
+    if (replay) resim.push_back(site_distance(site_paths(phys, simulated[j]), paths.back()));
   }
-  const int64_t k = method == "fc" ? 1 : c.samples;
-  // Every method draws from the same seed at each state: ebm and ebm_experts get the same chain
-  // starts and noise (only the energy differs), and no method's numbers depend on how many random
-  // numbers another one drew (the MDN's did, on the EBM's Langevin steps).
-  torch::manual_seed(seed);
-  out.predicted = predict(method, models, c, truth.history, k, device)[0];  // [k, T, D]
-  if (!torch::isfinite(out.predicted).all().item<bool>()) {
+  out.paths = torch::stack(paths);
+  if (!resim.empty()) out.resim_distance = torch::stack(resim);
+  return out;
+}
+
+// A method's futures from one state, `predicted` [k, T, D] (unused for the ground truth).
+MethodFutures method_futures(const std::string& method, const torch::Tensor& predicted,
+                             const TrajConfig& c, Physics& phys, const StateTruth& truth,
+                             const HeldOutState& state) {
+  if (method == "ground_truth") return measure_futures(phys, truth, truth.features, truth.qpos);
+  const int64_t k = predicted.size(0);
+  if (!torch::isfinite(predicted).all().item<bool>()) {
     throw std::runtime_error(
         "method " + method + " produced non-finite futures from held-out state " +
         std::to_string(state.id) +
@@ -182,39 +221,43 @@ MethodFutures method_futures(const std::string& method, Models& models, const Tr
              ? " (lower model.limit_weight, model.kinematic_weight or langevin.step_size)"
              : ""));
   }
-  std::vector<torch::Tensor> ps;
+  std::vector<torch::Tensor> features, qpos;
   for (int64_t j = 0; j < k; ++j) {
-    const auto q = to_qpos(phys, out.predicted[j], truth.base_qpos);
-    ps.push_back(site_paths(phys, q));
-    out.feasibility.push_back(feasibility(phys, q, out.predicted[j]));
+    features.push_back(predicted[j]);
+    qpos.push_back(to_qpos(phys, predicted[j], truth.base_qpos));
   }
-  out.paths = torch::stack(ps);
+  MethodFutures out = measure_futures(phys, truth, features, qpos);
+  out.predicted = predicted;
   // The FC net is deterministic: its K samples are K copies of one prediction.
   if (method == "fc") out.paths = out.paths.expand({c.samples, -1, -1, -1}).contiguous();
   return out;
 }
 
-// Adds one state's metrics of a method to its running sums.
-void add_metrics(std::map<std::string, double>& m, const MethodFutures& f, const StateTruth& truth,
-                 const TrajConfig& c) {
+// One state's metrics of a method, appended to its values.
+void add_state_values(std::map<std::string, std::vector<double>>& m, const MethodFutures& f,
+                      const StateTruth& truth, const TrajConfig& c) {
   const auto& paths = f.paths;
   const auto recorded = truth.paths[0];
   for (int64_t t : c.error_frames) {
     double e = 0;
     for (int64_t j = 0; j < paths.size(0); ++j) e += eval::error_at(paths[j], recorded, t);
-    m["error_at_" + std::to_string(t)] += e / paths.size(0);
+    m["error_at_" + std::to_string(t)].push_back(e / paths.size(0));
   }
-  m["min_ade"] += eval::min_ade(paths, recorded);
-  m["min_fde"] += eval::min_fde(paths, recorded);
-  m["nearest_branch_ade"] += eval::nearest_branch_ade(paths, truth.paths);
-  m["diversity"] += eval::diversity(paths);
-  m["energy_distance"] += eval::energy_distance(paths, truth.paths);
-  m["movement"] += eval::movement(paths, truth.start_sites);
+  m["min_ade"].push_back(eval::min_ade(paths, recorded));
+  m["min_fde"].push_back(eval::min_fde(paths, recorded));
+  m["nearest_branch_ade"].push_back(eval::nearest_branch_ade(paths, truth.paths));
+  m["diversity"].push_back(eval::diversity(paths));
+  m["energy_distance"].push_back(eval::energy_distance(paths, truth.paths));
+  m["movement"].push_back(eval::movement(paths, truth.start_sites));
   const Feasibility mean = mean_feasibility(f.feasibility);
-  m["joint_limit_violation_rate"] += mean.limit_violation_rate;
-  m["joint_limit_excess"] += mean.limit_excess;
-  m["penetration"] += mean.penetration;
-  if (mean.has_velocity) m["velocity_inconsistency"] += mean.velocity_inconsistency;
+  m["joint_limit_violation_rate"].push_back(mean.limit_violation_rate);
+  m["joint_limit_excess"].push_back(mean.limit_excess);
+  m["penetration"].push_back(mean.penetration);
+  if (mean.has_velocity) m["velocity_inconsistency"].push_back(mean.velocity_inconsistency);
+  if (f.resim_distance.defined()) {
+    m["resim_ade"].push_back(f.resim_distance.mean().item<double>());
+    m["resim_fde"].push_back(f.resim_distance.select(1, -1).mean().item<double>());
+  }
 }
 
 // The pictures of the first held-out state: paths.png (top-down site paths per method) and, when
@@ -264,6 +307,20 @@ std::vector<std::string> first_state_pictures(const TrajConfig& c, Physics& phys
 
 }  // namespace
 
+std::map<std::string, torch::Tensor> predict_all(const TrajConfig& c, Models& models,
+                                                 const std::vector<std::string>& methods,
+                                                 const torch::Tensor& histories, int64_t k,
+                                                 int64_t frames, uint64_t seed,
+                                                 torch::Device device) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& method : methods) {
+    if (method == "ground_truth") continue;
+    torch::manual_seed(seed);
+    out[method] = predict(method, models, c, histories, method == "fc" ? 1 : k, frames, device);
+  }
+  return out;
+}
+
 EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Device device,
                     bool quiet) {
   const trajectory::TrajectoryCorpus corpus(run_dir + "/trajectories");
@@ -271,28 +328,59 @@ EvalResult evaluate(const TrajConfig& c, const std::string& run_dir, torch::Devi
   Physics phys = make_physics(c, corpus.layout());
   const int64_t prefix = shared_prefix_frames(c);
   const auto states = held_out_states(c, corpus, prefix);
-  const EpisodeFrames frames(c, corpus.layout(), phys.model->nq);
+  const EpisodeFrames frames(c, corpus.layout());
   const auto methods = eval_methods(c, models);
-  MethodMetrics sum;
+  if (phys.can_resimulate() && c.record.policy.action_repeat % c.record.decimation != 0) {
+    fmt::print(stderr,
+               "warning: re-simulation holds each frame's controls for decimation = {} physics "
+               "steps, but the recording changed them every policy.action_repeat = {} steps: "
+               "resim_* includes that mismatch (the recorded branches do not replay to 0)\n",
+               c.record.decimation, c.record.policy.action_repeat);
+  }
+  std::vector<StateTruth> truths;
+  std::vector<torch::Tensor> histories;
+  for (const auto& state : states) {
+    std::vector<trajectory::Episode> branches;
+    for (size_t i : state.episodes) branches.push_back(corpus.read(i));
+    truths.push_back(state_truth(c, phys, frames, branches, prefix));
+    histories.push_back(truths.back().history);
+  }
+  const auto history = torch::cat(histories);  // [S, H, D]
   EvalResult res;
-  torch::manual_seed(c.seed + 1);
+  const auto predicted =
+      predict_all(c, models, methods, history, c.samples, c.horizon, c.seed + 2, device);
+  std::map<std::string, torch::Tensor> long_predicted;
+  if (c.long_horizon > 0) {
+    long_predicted = predict_all(c, models, methods, history, c.long_samples, c.long_horizon,
+                                 c.seed + 3, device);
+  }
   report::Progress progress("eval", static_cast<int64_t>(states.size()));
   for (size_t si = 0; si < states.size(); ++si) {
-    std::vector<trajectory::Episode> branches;
-    for (size_t i : states[si].episodes) branches.push_back(corpus.read(i));
-    const StateTruth truth = state_truth(c, phys, frames, branches, prefix);
+    const auto& truth = truths[si];
+    const auto i = static_cast<int64_t>(si);
     std::map<std::string, MethodFutures> futures;
     for (const auto& method : methods) {
-      futures[method] =
-          method_futures(method, models, c, phys, truth, states[si], c.seed + 2 + si, device);
-      add_metrics(sum[method], futures[method], truth, c);
+      futures[method] = method_futures(
+          method, predicted.count(method) ? predicted.at(method)[i] : torch::Tensor(), c, phys,
+          truth, states[si]);
+      add_state_values(res.per_state[method], futures[method], truth, c);
     }
     if (si == 0) res.pictures = first_state_pictures(c, phys, truth, futures, run_dir);
-    if (!quiet) progress.update(static_cast<int64_t>(si + 1));
+    for (const auto& [method, all] : long_predicted)
+      long_horizon_state(phys, method, all[i], truth, res.curves, res.per_state[method]);
+    if (c.goal_weight > 0) goal_state(c, models, phys, truth, c.seed + 4 + si, device, res.goals);
+    if (!quiet) progress.update(i + 1);
   }
   progress.finish();
-  for (auto& [method, m] : sum) {
-    for (auto& [k, v] : m) res.metrics[method][k] = v / static_cast<double>(states.size());
+  for (const auto& [method, m] : res.per_state) {
+    for (const auto& [k, v] : m) {
+      double sum = 0;
+      for (double x : v) sum += x;
+      res.metrics[method][k] = sum / static_cast<double>(v.size());
+    }
+  }
+  if (c.long_horizon > 0) {
+    for (const auto& p : write_long_horizon_charts(res.curves, run_dir)) res.pictures.push_back(p);
   }
   res.states = static_cast<int64_t>(states.size());
   return res;

@@ -6,9 +6,12 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "ebm/experiments/trajectory_internal.h"
+#include "plugin/common/plugin_util.h"
 
 namespace ebm::experiments {
 
@@ -84,6 +87,7 @@ Physics make_physics(const TrajConfig& c, const trajectory::FrameLayout& layout)
     const auto f = trajectory::parse_feature(text, layout);
     for (int64_t e = f.begin; e < f.end; ++e, ++col) {
       if (f.field == "qpos") p.qpos_cols.emplace_back(col, e);
+      if (f.field == "ctrl") p.ctrl_cols.emplace_back(col, e);
     }
   }
   for (const auto& jc : joint_columns(m, c, layout)) {
@@ -91,8 +95,85 @@ Physics make_physics(const TrajConfig& c, const trajectory::FrameLayout& layout)
   }
   if (p.qpos_cols.empty())
     throw std::runtime_error("windows.features must include a qpos slice (positions to evaluate)");
+  p.decimation = c.record.decimation;
   p.frame_dt = m->opt.timestep * c.record.decimation;
   return p;
+}
+
+namespace {
+
+// resimulate() on a given mjData of p's model.
+torch::Tensor resimulate_on(const Physics& p, mjData* d, const SimState& start,
+                            const torch::Tensor& feats) {
+  const mjModel* m = p.model.get();
+  mj_resetData(m, d);
+  const auto copy = [](const torch::Tensor& from, mjtNum* to, int n) {
+    const auto t = from.to(torch::kFloat64).contiguous();
+    std::memcpy(to, t.data_ptr<double>(), sizeof(mjtNum) * n);
+  };
+  copy(start.qpos, d->qpos, m->nq);
+  copy(start.qvel, d->qvel, m->nv);
+  copy(start.ctrl, d->ctrl, m->nu);
+  const auto f = feats.to(torch::kFloat64).contiguous();
+  const double* fv = f.data_ptr<double>();
+  const int64_t frames = f.size(0), dim = f.size(1);
+  auto out = torch::empty({frames, m->nq}, torch::kFloat64);
+  for (int64_t t = 0; t < frames; ++t) {
+    if (t > 0) {
+      for (const auto& [col, u] : p.ctrl_cols) d->ctrl[u] = fv[(t - 1) * dim + col];
+    }
+    for (int k = 0; k < p.decimation; ++k) mj_step(m, d);
+    std::memcpy(out.data_ptr<double>() + t * m->nq, d->qpos, sizeof(mjtNum) * m->nq);
+  }
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor resimulate(Physics& p, const SimState& start, const torch::Tensor& feats) {
+  return resimulate_on(p, p.data.get(), start, feats);
+}
+
+std::vector<torch::Tensor> resimulate_all(const Physics& p, const SimState& start,
+                                          const std::vector<torch::Tensor>& feats) {
+  std::vector<torch::Tensor> out(feats.size());
+  const size_t threads = std::min<size_t>(
+      feats.size(), std::max(1u, std::min(2u, std::thread::hardware_concurrency())));
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(threads);
+  for (size_t w = 0; w < threads; ++w) {
+    pool.emplace_back([&, w] {
+      try {
+        rollout::DataPtr d(mj_makeData(p.model.get()));
+        for (size_t j = w; j < feats.size(); j += threads)
+          out[j] = resimulate_on(p, d.get(), start, feats[j]);
+      } catch (...) {
+        errors[w] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> site_feature_jacobian(Physics& p, int site,
+                                                              const torch::Tensor& qpos,
+                                                              int64_t dim) {
+  const mjModel* m = p.model.get();
+  mjData* d = p.data.get();
+  const auto q = qpos.to(torch::kFloat64).contiguous();
+  std::memcpy(d->qpos, q.data_ptr<double>(), sizeof(mjtNum) * m->nq);
+  const auto jq = plugin::site_jacobian_qpos(m, d, site);  // also places the site
+  auto jac = torch::zeros({3, dim}, torch::kFloat64);
+  for (const auto& [col, idx] : p.qpos_cols) {
+    for (int r = 0; r < 3; ++r) jac[r][col] = jq[r * m->nq + idx];
+  }
+  auto point = torch::empty({3}, torch::kFloat64);
+  for (int r = 0; r < 3; ++r) point[r] = d->site_xpos[3 * site + r];
+  return {jac, point};
 }
 
 torch::Tensor site_paths(Physics& p, const torch::Tensor& qpos) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,6 +87,53 @@ std::vector<std::string> method_order(const MethodMetrics& metrics) {
   return out;
 }
 
+eval::BootstrapOptions bootstrap_options(const TrajConfig& c) {
+  eval::BootstrapOptions o;
+  o.resamples = c.bootstrap_resamples;
+  o.seed = c.seed;
+  return o;
+}
+
+// The EBM as the main job samples it: composed with its experts when configured.
+std::string reference_method(const MethodMetrics& metrics) {
+  return metrics.count("ebm_experts") ? "ebm_experts" : "ebm";
+}
+
+Summary state_summary(const EvalResult& r, const TrajConfig& c) {
+  return summarize(r.per_state, reference_method(r.metrics), {"mdn", "fc"}, bootstrap_options(c));
+}
+
+Summary goal_summary(const EvalResult& r, const TrajConfig& c) {
+  return summarize(r.goals, "ebm_goal", {"mdn_best_of_n", "fc", "ebm_experts"},
+                   bootstrap_options(c));
+}
+
+util::Json means_json(const std::map<std::string, eval::Interval>& metrics) {
+  auto m = util::Json::object().compact();
+  for (const auto& [k, i] : metrics) m.set(k, i.mean);
+  return m;
+}
+
+// An HTML table of paired differences and the sentences that read them.
+void comparison_html(report::HtmlPage& page, const Summary& s) {
+  for (const auto& cmp : s.comparisons) {
+    page.heading(cmp.method + " - " + cmp.baseline +
+                 " (paired over units; negative: " + cmp.method + " lower)");
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& [k, d] : cmp.differences)
+      rows.push_back({k, eval::format_interval(d, 4),
+                      d.below(0)   ? cmp.method
+                      : d.above(0) ? cmp.baseline
+                                   : "not resolved"});
+    page.table({"metric", "difference [95% interval]", "lower"}, rows);
+  }
+  std::string list;
+  for (const auto& cmp : s.comparisons) {
+    for (const auto& v : cmp.verdicts) list += "<li>" + report::html_escape(v) + "</li>\n";
+  }
+  page.raw("<ul>\n" + list + "</ul>\n");
+}
+
 }  // namespace
 
 bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir, const std::string& png,
@@ -135,12 +183,47 @@ std::string metrics_json(const EvalResult& r, const TrajConfig& c) {
     for (const auto& [k, v] : metrics) m.set(k, v);
     methods.set(method, std::move(m));
   }
-  const auto doc = util::Json::object()
-                       .set("states", r.states)
-                       .set("samples", c.samples)
-                       .set("horizon", c.horizon)
-                       .set("units", "metres (tracked sites)")
-                       .set("methods", std::move(methods));
+  auto doc = util::Json::object()
+                 .set("states", r.states)
+                 .set("samples", c.samples)
+                 .set("horizon", c.horizon)
+                 .set("units", "metres (tracked sites)")
+                 .set("interval", "95% percentile bootstrap over held-out states")
+                 .set("methods", std::move(methods));
+  auto summary = summary_json(state_summary(r, c));
+  doc.set("intervals", summary.at("intervals"))
+      .set("paired_differences", summary.at("paired_differences"))
+      .set("verdicts", summary.at("verdicts"));
+  if (c.long_horizon > 0) {
+    auto curves = util::Json::object();
+    for (const auto& [method, metrics] : r.curves.sum) {
+      auto one = util::Json::object();
+      for (const auto& [k, v] : metrics) one.set(k, util::Json(r.curves.mean(method, k)).compact());
+      curves.set(method, std::move(one));
+    }
+    doc.set("long_horizon", util::Json::object()
+                                .set("frames", c.long_horizon)
+                                .set("samples", c.long_samples)
+                                .set("curves", std::move(curves)));
+  }
+  if (!r.goals.empty()) {
+    const auto s = goal_summary(r, c);
+    auto goal_methods = util::Json::object();
+    for (const auto& [m, metrics] : s.intervals) goal_methods.set(m, means_json(metrics));
+    auto g = summary_json(s);
+    doc.set(
+        "goals",
+        util::Json::object()
+            .set("goals", static_cast<int64_t>(r.goals.at("ebm_goal").at("goal_distance").size()))
+            .set("site", c.goal_site)
+            .set("horizon", c.goal_horizon)
+            .set("weight", c.goal_weight)
+            .set("mdn_samples", c.goal_mdn_samples)
+            .set("methods", std::move(goal_methods))
+            .set("intervals", g.at("intervals"))
+            .set("paired_differences", g.at("paired_differences"))
+            .set("verdicts", g.at("verdicts")));
+  }
   return doc.dump() + "\n";
 }
 
@@ -160,6 +243,7 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
       "limits, position-velocity consistency).</p>\n",
       report::html_escape(c.record.scene.name), r.states, c.samples, c.horizon,
       c.horizon * c.record.decimation, sites));
+  const Summary summary = state_summary(r, c);
   const std::vector<std::string> methods = method_order(r.metrics);
   std::vector<std::string> header = {"metric"};
   header.insert(header.end(), methods.begin(), methods.end());
@@ -167,17 +251,66 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
   for (const auto& [k, v] : r.metrics.at("ebm")) {
     rows.push_back({k});
     for (const auto& m : methods) {
-      auto it = r.metrics.at(m).find(k);
-      rows.back().push_back(it == r.metrics.at(m).end() ? "-" : fmt::format("{:.4f}", it->second));
+      const auto& per_method = summary.intervals.at(m);
+      auto it = per_method.find(k);
+      rows.back().push_back(it == per_method.end() ? "-" : eval::format_interval(it->second, 4));
     }
   }
+  page.paragraph("Means over held-out states with 95% bootstrap intervals (" +
+                 std::to_string(c.bootstrap_resamples) + " resamples of the states).");
   page.table(header, rows);
+  page.heading("Which method wins on what");
+  comparison_html(page, summary);
+  if (c.long_horizon > 0) {
+    page.heading(fmt::format("Long horizons: {} frames", c.long_horizon));
+    std::string lines;
+    int colour = 0;
+    for (const auto& [m, unused] : r.curves.sum) {
+      lines += (colour ? ", " : "") + m + " (palette colour " + std::to_string(colour) + ")";
+      ++colour;
+    }
+    page.paragraph(fmt::format(
+        "{} futures per method and state (FC: one), chained windows; per frame, the mean over "
+        "states and futures. A future counts as diverged from its first non-finite value or "
+        "joint beyond its range by more than the range's width; later frames are left out of "
+        "the other curves. The nearest-branch distance runs as far as the branches were "
+        "recorded. Lines: {}.",
+        c.long_samples, lines));
+    const auto labels = long_horizon_metrics();
+    for (const auto& p : r.pictures) {
+      const std::string name = fs::path(p).filename().string();
+      for (const auto& [metric, label] : labels) {
+        if (name != "long_" + metric + ".png") continue;
+        page.paragraph(metric + ": " + label + ", against the frame (1.." +
+                       std::to_string(c.long_horizon) + ")");
+        page.image(name, 480);
+      }
+    }
+  }
+  if (!r.goals.empty()) {
+    const Summary g = goal_summary(r, c);
+    page.heading("Goal-directed futures");
+    page.paragraph(fmt::format(
+        "{} goals, one per held-out state: where a true branch takes site {} at frame {}. "
+        "ebm_goal: the EBM with its experts and the goal energy (weight {}); ebm_experts: the "
+        "same chains without it; mdn_best_of_n: the MDN's best of {} samples by goal distance; "
+        "fc: the FC prediction; start: the site's distance at the start. Distances in metres.",
+        r.goals.at("ebm_goal").at("goal_distance").size(), report::html_escape(c.goal_site),
+        c.goal_horizon, c.goal_weight, c.goal_mdn_samples));
+    std::vector<std::vector<std::string>> goal_rows;
+    for (const auto& [m, metrics] : g.intervals) {
+      for (const auto& [k, i] : metrics) goal_rows.push_back({m, k, eval::format_interval(i, 4)});
+    }
+    page.table({"method", "metric", "mean [95% interval]"}, goal_rows);
+    comparison_html(page, g);
+  }
   page.heading("Top-down paths of the tracked sites from the first held-out state");
   page.paragraph(
       "Panels, left to right: true branches, FC prediction, EBM samples (composed with the "
       "experts when their weights are > 0), MDN samples (one colour per trajectory).");
   for (const auto& p : r.pictures) {
     const std::string name = fs::path(p).filename().string();
+    if (name.rfind("long_", 0) == 0) continue;  // in the long-horizon section
     if (name == "frames.png") {
       page.heading("Rendered frames");
       page.paragraph(

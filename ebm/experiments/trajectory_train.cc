@@ -152,8 +152,8 @@ torch::Tensor chain_starts(ContrastiveDivergenceTrainer& trainer, const Training
 }
 
 // The hand-written experts: joint limits of the features that are positions of limited
-// hinge/slide joints, and the position-velocity pairs with their residuals' RMS on the training
-// windows.
+// hinge/slide joints (and control ranges of controls), and the position-velocity pairs with their
+// residuals' RMS on the training windows.
 void add_experts(TrajectoryGenerator& gen, const TrajConfig& c, const mjModel* model,
                  const trajectory::FrameLayout& layout, const TrainingData& d) {
   auto lower = torch::full({d.dim}, -std::numeric_limits<float>::infinity());
@@ -169,7 +169,20 @@ void add_experts(TrajectoryGenerator& gen, const TrajConfig& c, const mjModel* m
       vel_cols.push_back(jc.vel_col);
     }
   }
+  // Controls among the features: their actuators' control ranges (the recording never leaves
+  // them, and a re-simulation clamps to them).
+  int64_t col = 0;
+  for (const auto& text : c.windows.features) {
+    const auto f = trajectory::parse_feature(text, layout);
+    for (int64_t e = f.begin; e < f.end; ++e, ++col) {
+      if (f.field == "ctrl" && model->actuator_ctrllimited[e]) {
+        lower[col] = model->actuator_ctrlrange[2 * e];
+        upper[col] = model->actuator_ctrlrange[2 * e + 1];
+      }
+    }
+  }
   gen.set_limits(lower, upper, c.limit_weight);
+  gen.set_limit_projection(c.project_limits);
   if (pos_cols.empty()) return;
   const auto pc = torch::tensor(pos_cols, torch::kLong), vc = torch::tensor(vel_cols, torch::kLong);
   const auto& meta = gen.meta();
