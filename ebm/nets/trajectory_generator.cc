@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -207,8 +208,13 @@ torch::Tensor TrajectoryGenerator::sample(const torch::Tensor& history, int64_t 
   const auto energy = sampling_energy();
   const auto hist = history.to(device_, torch::kFloat32).repeat_interleave(k, 0);
   const bool project = project_limits_ && lower_.defined() && limit_weight_ > 0;
-  const auto lower = project ? lower_.to(device_) : torch::Tensor();
-  const auto upper = project ? upper_.to(device_) : torch::Tensor();
+  // One float32 step inside the limits: a float32 bound may round to just outside the exact
+  // (double) range, where a clamped joint would still count as a violation.
+  const float inf = std::numeric_limits<float>::infinity();
+  const auto lower = project ? torch::nextafter(lower_, torch::full_like(lower_, inf)).to(device_)
+                             : torch::Tensor();
+  const auto upper = project ? torch::nextafter(upper_, torch::full_like(upper_, -inf)).to(device_)
+                             : torch::Tensor();
   const auto out = chain_windows(hist, frames, f, [&](const torch::Tensor& hraw) {
     // Chain starts: rows of the stored replay-buffer states (smooth, diverse futures the model
     // produced in training), drawn at random.

@@ -1,6 +1,6 @@
 // The plugins' attributes as MuJoCo's compiler hands them over. Each input gives attribute values,
 // one per line: the first five for an `ebm.recorder` instance (plugin/recorder/recorder.h, in
-// kAttributes order), the next six for an `ebm.generator` instance; a missing line leaves the
+// kAttributes order), the next ten for an `ebm.generator` instance; a missing line leaves the
 // attribute out. Compiling the scene instantiates the real recorder (RecorderConfig::FromModel,
 // then Recorder::Create, which opens no file for writing) and a stand-in generator that runs the
 // real GeneratorConfig::FromModel (the real plugin would then load a checkpoint: the archive
@@ -10,6 +10,7 @@
 #include <mujoco/mujoco.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -29,6 +30,7 @@ constexpr char kScene[] = R"(
       <geom type="capsule" fromto="0 0 0 0.2 0 0" size="0.02"/>
       <site name="tip" pos="0.2 0 0"/>
     </body>
+    <body name="target" mocap="true"><geom type="sphere" size="0.01" contype="0"/></body>
   </worldbody>
   <actuator><motor name="m" joint="hinge"/></actuator>
   <sensor><jointpos name="jp" joint="hinge"/></sensor>
@@ -53,6 +55,17 @@ void register_generator_attributes() {
     if (c->checkpoint.empty() || c->every < 0 || c->samples < 1 || c->samples > 1024 ||
         c->horizon < 0 || c->horizon > 100000 || c->steps < 0) {
       std::abort();  // parsed, but outside the documented ranges
+    }
+    // A goal: a real site, a target of 3 finite numbers or a real mocap body, weight in [0, 2).
+    const bool goal = c->goal_site >= 0;
+    if ((goal &&
+         (c->goal_site >= m->nsite || !(c->goal_weight >= 0 && c->goal_weight < 2) ||
+          (c->goal_target.size() == 3) == (c->goal_mocap >= 0) || c->goal_mocap >= m->nmocap)) ||
+        (!goal && (!c->goal_target.empty() || c->goal_mocap >= 0))) {
+      std::abort();
+    }
+    for (double x : c->goal_target) {
+      if (!std::isfinite(x)) std::abort();
     }
     return 0;
   };

@@ -86,21 +86,49 @@ std::string name_of(const mjModel* m, int type, int id) {
   return n ? n : "";
 }
 
+namespace {
+
+// The rows of a row-major array [n x stride] whose `keep` flag is set.
+template <typename T>
+std::vector<T> kept_rows(const T* data, int n, int stride, const std::vector<bool>& keep) {
+  std::vector<T> out;
+  for (int i = 0; i < n; ++i) {
+    if (keep[i]) out.insert(out.end(), data + i * stride, data + (i + 1) * stride);
+  }
+  return out;
+}
+
+}  // namespace
+
 uint64_t model_hash(const mjModel* m) {
+  // Mocap bodies (targets and markers: no joints, no part of the state) are left out with their
+  // geoms and sites, so that adding one at the end of a scene (a goal for ebm.generator to
+  // follow) keeps its hash; a scene without them hashes as it always did.
+  std::vector<bool> body(m->nbody), geom(m->ngeom), site(m->nsite);
+  for (int i = 0; i < m->nbody; ++i) body[i] = m->body_mocapid[i] < 0;
+  for (int i = 0; i < m->ngeom; ++i) geom[i] = body[m->geom_bodyid[i]];
+  for (int i = 0; i < m->nsite; ++i) site[i] = body[m->site_bodyid[i]];
+  const auto count = [](const std::vector<bool>& keep) {
+    return static_cast<long>(std::count(keep.begin(), keep.end(), true));
+  };
   uint64_t h = 1469598103934665603ull;
   // Sensors are left out: plugins (the recorder, the generator) add sensors of their own, and
   // the recorded frame layout already pins the sizes of recorded sensor data.
-  const long sizes[] = {m->nq,    m->nv,    m->nu,     m->na,  m->nbody,  m->njnt,
-                        m->ngeom, m->nsite, m->nmocap, m->neq, m->ntendon};
+  const long sizes[] = {m->nq,       m->nv,       m->nu, m->na,  count(body), m->njnt,
+                        count(geom), count(site), 0L,    m->neq, m->ntendon};
   hash_array(h, sizes, sizeof(sizes) / sizeof(sizes[0]));
   hash_array(h, &m->opt.timestep, 1);
   hash_array(h, m->jnt_type, m->njnt);
   hash_array(h, m->jnt_qposadr, m->njnt);
   hash_array(h, m->jnt_range, 2L * m->njnt);
-  hash_array(h, m->body_parentid, m->nbody);
-  hash_array(h, m->body_mass, m->nbody);
-  hash_array(h, m->geom_type, m->ngeom);
-  hash_array(h, m->geom_size, 3L * m->ngeom);
+  const auto parents = kept_rows(m->body_parentid, m->nbody, 1, body);
+  hash_array(h, parents.data(), static_cast<long>(parents.size()));
+  const auto masses = kept_rows(m->body_mass, m->nbody, 1, body);
+  hash_array(h, masses.data(), static_cast<long>(masses.size()));
+  const auto types = kept_rows(m->geom_type, m->ngeom, 1, geom);
+  hash_array(h, types.data(), static_cast<long>(types.size()));
+  const auto geom_sizes = kept_rows(m->geom_size, m->ngeom, 3, geom);
+  hash_array(h, geom_sizes.data(), static_cast<long>(geom_sizes.size()));
   hash_array(h, m->actuator_ctrlrange, 2L * m->nu);
   hash_array(h, m->actuator_gainprm, static_cast<long>(mjNGAIN) * m->nu);
   hash_array(h, m->qpos0, m->nq);
@@ -110,6 +138,7 @@ uint64_t model_hash(const mjModel* m) {
                   : type == mjOBJ_ACTUATOR ? m->nu
                                            : m->nsite;
     for (int i = 0; i < n; ++i) {
+      if ((type == mjOBJ_BODY && !body[i]) || (type == mjOBJ_SITE && !site[i])) continue;
       const std::string s = name_of(m, type, i);
       hash_bytes(h, s.c_str(), s.size() + 1);
     }

@@ -48,7 +48,7 @@ std::string name_of(const mjModel* m, int type, int id);
 // 64-bit FNV-1a hash of what makes two compiled models interchangeable for recorded data: sizes,
 // joint structure and ranges, body tree and masses, geometry, actuators, timestep and names. Not
 // the plugin attributes (an output path must not change the hash) nor sensors (plugins add their
-// own).
+// own) nor mocap bodies with their geoms and sites (a target added at the end of a scene).
 uint64_t model_hash(const mjModel* m);
 
 // The Jacobian of site `site`'s world position with respect to the qpos coordinates, [3 x nq]

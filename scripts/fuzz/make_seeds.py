@@ -208,9 +208,13 @@ def plugin_attribute_seeds(out):
                 ["shards", "time qpos qvel act ctrl qacc sensordata sensor:jp site:tip", "5",
                  "200", "close"],
                 ["out.ebmtraj", "mocap_pos mocap_quat", "1000000", "9223372036854775807", "none"]]
-    generator = [["generator.pt", "", "", "", "", ""],
-                 ["models/generator.pt", "400", "8", "20", "0", "tip"],
-                 ["g.pt", "1", "1024", "100000", "2147483647", "tip tip"]]
+    # The ten generator attributes: checkpoint, every, samples, horizon, steps, sites, goal_site,
+    # goal_target, goal_mocap, goal_weight.
+    generator = [["generator.pt", "", "", "", "", "", "", "", "", ""],
+                 ["models/generator.pt", "400", "8", "20", "0", "tip", "tip", "0.1 0 0.2", "",
+                  "1.5"],
+                 ["g.pt", "1", "1024", "100000", "2147483647", "tip tip", "tip", "", "target",
+                  "0"]]
     for i, (r, g) in enumerate(zip(recorder, generator)):
         save(out, "set%d.txt" % i, "\n".join(r + g).encode())
 

@@ -28,9 +28,18 @@ def scene(base_xml, checkpoint, goal):
     return base_xml[:first_newline] + ext + base_xml[first_newline:]
 
 
-def run(lib, model):
-    """Steps the model with fixed pushes; returns the last futures [K, frames, D]."""
+def with_mocap_target(xml):
+    """The scene with a mocap body (a target a user would drag in the viewer) at its end."""
+    body = '<body name="target" mocap="true"><site name="target" size="0.02"/></body>'
+    return xml.replace("</worldbody>", body + "</worldbody>")
+
+
+def run(lib, model, target=None):
+    """Steps the model with fixed pushes (the mocap target placed first, if any); returns the
+    last futures [K, frames, D] and the data."""
     data = mujoco.MjData(model)
+    if target is not None:
+        data.mocap_pos[0] = target
     data.ctrl[:] = 0.3
     for _ in range(STEPS):
         mujoco.mj_step(model, data)
@@ -93,8 +102,17 @@ def main():
         assert np.isfinite(steered).all()
         assert d_goal.mean() < 0.5 * d_free.mean(), (d_goal, d_free)
         assert (d_goal < d_free.min()).mean() >= 0.5, (d_goal, d_free)
-    print(f"ok: final distance to the goal {d_goal.mean():.3f} m with the goal, "
-          f"{d_free.mean():.3f} m without")
+
+        # The same goal as a mocap body: the checkpoint still fits the scene (mocap bodies are
+        # not part of the model hash), and the futures follow the body to where it was put.
+        mocap_xml = with_mocap_target(scene(
+            base, checkpoint, '<config key="goal_site" value="p0"/>'
+            '<config key="goal_mocap" value="target"/><config key="goal_weight" value="1.5"/>'))
+        followed, _ = run(lib, mujoco.MjModel.from_xml_string(mocap_xml), target)
+        d_mocap = final_distance(followed)
+        assert d_mocap.mean() < 0.5 * d_free.mean(), (d_mocap, d_free)
+    print(f"ok: final distance to the goal {d_goal.mean():.3f} m with the goal (target or "
+          f"mocap body), {d_free.mean():.3f} m without")
 
 
 if __name__ == "__main__":
