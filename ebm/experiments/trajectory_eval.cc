@@ -57,6 +57,33 @@ torch::Tensor predict(const std::string& method, Models& m, const TrajConfig& c,
 
 namespace {
 
+// Mean over sites of the distance between two site paths [T, P, 3] per frame -> [T].
+torch::Tensor site_distance(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).pow(2).sum(-1).sqrt().mean(-1);
+}
+
+}  // namespace
+
+MethodFutures measure_futures(Physics& phys, const StateTruth& truth,
+                              const std::vector<torch::Tensor>& features,
+                              const std::vector<torch::Tensor>& qpos) {
+  MethodFutures out;
+  std::vector<torch::Tensor> paths, resim;
+  const bool replay = phys.can_resimulate() && truth.start.qvel.defined();
+  const auto simulated =
+      replay ? resimulate_all(phys, truth.start, features) : std::vector<torch::Tensor>();
+  for (size_t j = 0; j < qpos.size(); ++j) {
+    paths.push_back(site_paths(phys, qpos[j]));
+    out.feasibility.push_back(feasibility(phys, qpos[j], features[j]));
+    if (replay) resim.push_back(site_distance(site_paths(phys, simulated[j]), paths.back()));
+  }
+  out.paths = torch::stack(paths);
+  if (!resim.empty()) out.resim_distance = torch::stack(resim);
+  return out;
+}
+
+namespace {
+
 // Branches share their first `prefix` frames (rollout.prefix_steps, in frames): the history the
 // methods see, which must hold at least one window's history.
 int64_t shared_prefix_frames(const TrajConfig& c) {
@@ -173,38 +200,6 @@ StateTruth state_truth(const TrajConfig& c, Physics& phys, const EpisodeFrames& 
   s.paths = torch::stack(paths);
   if (!long_paths.empty()) s.long_paths = torch::stack(long_paths);
   return s;
-}
-
-// One method's futures at one state: site paths [K, T, P, 3], the raw features [k, T, D] it
-// predicted (undefined for the ground truth), the feasibility of each future and, when the
-// features hold controls, the distance between each future's sites and where re-simulating its
-// controls takes them (per frame, [k, T]).
-struct MethodFutures {
-  torch::Tensor paths, predicted, resim_distance;
-  std::vector<Feasibility> feasibility;
-};
-
-// Mean over sites of the distance between two site paths [T, P, 3] per frame -> [T].
-torch::Tensor site_distance(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).pow(2).sum(-1).sqrt().mean(-1);
-}
-
-MethodFutures measure_futures(Physics& phys, const StateTruth& truth,
-                              const std::vector<torch::Tensor>& features,
-                              const std::vector<torch::Tensor>& qpos) {
-  MethodFutures out;
-  std::vector<torch::Tensor> paths, resim;
-  const bool replay = phys.can_resimulate() && truth.start.qvel.defined();
-  const auto simulated =
-      replay ? resimulate_all(phys, truth.start, features) : std::vector<torch::Tensor>();
-  for (size_t j = 0; j < qpos.size(); ++j) {
-    paths.push_back(site_paths(phys, qpos[j]));
-    out.feasibility.push_back(feasibility(phys, qpos[j], features[j]));
-    if (replay) resim.push_back(site_distance(site_paths(phys, simulated[j]), paths.back()));
-  }
-  out.paths = torch::stack(paths);
-  if (!resim.empty()) out.resim_distance = torch::stack(resim);
-  return out;
 }
 
 // A method's futures from one state, `predicted` [k, T, D] (unused for the ground truth).

@@ -48,32 +48,22 @@ std::vector<double> goal_distances(Physics& p, int site, const torch::Tensor& fu
 void add_goal_values(std::map<std::string, std::vector<double>>& m, Physics& p,
                      const StateTruth& truth, const torch::Tensor& futures,
                      const std::vector<double>& distances) {
-  const int64_t k = futures.size(0), frames = futures.size(1);
-  const auto branches = truth.paths.narrow(1, 0, frames);
-  double nearest = 0, limits = 0, pen = 0, vel = 0, resim = 0;
-  bool has_velocity = false;
-  for (int64_t j = 0; j < k; ++j) {
-    const auto q = to_qpos(p, futures[j], truth.base_qpos);
-    const auto sites = site_paths(p, q);
-    nearest += eval::nearest_branch_ade(sites.unsqueeze(0), branches) / k;
-    const auto f = feasibility(p, q, futures[j]);
-    limits += f.limit_violation_rate / k;
-    pen += f.penetration / k;
-    vel += f.velocity_inconsistency / k;
-    has_velocity = f.has_velocity;
-    if (p.can_resimulate() && truth.start.qvel.defined()) {
-      const auto sim = site_paths(p, resimulate(p, truth.start, futures[j]));
-      resim += (sim - sites).pow(2).sum(-1).sqrt().mean().item<double>() / k;
-    }
+  std::vector<torch::Tensor> features, qpos;
+  for (int64_t j = 0; j < futures.size(0); ++j) {
+    features.push_back(futures[j]);
+    qpos.push_back(to_qpos(p, futures[j], truth.base_qpos));
   }
+  const MethodFutures f = measure_futures(p, truth, features, qpos);
+  const Feasibility mean = mean_feasibility(f.feasibility);
   double dist = 0;
   for (double d : distances) dist += d / static_cast<double>(distances.size());
   m["goal_distance"].push_back(dist);
-  m["nearest_branch_ade"].push_back(nearest);
-  m["joint_limit_violation_rate"].push_back(limits);
-  m["penetration"].push_back(pen);
-  if (has_velocity) m["velocity_inconsistency"].push_back(vel);
-  if (p.can_resimulate() && truth.start.qvel.defined()) m["resim_ade"].push_back(resim);
+  m["nearest_branch_ade"].push_back(
+      eval::nearest_branch_ade(f.paths, truth.paths.narrow(1, 0, futures.size(1))));
+  m["joint_limit_violation_rate"].push_back(mean.limit_violation_rate);
+  m["penetration"].push_back(mean.penetration);
+  if (mean.has_velocity) m["velocity_inconsistency"].push_back(mean.velocity_inconsistency);
+  if (f.resim_distance.defined()) m["resim_ade"].push_back(f.resim_distance.mean().item<double>());
 }
 
 }  // namespace

@@ -94,11 +94,10 @@ torch::Tensor to_qpos(const Physics& p, const torch::Tensor& pred, const torch::
 struct SimState {
   torch::Tensor qpos, qvel, ctrl;
 };
-// Re-simulation: from `start`, every frame's controls held for `decimation` physics steps (start's
-// own first, then those of future frames 1..T-1 of `feats` [T, D]; controls without a feature
-// column keep start's values) -> the qpos frames [T, nq] the simulation reaches.
-torch::Tensor resimulate(Physics& p, const SimState& start, const torch::Tensor& feats);
-// The same for several futures, on up to 2 threads (each with its own mjData).
+// Re-simulation of futures `feats` ([T, D] each), on up to 2 threads (each with its own mjData):
+// from `start`, every frame's controls held for `decimation` physics steps (start's own first,
+// then those of future frames 1..T-1; controls without a feature column keep start's values) ->
+// the qpos frames [T, nq] the simulation reaches, per future.
 std::vector<torch::Tensor> resimulate_all(const Physics& p, const SimState& start,
                                           const std::vector<torch::Tensor>& feats);
 // The Jacobian [3, D] of a site's position with respect to the features (qpos columns; 0
@@ -106,6 +105,9 @@ std::vector<torch::Tensor> resimulate_all(const Physics& p, const SimState& star
 std::pair<torch::Tensor, torch::Tensor> site_feature_jacobian(Physics& p, int site,
                                                               const torch::Tensor& qpos,
                                                               int64_t dim);
+
+// The deepest contact penetration (m) of one qpos frame [nq] (MuJoCo's collision detection).
+double frame_penetration(Physics& p, const double* qpos);
 
 struct Feasibility {
   double limit_violation_rate = 0, limit_excess = 0, penetration = 0, velocity_inconsistency = 0;
@@ -149,6 +151,19 @@ struct StateTruth {
   // The branches as far as they were recorded, up to eval.long_horizon frames: [B, T_long, P, 3].
   torch::Tensor long_paths;
 };
+
+// Futures from one state measured: site paths [k, T, P, 3], the raw features [k, T, D] predicted
+// (undefined for the ground truth), the feasibility of each future and, when the features hold
+// controls, the distance between each future's sites and where re-simulating its controls takes
+// them (mean over sites per frame, [k, T]).
+struct MethodFutures {
+  torch::Tensor paths, predicted, resim_distance;
+  std::vector<Feasibility> feasibility;
+};
+// Measures futures given as features [T, D] and their qpos frames [T, nq] from one state.
+MethodFutures measure_futures(Physics& phys, const StateTruth& truth,
+                              const std::vector<torch::Tensor>& features,
+                              const std::vector<torch::Tensor>& qpos);
 
 // K futures of `frames` frames (chained windows) of a method for raw histories [N, H, D] ->
 // [N, K, frames, D]; ebm_experts is the EBM composed with its experts (and the goal, when set).

@@ -49,18 +49,6 @@ int64_t divergence_frame(const mjModel* m, const torch::Tensor& qpos) {
   return q.size(0);
 }
 
-// Deepest penetration of one qpos frame [nq].
-double frame_penetration(Physics& p, const double* qpos) {
-  const mjModel* m = p.model.get();
-  mjData* d = p.data.get();
-  std::memcpy(d->qpos, qpos, sizeof(mjtNum) * m->nq);
-  mj_fwdPosition(m, d);
-  double worst = 0;
-  for (int i = 0; i < d->ncon; ++i)
-    worst = std::max(worst, -static_cast<double>(d->contact[i].dist));
-  return worst;
-}
-
 // One future's frame-by-frame metrics (until it diverges) into the curves, and their means over
 // its frames (the state's value for the method) into `means`.
 void measure_future(Physics& p, const std::string& method, const torch::Tensor& qpos,

@@ -102,7 +102,7 @@ Physics make_physics(const TrajConfig& c, const trajectory::FrameLayout& layout)
 
 namespace {
 
-// resimulate() on a given mjData of p's model.
+// One future's re-simulation (resimulate_all) on a given mjData of p's model.
 torch::Tensor resimulate_on(const Physics& p, mjData* d, const SimState& start,
                             const torch::Tensor& feats) {
   const mjModel* m = p.model.get();
@@ -129,10 +129,6 @@ torch::Tensor resimulate_on(const Physics& p, mjData* d, const SimState& start,
 }
 
 }  // namespace
-
-torch::Tensor resimulate(Physics& p, const SimState& start, const torch::Tensor& feats) {
-  return resimulate_on(p, p.data.get(), start, feats);
-}
 
 std::vector<torch::Tensor> resimulate_all(const Physics& p, const SimState& start,
                                           const std::vector<torch::Tensor>& feats) {
@@ -199,20 +195,24 @@ torch::Tensor to_qpos(const Physics& p, const torch::Tensor& pred, const torch::
   return q;
 }
 
-Feasibility feasibility(Physics& p, const torch::Tensor& qpos, const torch::Tensor& feats) {
+double frame_penetration(Physics& p, const double* qpos) {
   const mjModel* m = p.model.get();
   mjData* d = p.data.get();
+  std::memcpy(d->qpos, qpos, sizeof(mjtNum) * m->nq);
+  mj_fwdPosition(m, d);  // kinematics and collision
+  double worst = 0;
+  for (int i = 0; i < d->ncon; ++i)
+    worst = std::max(worst, -static_cast<double>(d->contact[i].dist));
+  return worst;
+}
+
+Feasibility feasibility(Physics& p, const torch::Tensor& qpos, const torch::Tensor& feats) {
+  const mjModel* m = p.model.get();
   Feasibility r;
   double pen = 0;
   auto q = qpos.to(torch::kFloat64).contiguous();
-  for (int64_t t = 0; t < q.size(0); ++t) {
-    std::memcpy(d->qpos, q.data_ptr<double>() + t * m->nq, sizeof(double) * m->nq);
-    mj_fwdPosition(m, d);  // kinematics and collision
-    double worst = 0;
-    for (int i = 0; i < d->ncon; ++i)
-      worst = std::max(worst, -static_cast<double>(d->contact[i].dist));
-    pen += worst;
-  }
+  for (int64_t t = 0; t < q.size(0); ++t)
+    pen += frame_penetration(p, q.data_ptr<double>() + t * m->nq);
   const auto limits = joint_limit_violations(m, q);
   r.limit_violation_rate = limits.rate;
   r.limit_excess = limits.mean_excess;
