@@ -23,4 +23,16 @@ torch::Tensor WeightedSumEnergy::energy(const torch::Tensor& x, const torch::Ten
   return total;
 }
 
+torch::Tensor class_energies(EnergyModel& model, const torch::Tensor& x, int64_t num_classes) {
+  if (num_classes < 1)
+    throw std::invalid_argument("class_energies: num_classes must be >= 1, got " +
+                                std::to_string(num_classes));
+  const int64_t n = x.size(0);
+  auto tiled = x.repeat_interleave(num_classes, 0);
+  auto labels =
+      torch::arange(num_classes, torch::TensorOptions().dtype(torch::kLong).device(x.device()))
+          .repeat({n});
+  return model.energy(tiled, labels).reshape({n, num_classes});
+}
+
 }  // namespace ebm

@@ -32,4 +32,10 @@ class WeightedSumEnergy : public EnergyModel {
   std::vector<std::pair<std::shared_ptr<EnergyModel>, double>> terms_;
 };
 
+// The energies of every class for each sample: E(x_i, y) for y = 0 .. num_classes - 1, as
+// [N, num_classes] (x tiled over the labels in one batch of N * num_classes). -class_energies are
+// the logits of p(y | x) = softmax_y(-E(x, y)): classification by energy, and the hybrid (JEM)
+// term of the trainer.
+torch::Tensor class_energies(EnergyModel& model, const torch::Tensor& x, int64_t num_classes);
+
 }  // namespace ebm

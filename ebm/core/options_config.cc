@@ -59,8 +59,9 @@ AdamOptions adam_options(const ConfigSection& t) {
 }  // namespace
 
 TrainerOptions trainer_options(const ConfigSection& t, const ConfigSection& langevin,
-                               const ConfigSection& buffer) {
+                               const ConfigSection& buffer, int64_t num_classes) {
   TrainerOptions o;
+  o.num_classes(num_classes);
   o.objective(t.choice("objective", kObjectiveNames, o.objective()));
   o.l2_coeff(t.get<double>("l2_coeff", o.l2_coeff()));
   o.adam(adam_options(t));
@@ -71,6 +72,13 @@ TrainerOptions trainer_options(const ConfigSection& t, const ConfigSection& lang
   o.negative_condition(
       t.choice("negative_condition", kNegativeConditionNames, o.negative_condition()));
   o.mismatch_weight(t.get<double>("mismatch_weight", o.mismatch_weight()));
+  o.classify_weight(t.get<double>("classify_weight", o.classify_weight()));
+  o.classify_over(t.choice("classify_over", kClassifyOverNames, o.classify_over()));
+  o.kl_weight(t.get<double>("kl_weight", o.kl_weight()));
+  o.entropy_weight(t.get<double>("entropy_weight", o.entropy_weight()));
+  o.augment_prob(t.get<double>("augment_prob", o.augment_prob()));
+  o.augment_shift(t.get<int64_t>("augment_shift", o.augment_shift()));
+  o.augment_flip(t.get<bool>("augment_flip", o.augment_flip()));
   o.max_bad_steps(t.get<int64_t>("max_bad_steps", o.max_bad_steps()));
   o.max_restores(t.get<int64_t>("max_restores", o.max_restores()));
   o.snapshot_every(t.get<int64_t>("snapshot_every", o.snapshot_every()));

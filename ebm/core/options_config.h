@@ -16,8 +16,10 @@ LangevinOptions langevin_options(const ConfigSection& s);
 ReplayBufferOptions buffer_options(const ConfigSection& s);
 // Section `trainer` (+ the two above): objective, l2_coeff, lr, beta1, beta2, eps, weight_decay,
 // clip_grad, warmup_steps, ema_decay, dequantize, use_buffer, negative_condition,
-// mismatch_weight, max_bad_steps, max_restores, snapshot_every, autocast_bf16.
+// mismatch_weight, classify_weight, classify_over, kl_weight, entropy_weight, augment_prob,
+// augment_shift, augment_flip, max_bad_steps, max_restores, snapshot_every, autocast_bf16.
+// num_classes: the model's classes (0: none), which the hybrid term needs.
 TrainerOptions trainer_options(const ConfigSection& trainer, const ConfigSection& langevin,
-                               const ConfigSection& buffer);
+                               const ConfigSection& buffer, int64_t num_classes = 0);
 
 }  // namespace ebm

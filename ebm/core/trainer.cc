@@ -7,10 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
+
+#include "ebm/core/icd.h"
 
 namespace ebm {
 
@@ -56,6 +59,17 @@ void TrainerOptions::validate() const {
   require_option(ema_decay() >= 0 && ema_decay() < 1, kSection, "ema_decay", "in [0, 1)",
                  ema_decay());
   require_option(mismatch_weight() >= 0, kSection, "mismatch_weight", ">= 0", mismatch_weight());
+  require_option(classify_weight() >= 0, kSection, "classify_weight", ">= 0", classify_weight());
+  require_option(classify_weight() == 0 || num_classes() >= 2, kSection, "classify_weight",
+                 "0 for a model without classes (the hybrid term needs model.conditional and "
+                 ">= 2 classes)",
+                 classify_weight());
+  require_option(kl_weight() >= 0, kSection, "kl_weight", ">= 0", kl_weight());
+  require_option(entropy_weight() >= 0, kSection, "entropy_weight", ">= 0", entropy_weight());
+  require_option(augment_prob() >= 0 && augment_prob() <= 1, kSection, "augment_prob", "in [0, 1]",
+                 augment_prob());
+  require_option(augment_shift() >= 0 && augment_shift() <= 16, kSection, "augment_shift",
+                 "in [0, 16] (pixels)", augment_shift());
   require_option(max_bad_steps() >= 1, kSection, "max_bad_steps", ">= 1", max_bad_steps());
   require_option(max_restores() >= 0, kSection, "max_restores", ">= 0", max_restores());
   require_option(snapshot_every() >= 1, kSection, "snapshot_every", ">= 1", snapshot_every());
@@ -77,6 +91,10 @@ ContrastiveDivergenceTrainer::ContrastiveDivergenceTrainer(std::shared_ptr<Energ
   if (options_.autocast_bf16() && !device_.is_cuda())
     throw std::invalid_argument("trainer.autocast_bf16 needs a CUDA device, the device is " +
                                 device_.str());
+  if (options_.augment_prob() > 0 && shape_.size() != 3)
+    throw std::invalid_argument(
+        "trainer.augment_prob needs image samples [C, H, W], the samples are " +
+        c10::str(c10::IntArrayRef(shape_)));
   model_->to(device_);
   adam_ = std::make_unique<Adam>(parameters(), options_.adam());
   if (options_.ema_decay() > 0) {
@@ -133,6 +151,10 @@ BufferDraw ContrastiveDivergenceTrainer::sample_negatives(const torch::Tensor& x
   if (cond.defined() && options_.negative_condition() == NegativeCondition::kBatch) {
     draw.condition = cond;
   }
+  if (options_.augment_prob() > 0) {
+    draw.x = augment_chain_starts(draw.x, options_.augment_prob(), options_.augment_shift(),
+                                  options_.augment_flip());
+  }
   model_->eval();
   draw.x = sampler_.sample(*model_, draw.x, draw.condition);
   model_->train();
@@ -178,7 +200,34 @@ ContrastiveDivergenceTrainer::Loss ContrastiveDivergenceTrainer::loss(const torc
   }
   l.l2 = options_.l2_coeff() * (l.e_pos.pow(2) + l.e_neg.pow(2)).mean();
   l.total = l.ml + l.l2;
+  if (options_.classify_weight() > 0) {
+    l.classify = classify_loss(x_pos, cond);
+    l.total = l.total + options_.classify_weight() * l.classify;
+  }
+  if (options_.kl_weight() > 0) {
+    const torch::Tensor neg_cond =
+        negatives.condition.defined() ? negatives.condition.to(device_) : torch::Tensor();
+    l.kl =
+        icd_kl_term(*model_, negatives.x, neg_cond, sampler_.options(), options_.entropy_weight());
+    l.total = l.total + options_.kl_weight() * l.kl;
+  }
   return l;
+}
+
+torch::Tensor ContrastiveDivergenceTrainer::classify_loss(const torch::Tensor& x_pos,
+                                                          const torch::Tensor& labels) {
+  if (!labels.defined() || labels.dim() != 1 || labels.scalar_type() != torch::kLong)
+    throw std::invalid_argument(
+        "trainer.classify_weight: the hybrid term needs integer class labels [B] with the batch");
+  auto logits = -class_energies(*model_, x_pos, options_.num_classes()).to(torch::kFloat32);
+  if (options_.classify_over() == ClassifyOver::kBatch) {
+    auto present = torch::zeros({options_.num_classes()},
+                                torch::TensorOptions().dtype(torch::kBool).device(device_))
+                       .index_fill_(0, labels, true);
+    logits = logits.masked_fill(present.logical_not().unsqueeze(0),
+                                -std::numeric_limits<float>::infinity());
+  }
+  return torch::nn::functional::cross_entropy(logits, labels);
 }
 
 void ContrastiveDivergenceTrainer::sync_gradients(const std::vector<torch::Tensor>& params) {
@@ -290,6 +339,8 @@ TrainStepResult ContrastiveDivergenceTrainer::contrast(const torch::Tensor& x_po
   r.e_neg = l.e_neg.mean().item<double>();
   r.ml_loss = l.ml.item<double>();
   r.l2_loss = l.l2.item<double>();
+  if (l.classify.defined()) r.classify_loss = l.classify.item<double>();
+  if (l.kl.defined()) r.kl_loss = l.kl.item<double>();
   r.negatives = negatives;
   if (finite) {
     update(params, r.lr);

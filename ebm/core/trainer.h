@@ -36,6 +36,14 @@ enum class NegativeCondition { kBuffer, kBatch };
 inline constexpr EnumName<NegativeCondition> kNegativeConditionNames[] = {
     {NegativeCondition::kBuffer, "buffer"}, {NegativeCondition::kBatch, "batch"}};
 
+// The classes the hybrid term's softmax runs over: all of the model's (kAll), or only the labels
+// present in the batch (kBatch: the continual-learning objective of Li, Du, van de Ven and Mordatch
+// 2020, which leaves out of the softmax the classes of earlier tasks that a batch does not show,
+// so a task's training does not push their logits down).
+enum class ClassifyOver { kAll, kBatch };
+inline constexpr EnumName<ClassifyOver> kClassifyOverNames[] = {{ClassifyOver::kAll, "all"},
+                                                                {ClassifyOver::kBatch, "batch"}};
+
 struct TrainerOptions {
   // cd: E+ - E-; logsumexp: E+ - sum softmax(-E-) E-; softplus: softplus(2 (E+ - E-)).
   TORCH_ARG(Objective, objective) = Objective::kCD;
@@ -56,6 +64,27 @@ struct TrainerOptions {
   // logistic contrast of matched and mismatched pairs). It teaches the energy to read the condition
   // even while the sampler's negatives are still far from the data (0: off; needs batches of >= 2).
   TORCH_ARG(double, mismatch_weight) = 0.0;
+  // Hybrid training (JEM, Grathwohl et al. 2020) of a class-conditional model: weight of the
+  // cross-entropy of p(y | x) = softmax_y(-E(x, y)) on the positives, added to the loss (0: off).
+  TORCH_ARG(double, classify_weight) = 0.0;
+  TORCH_ARG(ClassifyOver, classify_over) = ClassifyOver::kAll;
+  // The model's classes (set from the model by whoever builds it, not a config key); the hybrid
+  // term needs >= 2.
+  TORCH_ARG(int64_t, num_classes) = 0;
+  // Improved contrastive divergence (Du et al. 2021), the KL term: weight of
+  //   E_frozen(x') - entropy_weight * mean log(nearest-neighbour distance within the batch of x'),
+  // x' = one more noise-free Langevin step from each negative, differentiated through that step
+  // into the parameters (the energy that scores x' is held fixed: its gradient reaches the
+  // parameters only through x'). 0: off.
+  TORCH_ARG(double, kl_weight) = 0.0;
+  TORCH_ARG(double, entropy_weight) = 1.0;
+  // Improved contrastive divergence, data augmentation as transitions: each chain start is, with
+  // this probability, translated by up to augment_shift pixels (edge pixels repeated) and, when
+  // augment_flip, mirrored left-right with probability 1/2, before its Langevin steps. Image
+  // samples ([C, H, W]) only. 0: off.
+  TORCH_ARG(double, augment_prob) = 0.0;
+  TORCH_ARG(int64_t, augment_shift) = 2;
+  TORCH_ARG(bool, augment_flip) = true;
   TORCH_ARG(ReplayBufferOptions, buffer) = ReplayBufferOptions();
   TORCH_ARG(LangevinOptions, langevin) = LangevinOptions();
   // Non-finite guard: a step with a NaN/Inf loss or gradient is skipped; after max_bad_steps in a
@@ -83,6 +112,8 @@ struct TrainStepResult {
   double e_neg = 0;    // mean energy of the samples
   double ml_loss = 0;  // the objective's part
   double l2_loss = 0;
+  double classify_loss = 0;  // the hybrid term's cross-entropy (before its weight; 0 when off)
+  double kl_loss = 0;        // the KL term (before its weight; 0 when off)
   double lr = 0;
   double langevin_step_size = 0;
   bool skipped = false;   // non-finite: no update
@@ -159,7 +190,7 @@ class ContrastiveDivergenceTrainer {
   void load_weights(torch::serialize::InputArchive& archive);
   // The loss of one step and its parts (kept as tensors for backward and reporting).
   struct Loss {
-    torch::Tensor e_pos, e_neg, ml, l2, total;
+    torch::Tensor e_pos, e_neg, ml, l2, classify, kl, total;
   };
   // The steps of step(), in order.
   void check_batch_shape(const torch::Tensor& x_pos) const;
@@ -167,6 +198,7 @@ class ContrastiveDivergenceTrainer {
   BufferDraw sample_negatives(const torch::Tensor& x_pos, const torch::Tensor& labels,
                               const torch::Tensor& cond);
   Loss loss(const torch::Tensor& x_pos, const torch::Tensor& cond, const BufferDraw& negatives);
+  torch::Tensor classify_loss(const torch::Tensor& x_pos, const torch::Tensor& labels);
   TrainStepResult contrast(const torch::Tensor& x_pos, const torch::Tensor& cond,
                            const BufferDraw& negatives);  // loss, gradients, guard, update
   void sync_gradients(const std::vector<torch::Tensor>& params);

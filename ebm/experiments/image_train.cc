@@ -67,7 +67,8 @@ ImageRunConfig read_config(const Config& config) {
   t.check(c.iterations > 0, "iterations", "> 0");
   c.batch_size = t.get<int64_t>("batch_size", 128);
   t.check(c.batch_size > 0, "batch_size", "> 0");
-  c.trainer = trainer_options(t, root.section("langevin"), root.section("replay_buffer"));
+  c.trainer = trainer_options(t, root.section("langevin"), root.section("replay_buffer"),
+                              image_net_options(*c.model_section, 1).num_classes());
   auto log = root.section("logging");
   c.log_every = log.get<int64_t>("log_every", 10);
   log.check(c.log_every > 0, "log_every", "> 0");
@@ -233,13 +234,16 @@ void save_samples(TrainRun& run, int64_t step) {
 void log_step(TrainRun& run, const TrainStepResult& r, int64_t done,
               std::chrono::steady_clock::time_point t0) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto means = run.dp.mean({r.loss, r.e_pos, r.e_neg, r.ml_loss, r.l2_loss});
+  const auto means =
+      run.dp.mean({r.loss, r.e_pos, r.e_neg, r.ml_loss, r.l2_loss, r.classify_loss, r.kl_loss});
   if (!run.dp.is_main()) return;
   std::vector<std::pair<std::string, double>> values{{"loss", means[0]},
                                                      {"e_pos", means[1]},
                                                      {"e_neg", means[2]},
                                                      {"ml_loss", means[3]},
                                                      {"l2_loss", means[4]},
+                                                     {"classify_loss", means[5]},
+                                                     {"kl_loss", means[6]},
                                                      {"lr", r.lr},
                                                      {"langevin_step_size", r.langevin_step_size},
                                                      {"skipped", r.skipped ? 1.0 : 0.0},

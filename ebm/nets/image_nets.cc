@@ -149,12 +149,7 @@ torch::Tensor ImageEnergyNet::energy(const torch::Tensor& x, const torch::Tensor
 
 torch::Tensor classify_by_energy(EnergyModel& model, const torch::Tensor& x, int64_t num_classes,
                                  torch::Tensor* logits) {
-  const int64_t n = x.size(0);
-  auto tiled = x.repeat_interleave(num_classes, 0);
-  auto labels =
-      torch::arange(num_classes, torch::TensorOptions().dtype(torch::kLong).device(x.device()))
-          .repeat({n});
-  auto e = model.energy(tiled, labels).reshape({n, num_classes});
+  auto e = class_energies(model, x, num_classes);
   if (logits) *logits = -e;
   return e.argmin(1);
 }
