@@ -203,6 +203,69 @@ void write_generation_report(Context& c, const DataSpec& data, const eval::Featu
   c.summary.table = line;
 }
 
+// Section `test_time`: FID/KID/IS of fresh chains from noise against the number of Langevin steps
+// at sampling time (the blog's "longer sampling, sharper samples"); empty steps: off.
+struct TestTimeSpec {
+  std::vector<int64_t> steps;
+  int64_t samples = 500;
+};
+
+TestTimeSpec read_test_time_spec(const ConfigSection& s) {
+  TestTimeSpec t;
+  t.steps = s.get<std::vector<int64_t>>("steps", {10, 20, 40, 80});
+  for (const int64_t k : t.steps) s.check(k >= 1 && k <= 100000, "steps", "values in [1, 100000]");
+  t.samples = s.get<int64_t>("samples", 500);
+  s.check(t.samples >= 20, "samples", ">= 20");
+  return t;
+}
+
+// One chain per sample from the buffer's init distribution (noise), run for each step count.
+void test_time_compute(Context& c, const TestTimeSpec& t, const FeatureSpec& features,
+                       LoadedImageEbm& ebm, EnergyModel& energy, eval::FeatureExtractor& fx,
+                       const torch::Tensor& reference) {
+  if (t.steps.empty()) return;
+  ChainSpec spec;
+  spec.samples = spec.chains = t.samples;
+  spec.rounds = 1;
+  spec.init = "noise";
+  util::Json rows = util::Json::array();
+  std::vector<report::Series> fid{{"FID", {}, {}}}, is{{"IS", {}, {}}}, kid{{"KID x 100", {}, {}}};
+  std::vector<std::vector<std::string>> table;
+  double fid_max = 0, is_max = 0;
+  for (const int64_t k : t.steps) {
+    c.log("generation: " + std::to_string(t.samples) + " chains of " + std::to_string(k) +
+          " steps from noise");
+    spec.steps = k;
+    const auto samples = sample_chains(c, spec, ebm, energy);
+    const auto s = score_samples(fx, samples, reference, features, c.seed);
+    rows.push(util::Json::object()
+                  .set("steps", k)
+                  .set("fid", s.fid)
+                  .set("kid_mean", s.kid.mean)
+                  .set("kid_std", s.kid.std)
+                  .set("is_mean", s.is.mean)
+                  .set("is_std", s.is.std));
+    for (auto* series : {&fid, &is, &kid}) (*series)[0].x.push_back(static_cast<double>(k));
+    fid[0].y.push_back(s.fid);
+    is[0].y.push_back(s.is.mean);
+    kid[0].y.push_back(100 * s.kid.mean);
+    fid_max = std::max({fid_max, s.fid, 100 * s.kid.mean});
+    is_max = std::max(is_max, s.is.mean);
+    table.push_back({std::to_string(k), fmt4(s.fid), fmt4(s.kid.mean), fmt4(s.is.mean)});
+  }
+  c.metrics.set(
+      "test_time",
+      util::Json::object().set("samples", t.samples).set("init", "noise").set("by_steps", rows));
+  c.page->paragraph("Test-time compute: " + std::to_string(t.samples) +
+                    " fresh chains from noise, scored after each number of Langevin steps.");
+  c.page->table({"Langevin steps", "FID", "KID", "IS"}, table);
+  fid.push_back(kid[0]);
+  c.chart("test_time_fid.png", fid, 0, fid_max * 1.05,
+          "FID and 100 x KID (y, lower is better) against Langevin steps at sampling time (x).");
+  c.chart("test_time_is.png", is, 0, is_max * 1.05,
+          "Inception Score (y, higher is better) against Langevin steps at sampling time (x).");
+}
+
 }  // namespace
 
 void run_generation(Context& c) {
@@ -210,6 +273,8 @@ void run_generation(Context& c) {
   const auto [src, data, cls] = read_common(root);
   const ChainSpec sampling = read_chain_spec(root.section("sampling"));
   const FeatureSpec features = read_feature_spec(root.section("features"));
+  const TestTimeSpec test_time = read_test_time_spec(root.section("test_time"));
+  const GenerationChecks checks = read_generation_checks(root);
   if (c.checked_only()) return;
 
   std::vector<std::shared_ptr<ImageEnergyNet>> members;
@@ -223,6 +288,14 @@ void run_generation(Context& c) {
   const auto scores = score_samples(*fx, gen_images, ref, features, c.seed);
   record_generation_metrics(c, sampling, *fx, members.size(), gen_images, scores);
   write_generation_report(c, data, *fx, gen_images, scores);
+  test_time_compute(c, test_time, features, ebm, ensemble, *fx, ref);
+  DataSpec train_spec{ebm.data_format, ebm.data_path, "train", 0};
+  const auto train = conform(load_data(train_spec, c.seed).images, ebm.shape);
+  DataSpec test_spec = data;
+  test_spec.split = "test";
+  const auto test =
+      test_spec.split == data.split ? ref : conform(load_data(test_spec, c.seed).images, ebm.shape);
+  run_generation_checks(c, checks, ebm, train, test, gen_images);
 }
 
 }  // namespace ebm::experiments::detail

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <memory>
 #include <stdexcept>
+#include <utility>
 
 #include "ebm/core/archive_file.h"
 #include "ebm/core/checkpoint.h"
@@ -25,8 +26,8 @@ namespace ebm::experiments {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& image_experiments() {
-  static const std::vector<std::string> kNames{"generation", "completion", "crossclass",
-                                               "ood",        "robustness", "compose"};
+  static const std::vector<std::string> kNames{"generation", "completion", "crossclass", "ood",
+                                               "robustness", "compose",    "continual",  "hybrid"};
   return kNames;
 }
 
@@ -303,6 +304,48 @@ std::string Context::figure(const std::string& file, const torch::Tensor& images
   return path;
 }
 
+std::vector<report::Series> score_histograms(
+    const std::vector<std::pair<std::string, std::vector<double>>>& sets, int bins, double* y_max) {
+  double lo = 1e300, hi = -1e300;
+  for (const auto& [n, v] : sets)
+    for (double s : v) lo = std::min(lo, s), hi = std::max(hi, s);
+  if (!(hi > lo)) hi = lo + 1;
+  std::vector<report::Series> out;
+  *y_max = 0;
+  for (const auto& [name, v] : sets) {
+    report::Series s{name, {}, std::vector<double>(static_cast<size_t>(bins), 0.0)};
+    for (double x : v) {
+      auto b = static_cast<int>((x - lo) / (hi - lo) * bins);
+      s.y[static_cast<size_t>(std::clamp(b, 0, bins - 1))] += 1.0 / static_cast<double>(v.size());
+    }
+    for (int b = 0; b < bins; ++b) s.x.push_back(lo + (b + 0.5) * (hi - lo) / bins);
+    for (double y : s.y) *y_max = std::max(*y_max, y);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string Context::chart(const std::string& file, const std::vector<report::Series>& series,
+                           double y_min, double y_max, const std::string& caption, int64_t width,
+                           int64_t height) {
+  const std::string path = run_dir + "/" + file;
+  report::write_png_grid(path, report::line_chart(series, y_min, y_max, width, height).unsqueeze(0),
+                         1);
+  std::string legend;
+  for (size_t i = 0; i < series.size(); ++i) {
+    const auto col = report::palette(static_cast<int64_t>(i));
+    char rgb[64];
+    std::snprintf(rgb, sizeof(rgb), "rgb(%d,%d,%d)", static_cast<int>(col[0] * 255),
+                  static_cast<int>(col[1] * 255), static_cast<int>(col[2] * 255));
+    legend += "<span style=\"color:" + std::string(rgb) + "\">&#9632; " +
+              report::html_escape(series[i].name) + "</span> ";
+  }
+  page->paragraph(caption);
+  page->image(file).raw("<p>" + legend + "</p>");
+  summary.figures.push_back(path);
+  return path;
+}
+
 }  // namespace detail
 
 EvalRunSummary run_image_eval(const EvalRunOptions& o) {
@@ -337,6 +380,8 @@ EvalRunSummary run_image_eval(const EvalRunOptions& o) {
   if (o.experiment == "ood") detail::run_ood(c);
   if (o.experiment == "robustness") detail::run_robustness(c);
   if (o.experiment == "compose") detail::run_compose(c);
+  if (o.experiment == "continual") detail::run_continual(c);
+  if (o.experiment == "hybrid") detail::run_hybrid(c);
   if (o.check_only) {
     c.summary.table = o.config_path + ": a valid " + o.experiment + " config";
     return c.summary;

@@ -7,6 +7,10 @@
 //               classifier's maximum-softmax score
 //   robustness  the conditional EBM as a classifier under PGD (L-inf, L2), against a plain CNN
 //   compose     dSprites factor models combined by summing energies, plus the 2-D demonstration
+//   continual   class-incremental learning on split data: the conditional EBM against fine-tuning
+//               and EWC on the same net
+//   hybrid      conditional EBMs (hybrid CD + cross-entropy, CD only) and a CNN as classifiers:
+//               accuracy, calibration, OOD with p(x) and max p(y | x), PGD
 // Each writes into its run directory: config.yaml, metrics.json, PNG figures and report.html.
 #pragma once
 

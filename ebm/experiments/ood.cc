@@ -22,17 +22,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct OodSet {
-  std::string name, kind;
-  DataSpec data;                   // kind "dataset"
-  std::string path;                // kind "sklearn_digits" (csv), "textures" (folder or files)
-  std::vector<std::string> files;  // kind "textures"
-  int64_t crop = 64;
-};
-
 const std::vector<std::string> kDefaultTextures = {"brick.png", "grass.png", "gravel.png"};
 
-OodSet read_set(const ConfigSection& s, const std::string& name) {
+}  // namespace
+
+OodSet read_ood_set(const ConfigSection& s, const std::string& name) {
   OodSet o;
   o.name = name;
   o.kind =
@@ -52,9 +46,8 @@ OodSet read_set(const ConfigSection& s, const std::string& name) {
   return o;
 }
 
-// The OOD images of one set, conformed to `shape`, float [count, C, H, W].
-torch::Tensor make_set(const OodSet& s, int64_t count, const std::vector<int64_t>& shape,
-                       const torch::Tensor& in_dist, uint64_t seed) {
+torch::Tensor make_ood_set(const OodSet& s, int64_t count, const std::vector<int64_t>& shape,
+                           const torch::Tensor& in_dist, uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   if (s.kind == "uniform") return torch::rand({count, shape[0], shape[1], shape[2]}, gen);
   if (s.kind == "constant") {
@@ -83,7 +76,6 @@ torch::Tensor make_set(const OodSet& s, int64_t count, const std::vector<int64_t
   return conform(ds.images.index_select(0, idx), shape);
 }
 
-// Scores in batches: higher = more in-distribution.
 std::vector<double> ebm_scores(ImageEnergyNet& model, const torch::Tensor& x, int64_t classes,
                                torch::Device dev) {
   torch::NoGradGuard ng;
@@ -117,30 +109,6 @@ std::vector<double> msp_scores(ImageClassifier& model, const torch::Tensor& x, t
   return out;
 }
 
-// Histogram densities of scores over shared bins, as series for a line chart.
-std::vector<report::Series> histograms(
-    const std::vector<std::pair<std::string, std::vector<double>>>& sets, int bins, double* y_max) {
-  double lo = 1e300, hi = -1e300;
-  for (const auto& [n, v] : sets)
-    for (double s : v) lo = std::min(lo, s), hi = std::max(hi, s);
-  if (!(hi > lo)) hi = lo + 1;
-  std::vector<report::Series> out;
-  *y_max = 0;
-  for (const auto& [name, v] : sets) {
-    report::Series s{name, {}, std::vector<double>(static_cast<size_t>(bins), 0.0)};
-    for (double x : v) {
-      auto b = static_cast<int>((x - lo) / (hi - lo) * bins);
-      s.y[static_cast<size_t>(std::clamp(b, 0, bins - 1))] += 1.0 / static_cast<double>(v.size());
-    }
-    for (int b = 0; b < bins; ++b) s.x.push_back(lo + (b + 0.5) * (hi - lo) / bins);
-    for (double y : s.y) *y_max = std::max(*y_max, y);
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-}  // namespace
-
 void run_ood(Context& c) {
   auto root = c.config->root();
   const auto [src, data, cls] = read_common(root);
@@ -150,7 +118,7 @@ void run_ood(Context& c) {
   auto sets_section = s.section("sets");
   std::vector<OodSet> sets;
   for (const auto& name : sets_section.keys())
-    sets.push_back(read_set(sets_section.section(name), name));
+    sets.push_back(read_ood_set(sets_section.section(name), name));
   if (sets.empty()) throw ConfigError(s.where() + ": ood.sets: give at least one OOD set");
   if (c.checked_only()) return;
 
@@ -171,7 +139,7 @@ void run_ood(Context& c) {
   double mean_ebm = 0, mean_msp = 0;
   for (size_t i = 0; i < sets.size(); ++i) {
     const auto& set = sets[i];
-    auto x = make_set(set, count, ebm.shape, in_dist, c.seed + 101 * (i + 1));
+    auto x = make_ood_set(set, count, ebm.shape, in_dist, c.seed + 101 * (i + 1));
     c.log("ood: " + set.name + " (" + std::to_string(x.size(0)) + " images)");
     const auto e = ebm_scores(*ebm.model, x, classes, c.device);
     const auto m = msp_scores(classifier, x, c.device);
@@ -207,24 +175,11 @@ void run_ood(Context& c) {
   c.figure("ood_sets.png", torch::cat(previews), 10,
            "Row 1: in-distribution test images; then one row per OOD set, in the table's order.");
   double y_max = 0;
-  auto series = histograms(hist, 40, &y_max);
-  const std::string hpath = c.run_dir + "/ood_scores.png";
-  report::write_png_grid(hpath, report::line_chart(series, 0, y_max * 1.05, 480, 280).unsqueeze(0),
-                         1);
-  std::string legend;
-  for (size_t i = 0; i < series.size(); ++i) {
-    const auto col = report::palette(static_cast<int64_t>(i));
-    char rgb[64];
-    std::snprintf(rgb, sizeof(rgb), "rgb(%d,%d,%d)", static_cast<int>(col[0] * 255),
-                  static_cast<int>(col[1] * 255), static_cast<int>(col[2] * 255));
-    legend += "<span style=\"color:" + std::string(rgb) + "\">&#9632; " +
-              report::html_escape(series[i].name) + "</span> ";
-  }
-  c.page->paragraph(
+  auto series = score_histograms(hist, 40, &y_max);
+  c.chart(
+      "ood_scores.png", series, 0, y_max * 1.05,
       "Histograms of the EBM score (x: score, higher = more in-distribution; y: fraction of the "
       "set).");
-  c.page->image("ood_scores.png").raw("<p>" + legend + "</p>");
-  c.summary.figures.push_back(hpath);
   c.summary.table = table;
 }
 

@@ -37,19 +37,8 @@ class MarginalEnergy : public EnergyModel {
   int64_t classes_;
 };
 
-// The keys of section `robustness`.
-struct RobustnessSpec {
-  int64_t images = 500;
-  std::vector<double> linf, l2;  // budgets in units of 1/255
-  int64_t steps = 10;
-  double step_factor = 2.5;
-  bool random_start = true;
-  int64_t purify_steps = 10;
-  double purify_eps = 8;
-  int64_t batch = 100;
-};
+}  // namespace
 
-// Reads and checks section `robustness`.
 RobustnessSpec read_robustness_spec(const ConfigSection& s) {
   RobustnessSpec spec;
   spec.images = s.get<int64_t>("images", 500);
@@ -73,27 +62,6 @@ RobustnessSpec read_robustness_spec(const ConfigSection& s) {
   return spec;
 }
 
-using LogitsFn = std::function<torch::Tensor(const torch::Tensor&)>;
-
-// The two classifiers under attack: the EBM (argmin over labels of E(x, y)) and the CNN.
-struct Classifiers {
-  LogitsFn ebm, cnn;
-};
-
-// What every attack uses: the settings, the first n test images, the purification and the
-// random numbers that attacks and purification share.
-struct AttackBench {
-  RobustnessSpec spec;
-  torch::Tensor x_all, y_all;
-  int64_t n = 0;
-  torch::Device device = torch::kCPU;
-  EnergyModel* marginal = nullptr;            // the EBM's marginal energy
-  const LangevinSampler* purifier = nullptr;  // one Langevin step
-  at::Generator gen;
-};
-
-// Accuracy of `logits_fn` on PGD examples made against `logits_fn` itself (white box); with
-// `purify`, the attacked images are purified before the EBM classifies them.
 double attacked_accuracy(const AttackBench& bench, const LogitsFn& logits_fn, eval::AttackNorm norm,
                          double eps, bool purify) {
   const RobustnessSpec& spec = bench.spec;
@@ -126,6 +94,13 @@ double attacked_accuracy(const AttackBench& bench, const LogitsFn& logits_fn, ev
   }
   return static_cast<double>(correct) / static_cast<double>(bench.n);
 }
+
+namespace {
+
+// The two classifiers under attack: the EBM (argmin over labels of E(x, y)) and the CNN.
+struct Classifiers {
+  LogitsFn ebm, cnn;
+};
 
 // The sweeps' results, for the metrics, the report and the summary.
 struct RobustnessResults {
