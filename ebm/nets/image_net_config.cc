@@ -26,6 +26,8 @@ ImageEnergyOptions image_net_options(const ConfigSection& m, int64_t in_channels
   o.activation(
       m.choice("activation", kActivationNames, o.activation()));  // the preset's by default
   o.spectral_norm(m.get<bool>("spectral_norm", o.spectral_norm()));
+  o.class_head(m.get<bool>("class_head", o.class_head()));
+  m.check(!o.class_head() || conditional, "class_head", "false for an unconditional model");
   o.dropout(m.get<double>("dropout", o.dropout()));
   m.check(o.dropout() >= 0 && o.dropout() < 1, "dropout", "in [0, 1)");
   const std::string filters = "in [1, " + std::to_string(kMaxFilters) + "]";

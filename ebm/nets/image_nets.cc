@@ -98,18 +98,24 @@ ImageEnergyNet::ImageEnergyNet(ImageEnergyOptions options) : options_(std::move(
   stem_ = make_conv(o.in_channels(), o.stem_filters(), 3, o.spectral_norm());
   register_module("stem", stem_.ptr());
   blocks_ = register_module("blocks", torch::nn::ModuleList());
+  if (o.class_head() && o.num_classes() < 2)
+    throw std::invalid_argument(
+        "image net: class_head needs a conditional model (num_classes >= 2)");
+  // With a class head the blocks are unconditional: the label only picks the head's output.
+  const auto block_options =
+      ImageEnergyOptions(o).num_classes(o.class_head() ? 0 : o.num_classes());
   int64_t c = o.stem_filters();
   const auto nstages = static_cast<int64_t>(o.stage_filters().size());
   for (int64_t s = 0; s < nstages; ++s) {
     for (int64_t b = 0; b < o.blocks_per_stage(); ++b) {
       const bool last_of_stage = b + 1 == o.blocks_per_stage();
       const int64_t out = o.stage_filters()[s];
-      blocks_->push_back(CondResBlock(c, out, last_of_stage && s + 1 < nstages, o));
+      blocks_->push_back(CondResBlock(c, out, last_of_stage && s + 1 < nstages, block_options));
       c = out;
     }
   }
   // The last linear layer has no spectral norm (as the original).
-  head_ = register_module("head", torch::nn::Linear(c, 1));
+  head_ = register_module("head", torch::nn::Linear(c, o.class_head() ? o.num_classes() : 1));
 }
 
 torch::Tensor ImageEnergyNet::onehot(const torch::Tensor& condition, int64_t n) const {
@@ -138,13 +144,22 @@ torch::Tensor ImageEnergyNet::energy(const torch::Tensor& x, const torch::Tensor
     throw std::invalid_argument("image net: input must be [N, " +
                                 std::to_string(options_.in_channels()) + ", H, W], got " +
                                 c10::str(x.sizes()));
+  if (options_.class_head()) {
+    auto logits = head_->forward(features(x, {}));
+    if (!condition.defined()) return -torch::logsumexp(logits, 1);
+    return -(logits * onehot(condition, x.size(0)).to(logits.device(), logits.scalar_type()))
+                .sum(1);
+  }
   auto oh = onehot(condition, x.size(0));
   if (oh.defined()) oh = oh.to(x.device(), x.scalar_type());
+  return head_->forward(features(x, oh)).squeeze(1);
+}
+
+torch::Tensor ImageEnergyNet::features(const torch::Tensor& x, const torch::Tensor& oh) {
   auto h = stem_.forward(x);
   for (auto& block : *blocks_) h = block->as<CondResBlock>()->forward(h, oh);
   h = options_.activation() == Activation::kSwish ? torch::silu(h) : torch::relu(h);
-  h = h.sum({2, 3});  // global sum pooling
-  return head_->forward(h).squeeze(1);
+  return h.sum({2, 3});  // global sum pooling
 }
 
 torch::Tensor classify_by_energy(EnergyModel& model, const torch::Tensor& x, int64_t num_classes,

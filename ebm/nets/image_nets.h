@@ -31,6 +31,10 @@ struct ImageEnergyOptions {
   TORCH_ARG(int64_t, blocks_per_stage) = 2;
   // 0 = unconditional; otherwise the number of classes of the conditioning label.
   TORCH_ARG(int64_t, num_classes) = 0;
+  // Conditional models: the JEM parametrisation instead of the original's label-modulated blocks:
+  // unconditional blocks and a head with one output per class, E(x, y) = -f(x)[y]; without a label
+  // E(x) = -log sum_y exp f(x)[y], the marginal.
+  TORCH_ARG(bool, class_head) = false;
   TORCH_ARG(Activation, activation) = Activation::kLeakyReLU;
   TORCH_ARG(double, leaky_slope) = 0.2;
   // Dropout inside the blocks when training (ResNet32Large uses 0.5).
@@ -68,6 +72,7 @@ class ImageEnergyNet : public EnergyModel {
 
  private:
   torch::Tensor onehot(const torch::Tensor& condition, int64_t n) const;
+  torch::Tensor features(const torch::Tensor& x, const torch::Tensor& onehot);  // [N, C_last]
   ImageEnergyOptions options_;
   torch::nn::AnyModule stem_;
   torch::nn::ModuleList blocks_;

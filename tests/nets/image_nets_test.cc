@@ -83,3 +83,23 @@ TEST(ImageNets, LangevinRunsOnTheNetAndKeepsTheBox) {
   EXPECT_LE(x.max().item<float>(), 1.0f);
   EXPECT_FALSE(torch::equal(x, x0));
 }
+
+TEST(ImageNets, ClassHeadIsTheJemParametrisation) {
+  torch::manual_seed(3);
+  auto options = ebm::image_net_preset("small_cnn", 1, 4).class_head(true);
+  ebm::ImageEnergyNet net(options);
+  net.eval();
+  auto x = torch::rand({3, 1, 28, 28});
+  const auto per_class = ebm::class_energies(net, x, 4);  // [3, 4], one label at a time
+  // The marginal without a label is -log sum_y exp(-E(x, y)).
+  EXPECT_TRUE(torch::allclose(net.energy(x), -torch::logsumexp(-per_class, 1), 1e-5, 1e-5));
+  // A soft label mixes the per-class energies linearly (the head's outputs, weighted).
+  const auto soft =
+      torch::tensor({{0.5, 0.5, 0.0, 0.0}, {0.0, 0.0, 1.0, 0.0}, {0.25, 0.25, 0.25, 0.25}});
+  EXPECT_TRUE(torch::allclose(net.energy(x, soft), (per_class * soft).sum(1), 1e-5, 1e-5));
+  // The blocks carry no label parameters: the class only picks the head's output.
+  for (const auto& p : net.named_parameters())
+    EXPECT_EQ(p.key().find("cond_"), std::string::npos) << p.key();
+  EXPECT_THROW(ebm::ImageEnergyNet(ebm::image_net_preset("small_cnn", 1, 0).class_head(true)),
+               std::invalid_argument);
+}
