@@ -65,4 +65,16 @@ if [[ ! -f "$venv/.complete" ]]; then
   touch "$venv/.complete"
   log "Python environment ready: $(du -sh "$venv" | cut -f1)"
 fi
+
+# ---- 3. The project's Python package (python/: `import ebm`), reinstalled when it changes ----
+# A plain (not editable) install: every clone sharing this environment installs its own version
+# when its sources differ from the installed ones.
+pkg="$here/../python"
+stamp=$(cd "$pkg" && find install.py ebm -name '*.py' | LC_ALL=C sort |
+        xargs sha256sum | sha256sum | cut -c1-16)
+if [[ "$(cat "$venv/.ebm-package" 2>/dev/null)" != "$stamp" ]]; then
+  log "installing the ebm Python package into $venv"
+  "$venv/bin/python" "$pkg/install.py" >&2
+  echo "$stamp" > "$venv/.ebm-package"
+fi
 echo "$venv/bin/python"
