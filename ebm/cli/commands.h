@@ -19,5 +19,6 @@ void add_record(CLI::App& app, Action& action);
 void add_data(CLI::App& app, Action& action);
 void add_traj(CLI::App& app, Action& action);
 void add_eval(CLI::App& app, Action& action);
+void add_export(CLI::App& app, Action& action);
 
 }  // namespace ebm::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   ebm::cli::add_data(app, action);
   ebm::cli::add_traj(app, action);
   ebm::cli::add_eval(app, action);
+  ebm::cli::add_export(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

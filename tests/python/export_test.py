@@ -1,0 +1,206 @@
+"""`ebm export` read by PyTorch itself, and the Python package's model and generator parts:
+  - image EBMs trained here for a few steps (unconditional with spectral norm, conditional with
+    label-modulated blocks, the JEM class head): `torch.load(F, weights_only=True)` returns a
+    state dict, `torch.jit.load` runs the exported energy, `ebm.load_model` builds the module from
+    the state dict; all three give the C++ net's energies of fixed inputs (tests/fixtures/
+    energy_dump) to float tolerance, and changing one weight of the state dict changes them;
+  - trajectories stepped in MuJoCo's Python bindings and written with `ebm.trajectory.write` are
+    accepted by `ebm traj train`; its generator.pt exports the same way; and the trained
+    generator runs as the `ebm.generator` plugin in MuJoCo's Python, where
+    `ebm.generator.futures` returns its futures [K, frames, D].
+
+usage: export_test.py EBM ENERGY_DUMP PLUGIN_DIR PARTICLES_XML SOURCE_DIR
+"""
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+
+import mujoco
+import numpy as np
+import torch
+
+import ebm
+
+torch.set_num_threads(1)
+
+
+def run(*args, **kw):
+    out = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
+    assert out.returncode == 0, f"{args}: {out.stderr[-3000:]}"
+    return out.stdout
+
+
+def cpp_energies(energy_dump, checkpoint, x, cond, tmp):
+    xs, cs, es = (os.path.join(tmp, n) for n in ("x.f32", "c.f32", "e.f32"))
+    x.numpy().astype("<f4").tofile(xs)
+    if cond is not None:
+        cond.numpy().astype("<f4").tofile(cs)
+    run(energy_dump, checkpoint, xs, cs if cond is not None else "-", es)
+    return torch.from_numpy(np.fromfile(es, dtype="<f4"))
+
+
+def close(a, b, what):
+    err = (a - b).abs().max().item()
+    scale = max(1.0, b.abs().max().item())
+    assert err <= 1e-4 * scale, f"{what}: max |difference| {err} (energies up to {scale})"
+    return err
+
+
+def check_export(ebm_bin, energy_dump, checkpoint, inputs, tmp, name):
+    """Exports `checkpoint` and compares PyTorch's energies with the C++ net's for each
+    (args, C++ condition) in `inputs`."""
+    out = os.path.join(tmp, "export-" + name, "energy.pt")
+    os.makedirs(os.path.dirname(out))
+    run(ebm_bin, "export", "--checkpoint", checkpoint, "--out", out)
+    state = torch.load(out, weights_only=True)
+    assert isinstance(state, dict) and state and all(
+        isinstance(v, torch.Tensor) for v in state.values()), type(state)
+    scripted = torch.jit.load(ebm.models.script_path(out))
+    assert sorted(scripted.state_dict()) == sorted(state), "keys of the state dict != module's"
+    module = ebm.load_model(out)
+    worst = 0.0
+    for args, cond in inputs:
+        expected = cpp_energies(energy_dump, checkpoint, args[0], cond, tmp)
+        with torch.no_grad():
+            worst = max(worst, close(scripted(*args), expected, f"{name} torch.jit.load"),
+                        close(module(*args), expected, f"{name} ebm.load_model"))
+    # The module really computes from the state dict: one changed weight changes the energies.
+    key = next(k for k in state if k.endswith("weight"))
+    state[key] = state[key] * 1.5
+    module.load_state_dict(state)
+    with torch.no_grad():
+        changed = (module(*inputs[0][0]) - scripted(*inputs[0][0])).abs().max().item()
+    assert changed > 1e-4, f"{name}: changing {key} left the energies unchanged"
+    try:
+        ebm.load_model(checkpoint)
+        raise AssertionError("a raw checkpoint loaded as an energy")
+    except ValueError as e:
+        assert "ebm export" in str(e), e
+    return worst
+
+
+def train_image(ebm_bin, config, tmp, name, *overrides):
+    out = os.path.join(tmp, name)
+    run(ebm_bin, "train", "--config", config, "--out", out, "--quiet", "--set",
+        "trainer.iterations=4", "trainer.batch_size=8", "langevin.steps=3",
+        "replay_buffer.capacity=64", "logging.checkpoint_every=4", "logging.sample_every=100",
+        *overrides)
+    return sorted(glob.glob(os.path.join(out, "checkpoints", "ckpt-*.pt")))[-1]
+
+
+def check_images(ebm_bin, energy_dump, source, tmp):
+    torch.manual_seed(0)
+    x = torch.rand(6, 1, 28, 28)
+    labels = torch.tensor([0, 3, 9, 1, 1, 5])
+    onehot = torch.nn.functional.one_hot(labels, 10).float()
+    configs = os.path.join(source, "configs", "images")
+    uncond = train_image(ebm_bin, os.path.join(configs, "fashion_mnist.yaml"), tmp, "uncond",
+                         "model.spectral_norm=true")
+    cond = train_image(ebm_bin, os.path.join(configs, "fashion_mnist.yaml"), tmp, "cond",
+                       "model.conditional=true", "model.num_classes=10",
+                       "model.activation=swish")
+    head = train_image(ebm_bin, os.path.join(configs, "fashion_mnist_hybrid.yaml"), tmp, "head")
+    errs = [
+        check_export(ebm_bin, energy_dump, uncond, [((x,), None)], tmp, "uncond"),
+        check_export(ebm_bin, energy_dump, cond, [((x, labels), labels), ((x, onehot), labels)],
+                     tmp, "cond"),
+        check_export(ebm_bin, energy_dump, head, [((x, labels), labels), ((x,), None)], tmp,
+                     "head"),
+    ]
+    return max(errs)
+
+
+def particle_episodes(xml, starts=16, branches=2, steps=400):
+    """Branches of random pushes from shared start states, stepped in MuJoCo's Python."""
+    model = mujoco.MjModel.from_xml_string(xml)
+    rng = np.random.default_rng(0)
+    episodes = []
+    for s in range(starts):
+        start = mujoco.MjData(model)
+        start.ctrl[:] = rng.uniform(-1, 1, model.nu)
+        for _ in range(100 + 10 * s):
+            mujoco.mj_step(model, start)
+        for b in range(branches):
+            d = mujoco.MjData(model)
+            d.qpos[:], d.qvel[:], d.time = start.qpos, start.qvel, start.time
+            rows = {"time": [], "qpos": [], "qvel": [], "ctrl": []}
+            for k in range(steps):
+                if k % 40 == 0:
+                    d.ctrl[:] = rng.uniform(-1, 1, model.nu)
+                if k % 4 == 0:
+                    for f in rows:
+                        rows[f].append(np.atleast_1d(getattr(d, f)).copy())
+                mujoco.mj_step(model, d)
+            episodes.append(ebm.trajectory.Episode(
+                fields={f: np.asarray(v) for f, v in rows.items()}, episode_id=len(episodes),
+                seed=b, start_state=s, branch=b))
+    return model, episodes
+
+
+def check_trajectories(ebm_bin, energy_dump, plugin_dir, particles_xml, source, tmp):
+    xml = run(particles_xml)
+    model, episodes = particle_episodes(xml)
+    run_dir = os.path.join(tmp, "traj")
+    ebm.trajectory.write(os.path.join(run_dir, "trajectories", "python.ebmtraj"), episodes,
+                         timestep=model.opt.timestep, decimation=4, model_name="particles")
+    run(ebm_bin, "traj", "train", "--config",
+        os.path.join(source, "configs", "trajectories", "particles_traj.yaml"), "--out", run_dir,
+        "--quiet", "--set", "trainer.iterations=20", "baselines.fc_iterations=5",
+        "baselines.mdn_iterations=5", "trainer.log_every=10")
+    generator = os.path.join(run_dir, "models", "generator.pt")
+    exported = torch.jit.load(_export(ebm_bin, generator, tmp))
+    torch.manual_seed(1)
+    x = torch.randn(5, exported.basis_size or exported.future, exported.dim)
+    history = torch.randn(5, exported.history, exported.dim)
+    err = check_export(ebm_bin, energy_dump, generator, [((x, history), history)], tmp, "traj")
+    # The same generator inside MuJoCo, from Python.
+    ebm.load_plugins(plugin_dir)
+    ext = ('<extension><plugin plugin="ebm.generator"><instance name="gen">'
+           f'<config key="checkpoint" value="{generator}"/><config key="every" value="80"/>'
+           '<config key="samples" value="5"/><config key="steps" value="10"/>'
+           '</instance></plugin></extension>')
+    at = xml.index("\n") + 1
+    scene = mujoco.MjModel.from_xml_string(xml[:at] + ext + xml[at:])
+    data = mujoco.MjData(scene)
+    empty, _ = ebm.generator.futures(scene, data)
+    assert empty.shape == (0, 0, 0), empty.shape
+    data.ctrl[:] = 0.5
+    for _ in range(120):
+        mujoco.mj_step(scene, data)
+    futures, latency = ebm.generator.futures(scene, data)
+    assert futures.shape == (5, 20, scene.nq + scene.nv), futures.shape
+    assert np.isfinite(futures).all() and latency > 0, latency
+    # The futures start near the state they continue from (positions are the first nq features).
+    gap = np.abs(futures[:, 0, :scene.nq] - data.qpos[None, :]).max()
+    assert gap < 0.5, f"first future frame {gap} away from the current positions"
+    plain = mujoco.MjModel.from_xml_string(xml)
+    try:
+        ebm.generator.futures(plain, mujoco.MjData(plain))
+        raise AssertionError("futures of a scene without a generator")
+    except ValueError as e:
+        assert "no ebm.generator" in str(e)
+    return err, latency
+
+
+def _export(ebm_bin, checkpoint, tmp):
+    out = os.path.join(tmp, "probe", "energy.pt")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    run(ebm_bin, "export", "--checkpoint", checkpoint, "--out", out)
+    return ebm.models.script_path(out)
+
+
+def main():
+    ebm_bin, energy_dump, plugin_dir, particles_xml, source = sys.argv[1:6]
+    with tempfile.TemporaryDirectory() as tmp:
+        image_err = check_images(ebm_bin, energy_dump, source, tmp)
+        traj_err, latency = check_trajectories(ebm_bin, energy_dump, plugin_dir, particles_xml,
+                                               source, tmp)
+    print(f"ok: exported image energies within {image_err:.2g} and trajectory energies within "
+          f"{traj_err:.2g} of the C++ nets; Python-written episodes trained; generator futures "
+          f"read from Python ({latency:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()
