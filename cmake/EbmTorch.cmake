@@ -46,37 +46,9 @@ message(STATUS "ebm: LibTorch ${EBM_TORCH_VERSION} (CUDA: ${_torch_cuda})")
 # TORCH_LIBRARY is the path of libtorch.so; its folder holds libtorch_cpu/libtorch_cuda/c10.
 get_filename_component(EBM_TORCH_LIB_DIR "${TORCH_LIBRARY}" DIRECTORY)
 
-# The torch wheel bundles its own copies of fmt (v12) and protobuf headers in its include folder.
-# As -isystem they would shadow Debian's fmt and protobuf (whose libraries we link): protoc 3.21
-# output would meet protobuf headers of another version. So LibTorch's include folders are
-# searched last (-idirafter, still treated as system headers), after /usr/include.
-set(_torch_inc_root "${_torch_prefix}/../../include")
-get_filename_component(_torch_inc_root "${_torch_inc_root}" ABSOLUTE)
-set(_torch_idirafter)
-foreach(_t torch torch_cpu torch_cuda torch_library c10 c10_cuda)
-  if(NOT TARGET ${_t})
-    continue()
-  endif()
-  get_target_property(_incs ${_t} INTERFACE_INCLUDE_DIRECTORIES)
-  if(NOT _incs)
-    continue()
-  endif()
-  set(_keep)
-  foreach(_inc ${_incs})
-    if(_inc MATCHES "^${_torch_inc_root}")
-      list(APPEND _torch_idirafter "${_inc}")
-    else()
-      list(APPEND _keep "${_inc}")
-    endif()
-  endforeach()
-  set_target_properties(${_t} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_keep}")
-endforeach()
-list(REMOVE_DUPLICATES _torch_idirafter)
-
+include(EbmTorchIncludes)
 add_library(ebm_torch INTERFACE)
-foreach(_inc ${_torch_idirafter})
-  target_compile_options(ebm_torch INTERFACE "SHELL:-idirafter ${_inc}")
-endforeach()
+ebm_search_torch_includes_last(ebm_torch)
 add_library(ebm::torch ALIAS ebm_torch)
 target_link_libraries(ebm_torch INTERFACE ${TORCH_LIBRARIES})
 separate_arguments(_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
@@ -104,7 +76,9 @@ if(EBM_USE_PCH)
 endif()
 
 function(ebm_torch_target target)
-  target_link_libraries(${target} PUBLIC ebm::torch)
+  # Installed packages (cmake/ebmConfig.cmake.in) get the same LibTorch link from ebm::torch_deps.
+  target_link_libraries(${target} PUBLIC $<BUILD_INTERFACE:ebm::torch>
+                        $<INSTALL_INTERFACE:ebm::torch_deps>)
   ebm_project_target(${target})
   if(EBM_USE_PCH)
     target_precompile_headers(${target} REUSE_FROM ebm_torch_pch)
