@@ -156,7 +156,11 @@ BufferDraw ContrastiveDivergenceTrainer::sample_negatives(const torch::Tensor& x
                                   options_.augment_flip());
   }
   model_->eval();
-  draw.x = sampler_.sample(*model_, draw.x, draw.condition);
+  LangevinCallback measure;
+  last_grad_norm_ = -1;
+  if (diagnose_) measure = [this](const LangevinStepStats& st) { last_grad_norm_ = st.grad_norm; };
+  diagnose_ = false;
+  draw.x = sampler_.sample(*model_, draw.x, draw.condition, {}, measure);
   model_->train();
   if (options_.use_buffer()) buffer_.push(draw.x, draw.condition);
   return draw;
@@ -341,6 +345,10 @@ TrainStepResult ContrastiveDivergenceTrainer::contrast(const torch::Tensor& x_po
   r.l2_loss = l.l2.item<double>();
   if (l.classify.defined()) r.classify_loss = l.classify.item<double>();
   if (l.kl.defined()) r.kl_loss = l.kl.item<double>();
+  r.energies_pos = l.e_pos.detach();
+  r.energies_neg = l.e_neg.detach();
+  r.langevin_grad_norm = last_grad_norm_;
+  last_grad_norm_ = -1;
   r.negatives = negatives;
   if (finite) {
     update(params, r.lr);

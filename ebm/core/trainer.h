@@ -114,6 +114,11 @@ struct TrainStepResult {
   double l2_loss = 0;
   double classify_loss = 0;  // the hybrid term's cross-entropy (before its weight; 0 when off)
   double kl_loss = 0;        // the KL term (before its weight; 0 when off)
+  // What practitioners watch (TensorBoard): the energies of the batch's data and samples, [B]
+  // each (detached, on the device), and, for a step after diagnose_next_step(), the mean norm of
+  // the energy's gradient over the chains at the last Langevin step (-1 otherwise).
+  torch::Tensor energies_pos, energies_neg;
+  double langevin_grad_norm = -1;
   double lr = 0;
   double langevin_step_size = 0;
   bool skipped = false;   // non-finite: no update
@@ -141,6 +146,10 @@ class ContrastiveDivergenceTrainer {
   // e.g. to check data-parallel training against one process holding every rank's batch.
   TrainStepResult step_on(const torch::Tensor& x_pos, const BufferDraw& negatives,
                           const torch::Tensor& labels = {});
+
+  // The next step() also measures the Langevin gradient norm (TrainStepResult's
+  // langevin_grad_norm): one host sync per Langevin step, so only for the steps that are logged.
+  void diagnose_next_step() { diagnose_ = true; }
 
   // Samples n states with the trainer's sampler from its buffer's init distribution (or the
   // buffer itself when from_buffer), under `labels` if the model is conditional.
@@ -221,6 +230,8 @@ class ContrastiveDivergenceTrainer {
   std::function<bool(bool)> vote_;
   std::function<void(const std::string&)> warn_;
   int64_t step_ = 0;
+  bool diagnose_ = false;       // measure the next sampling's gradient norm
+  double last_grad_norm_ = -1;  // of the last sampling that was measured
   int64_t bad_in_a_row_ = 0;
   int64_t restores_ = 0;
   int64_t good_since_snapshot_ = 0;

@@ -234,22 +234,27 @@ void save_samples(TrainRun& run, int64_t step) {
 void log_step(TrainRun& run, const TrainStepResult& r, int64_t done,
               std::chrono::steady_clock::time_point t0) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto means =
-      run.dp.mean({r.loss, r.e_pos, r.e_neg, r.ml_loss, r.l2_loss, r.classify_loss, r.kl_loss});
+  const auto means = run.dp.mean({r.loss, r.e_pos, r.e_neg, r.ml_loss, r.l2_loss, r.classify_loss,
+                                  r.kl_loss, r.langevin_grad_norm});
   if (!run.dp.is_main()) return;
   std::vector<std::pair<std::string, double>> values{{"loss", means[0]},
                                                      {"e_pos", means[1]},
                                                      {"e_neg", means[2]},
+                                                     {"energy_gap", means[1] - means[2]},
                                                      {"ml_loss", means[3]},
                                                      {"l2_loss", means[4]},
                                                      {"classify_loss", means[5]},
                                                      {"kl_loss", means[6]},
+                                                     {"langevin_grad_norm", means[7]},
                                                      {"lr", r.lr},
                                                      {"langevin_step_size", r.langevin_step_size},
                                                      {"skipped", r.skipped ? 1.0 : 0.0},
                                                      {"elapsed_s", secs}};
   run.metrics->write(done, values);
   for (const auto& [k2, v] : values) run.events->add_scalar("train/" + k2, v, done);
+  // This process's batch (rank 0's under data-parallel training).
+  run.events->add_histogram("energies/pos", r.energies_pos, done);
+  run.events->add_histogram("energies/neg", r.energies_neg, done);
   run.events->flush();
 }
 
@@ -278,10 +283,12 @@ TrainStepResult train_steps(TrainRun& run, report::Progress& progress) {
     auto idx = perm.narrow(0, k * global_batch + run.dp.rank() * rc.batch_size, rc.batch_size);
     auto x = data::to_float(run.ds.images.index_select(0, idx));
     auto y = run.conditional ? run.ds.labels.index_select(0, idx) : torch::Tensor();
+    const bool logged = (step + 1) % rc.log_every == 0 || step + 1 == rc.iterations;
+    if (logged) run.trainer.diagnose_next_step();
     r = run.trainer.step(x, y);
     const int64_t done = run.trainer.steps();
     progress.update(done, fmt_fields(r));
-    if (done % rc.log_every == 0 || done == rc.iterations) log_step(run, r, done, t0);
+    if (logged) log_step(run, r, done, t0);
     if (done % rc.sample_every == 0) save_samples(run, done);
     if (done % rc.checkpoint_every == 0) {
       run.summary.last_checkpoint = save_checkpoint(run, done);

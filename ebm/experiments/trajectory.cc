@@ -9,6 +9,7 @@
 #include "ebm/core/device.h"
 #include "ebm/experiments/recording.h"
 #include "ebm/experiments/trajectory_internal.h"
+#include "ebm/report/tensorboard.h"
 #include "ebm/util/files.h"
 
 namespace ebm::experiments {
@@ -28,6 +29,17 @@ void record_stage(const TrajConfig& c, const Config& config, const std::string& 
   auto o = c.record;
   o.out_dir = traj_dir;
   record_trajectories(o, config.dump(), quiet, &dp);
+}
+
+// The evaluation's metrics as TensorBoard scalars eval/<method>/<metric>, beside the training
+// curves, at step trainer.iterations (the EBM's last step when trained with the same config).
+void write_eval_scalars(const traj::MethodMetrics& metrics, int64_t step, const std::string& dir) {
+  report::EventWriter events(dir);
+  for (const auto& [method, values] : metrics) {
+    for (const auto& [metric, v] : values)
+      events.add_scalar("eval/" + method + "/" + metric, v, step);
+  }
+  events.flush();
 }
 
 }  // namespace
@@ -62,6 +74,7 @@ TrajRunSummary run_trajectory(const TrajRunOptions& o) {
     util::write_file_atomic(s.metrics_json, traj::metrics_json(r, c));
     s.report_html = s.run_dir + "/report.html";
     util::write_file_atomic(s.report_html, traj::report_html(r, c, s.table));
+    write_eval_scalars(r.metrics, c.ebm_iterations, s.run_dir + "/tensorboard");
   }
   return s;
 }

@@ -16,6 +16,7 @@
 #include "ebm/experiments/trajectory_internal.h"
 #include "ebm/report/metrics.h"
 #include "ebm/report/progress.h"
+#include "ebm/report/tensorboard.h"
 #include "plugin/common/plugin_util.h"
 
 namespace ebm::experiments {
@@ -87,25 +88,42 @@ torch::Tensor batch_index(const TrajConfig& c, const TrainingData& d,
 }
 
 // Logs a step's values (means over the ranks) to metrics.jsonl on rank 0; every rank calls it.
-void log_values(report::MetricsLog* log, dist::DataParallel& dp, int64_t step,
-                const std::vector<std::string>& names, const std::vector<double>& values) {
+// Returns the means.
+std::vector<double> log_values(report::MetricsLog* log, dist::DataParallel& dp, int64_t step,
+                               const std::vector<std::string>& names,
+                               const std::vector<double>& values) {
   const auto means = dp.mean(values);
-  if (!log) return;
+  if (!log) return means;
   std::vector<std::pair<std::string, double>> row;
   for (size_t i = 0; i < names.size(); ++i) row.emplace_back(names[i], means[i]);
   log->write(step, row);
+  return means;
 }
 
-// The EBM: the core's trainer, sampler and replay buffer.
+// The EBM: the core's trainer, sampler and replay buffer. On rank 0, `events` (TensorBoard) gets
+// the logged steps' scalars and the histograms of its batch's energies.
 void train_ebm(ContrastiveDivergenceTrainer& trainer, const TrajConfig& c, const TrainingData& d,
-               report::MetricsLog* log, bool quiet, dist::DataParallel& dp) {
+               report::MetricsLog* log, report::EventWriter* events, bool quiet,
+               dist::DataParallel& dp) {
   report::Progress progress("ebm", c.ebm_iterations, quiet ? nullptr : stderr);
+  const std::vector<std::string> names = {"ebm_loss", "ebm_e_pos", "ebm_e_neg", "ebm_energy_gap",
+                                          "ebm_langevin_grad_norm"};
   for (int64_t it = 0; it < c.ebm_iterations; ++it) {
+    const bool logged = (it + 1) % c.log_every == 0 || it + 1 == c.ebm_iterations;
+    if (logged) trainer.diagnose_next_step();
     const auto idx = batch_index(c, d, dp);
     const auto r = trainer.step(d.future.index_select(0, idx), d.history.index_select(0, idx));
-    if ((it + 1) % c.log_every == 0 || it + 1 == c.ebm_iterations) {
-      log_values(log, dp, r.step, {"ebm_loss", "ebm_e_pos", "ebm_e_neg"},
-                 {r.loss, r.e_pos, r.e_neg});
+    if (logged) {
+      const std::vector<double> values = {r.loss, r.e_pos, r.e_neg, r.e_pos - r.e_neg,
+                                          r.langevin_grad_norm};
+      const auto means = log_values(log, dp, r.step, names, values);
+      if (events) {
+        for (size_t i = 0; i < names.size(); ++i)
+          events->add_scalar("train/" + names[i], means[i], r.step);
+        events->add_histogram("energies/pos", r.energies_pos, r.step);
+        events->add_histogram("energies/neg", r.energies_neg, r.step);
+        events->flush();
+      }
       if (!quiet)
         progress.update(it + 1,
                         fmt::format("loss={:.3f} E+={:.3f} E-={:.3f}", r.loss, r.e_pos, r.e_neg));
@@ -242,9 +260,11 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
   const trajectory::TrajectoryCorpus corpus(run_dir + "/trajectories");
   const TrainingData d = training_data(c, corpus, device);
   std::unique_ptr<report::MetricsLog> log;
+  std::unique_ptr<report::EventWriter> events;
   if (dp.is_main()) {
     fs::create_directories(run_dir + "/models");
     log = std::make_unique<report::MetricsLog>(run_dir + "/metrics.jsonl");
+    events = std::make_unique<report::EventWriter>(run_dir + "/tensorboard");
   }
   quiet = quiet || !dp.is_main();
   torch::manual_seed(dist::rank_seed(c.seed, dp.rank()));
@@ -253,7 +273,7 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
   ContrastiveDivergenceTrainer trainer(net, {net_options(c, d.dim).latent_frames(), d.dim}, c.ebm,
                                        device);
   dp.attach(trainer);
-  train_ebm(trainer, c, d, log.get(), quiet, dp);
+  train_ebm(trainer, c, d, log.get(), events.get(), quiet, dp);
   if (dp.is_main()) {
     torch::serialize::OutputArchive a;
     trainer.save(a);

@@ -74,6 +74,33 @@ void EventWriter::add_scalar(const std::string& tag, double value, int64_t step)
   write_record(event.SerializeAsString());
 }
 
+void EventWriter::add_histogram(const std::string& tag, const torch::Tensor& values, int64_t step,
+                                int64_t buckets) {
+  auto v = values.detach().to(torch::kCPU, torch::kFloat64).flatten();
+  v = v.masked_select(v.isfinite());
+  if (v.numel() == 0 || buckets < 1) return;
+  const double lo = v.min().item<double>(), hi = v.max().item<double>();
+  tensorboard::Event event;
+  event.set_wall_time(now_seconds());
+  event.set_step(step);
+  auto* value = event.mutable_summary()->add_value();
+  value->set_tag(tag);
+  auto* h = value->mutable_histo();
+  h->set_min(lo);
+  h->set_max(hi);
+  h->set_num(static_cast<double>(v.numel()));
+  h->set_sum(v.sum().item<double>());
+  h->set_sum_squares(v.pow(2).sum().item<double>());
+  if (hi == lo) buckets = 1;
+  const auto counts = torch::histc(v, buckets, lo, hi);
+  const double width = (hi - lo) / static_cast<double>(buckets);
+  for (int64_t i = 0; i < buckets; ++i) {
+    h->add_bucket_limit(i + 1 == buckets ? hi : lo + width * static_cast<double>(i + 1));
+    h->add_bucket(counts[i].item<double>());
+  }
+  write_record(event.SerializeAsString());
+}
+
 void EventWriter::add_image(const std::string& tag, const torch::Tensor& images, int64_t step) {
   auto grid = make_grid(images.dim() == 3 ? images.unsqueeze(0) : images, 0);
   tensorboard::Event event;

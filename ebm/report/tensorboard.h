@@ -21,6 +21,10 @@ class EventWriter {
   void add_scalar(const std::string& tag, double value, int64_t step);
   // images [N, C, H, W] as one grid (see make_grid), or [C, H, W].
   void add_image(const std::string& tag, const torch::Tensor& images, int64_t step);
+  // The histogram of a tensor's finite values in `buckets` equal-width buckets between their
+  // min and max (TensorBoard's Histograms and Distributions tabs); nothing when none is finite.
+  void add_histogram(const std::string& tag, const torch::Tensor& values, int64_t step,
+                     int64_t buckets = 30);
   void flush();
   const std::string& path() const { return path_; }
 

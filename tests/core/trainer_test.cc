@@ -10,6 +10,7 @@
 #include <memory>
 #include <sstream>
 #include <vector>
+#include <optional>
 
 namespace {
 
@@ -276,4 +277,32 @@ TEST(Trainer, MismatchTermMatchesItsFormula) {
   EXPECT_NEAR(rp.ml_loss, rp.e_pos - rp.e_neg, 1e-6);
   EXPECT_EQ(plain_model->calls.back().size(0), 10);  // positives + negatives, no third block
   EXPECT_EQ(model->calls.back().size(0), 15);
+}
+
+// What TensorBoard shows: the batch's energies before the update, and, only when asked, the mean
+// norm of the energy's gradient at the last Langevin step. With one noiseless, unclipped step of
+// size eta on E = |x - c|^2, the chain's start is recovered from its end: x_end - c = (1 - 2 eta)
+// (x_start - c), so the gradient 2 (x_start - c) is 2 (x_end - c) / (1 - 2 eta).
+TEST(Trainer, DiagnosticsReportEnergiesAndTheLangevinGradient) {
+  torch::manual_seed(2);
+  const double eta = 0.01;
+  auto model = std::make_shared<PairEnergy>();
+  auto options = PairOptions().negative_condition(ebm::NegativeCondition::kBatch);
+  options.langevin(ebm::LangevinOptions()
+                       .steps(1)
+                       .step_size(eta)
+                       .noise_std(0.0)
+                       .clip_mode(ebm::GradClip::kNone)
+                       .clamp_min(std::nullopt)
+                       .clamp_max(std::nullopt));
+  ebm::ContrastiveDivergenceTrainer t(model, {2}, options);
+  const auto x = torch::randn({6, 2}), c = torch::randn({6, 2});
+  t.diagnose_next_step();
+  const auto r = t.step(x, c);
+  const auto& neg = r.negatives;
+  EXPECT_TRUE(torch::allclose(r.energies_pos, (x - c).pow(2).sum(1), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(r.energies_neg, (neg.x - neg.condition).pow(2).sum(1), 1e-5, 1e-6));
+  const auto grad = 2 * (neg.x - neg.condition) / (1 - 2 * eta);
+  EXPECT_NEAR(r.langevin_grad_norm, grad.norm(2, 1).mean().item<double>(), 1e-4);
+  EXPECT_EQ(t.step(x, c).langevin_grad_norm, -1);  // only the step after diagnose_next_step()
 }

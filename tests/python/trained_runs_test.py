@@ -9,9 +9,15 @@
     generator runs as the `ebm.generator` plugin in MuJoCo's Python, where
     `ebm.generator.futures` returns its futures [K, frames, D].
 
-usage: export_test.py EBM ENERGY_DUMP PLUGIN_DIR PARTICLES_XML SOURCE_DIR
+  - TensorBoard's own reader finds in those runs what EBM practitioners watch: histograms of the
+    batch's data and sample energies (as many values as the batch, summing to the logged mean
+    energies), the energy gap (E+ - E-, equal to the logged means' difference) and the Langevin
+    gradient norm per logged step, and `ebm traj eval`'s metrics as scalars equal to metrics.json.
+
+usage: trained_runs_test.py EBM ENERGY_DUMP PLUGIN_DIR PARTICLES_XML SOURCE_DIR
 """
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -21,9 +27,38 @@ import mujoco
 import numpy as np
 import torch
 
+from tensorboard.backend.event_processing import event_accumulator
+
 import ebm
 
 torch.set_num_threads(1)
+
+
+def tensorboard(run_dir):
+    acc = event_accumulator.EventAccumulator(os.path.join(run_dir, "tensorboard"), size_guidance={
+        "scalars": 0, "histograms": 0, "images": 1})
+    acc.Reload()
+    return acc
+
+
+def check_training_curves(run_dir, prefix, batch):
+    """Histograms and the gap and gradient-norm scalars of every logged step."""
+    acc = tensorboard(run_dir)
+    scalars = {t: {e.step: e.value for e in acc.Scalars(t)} for t in acc.Tags()["scalars"]}
+    gap, e_pos, e_neg = (scalars[f"train/{prefix}{n}"] for n in ("energy_gap", "e_pos", "e_neg"))
+    grad = scalars[f"train/{prefix}langevin_grad_norm"]
+    assert gap and gap.keys() == e_pos.keys() == grad.keys(), (gap, grad)
+    for step in gap:
+        assert abs(gap[step] - (e_pos[step] - e_neg[step])) < 1e-4 * max(1, abs(e_pos[step]))
+        assert grad[step] > 0, f"step {step}: Langevin gradient norm {grad[step]}"
+    for kind, means in (("pos", e_pos), ("neg", e_neg)):
+        events = acc.Histograms(f"energies/{kind}")
+        assert [e.step for e in events] == sorted(means), ([e.step for e in events], means)
+        for e in events:
+            h = e.histogram_value
+            assert h.num == batch and sum(h.bucket) == batch, (h.num, sum(h.bucket))
+            assert abs(h.sum / h.num - means[e.step]) < 1e-3 * max(1, abs(means[e.step])), h
+    return len(gap)
 
 
 def run(*args, **kw):
@@ -86,7 +121,9 @@ def train_image(ebm_bin, config, tmp, name, *overrides):
     run(ebm_bin, "train", "--config", config, "--out", out, "--quiet", "--set",
         "trainer.iterations=4", "trainer.batch_size=8", "langevin.steps=3",
         "replay_buffer.capacity=64", "logging.checkpoint_every=4", "logging.sample_every=100",
+        "logging.log_every=4",
         *overrides)
+    assert check_training_curves(out, "", 8) == 1  # logged at step 4 only
     return sorted(glob.glob(os.path.join(out, "checkpoints", "ckpt-*.pt")))[-1]
 
 
@@ -149,6 +186,8 @@ def check_trajectories(ebm_bin, energy_dump, plugin_dir, particles_xml, source, 
         os.path.join(source, "configs", "trajectories", "particles_traj.yaml"), "--out", run_dir,
         "--quiet", "--set", "trainer.iterations=20", "baselines.fc_iterations=5",
         "baselines.mdn_iterations=5", "trainer.log_every=10")
+    assert check_training_curves(run_dir, "ebm_", 64) == 2  # steps 10 and 20
+    check_eval_scalars(ebm_bin, source, run_dir)
     generator = os.path.join(run_dir, "models", "generator.pt")
     exported = torch.jit.load(_export(ebm_bin, generator, tmp))
     torch.manual_seed(1)
@@ -182,6 +221,37 @@ def check_trajectories(ebm_bin, energy_dump, plugin_dir, particles_xml, source, 
     except ValueError as e:
         assert "no ebm.generator" in str(e)
     return err, latency
+
+
+def check_eval_scalars(ebm_bin, source, run_dir):
+    """`ebm traj eval` (small) writes its metrics as scalars eval/<method>/<metric>."""
+    run(ebm_bin, "traj", "eval", "--config",
+        os.path.join(source, "configs", "trajectories", "particles_traj.yaml"), "--out", run_dir,
+        "--quiet", "--set", "eval.max_states=2", "eval.samples=3", "eval.horizon=20",
+        "eval.error_frames=[20]", "eval.langevin_steps=5", "eval.render=false",
+        "eval.bootstrap_resamples=100", "trainer.iterations=20")
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    scalars = {t: tensorboard(run_dir).Scalars(t) for t in tensorboard(run_dir).Tags()["scalars"]
+               if t.startswith("eval/")}
+    assert scalars, "no eval/ scalars"
+    for tag, events in scalars.items():
+        _, method, metric = tag.split("/", 2)
+        assert len(events) == 1 and events[0].step == 20, (tag, events)
+        expected = find_metric(metrics, method, metric)
+        assert abs(events[0].value - expected) <= 1e-5 * max(1, abs(expected)), (tag, expected)
+
+
+def find_metric(metrics, method, metric):
+    """metrics.json's value of a method's metric, wherever the file nests it."""
+    if isinstance(metrics, dict):
+        if method in metrics and isinstance(metrics[method], dict) and metric in metrics[method]:
+            value = metrics[method][metric]
+            return value["mean"] if isinstance(value, dict) else value
+        for v in metrics.values():
+            found = find_metric(v, method, metric)
+            if found is not None:
+                return found
+    return None
 
 
 def _export(ebm_bin, checkpoint, tmp):
