@@ -285,17 +285,30 @@ std::vector<std::string> first_state_pictures(const TrajConfig& c, Physics& phys
   const auto& ebm_pred = futures.at(ebm_method).predicted;
   const auto& fc_pred = futures.at("fc").predicted;
   const std::string ebm_name = composed ? "EBM + experts" : "EBM";
-  std::vector<std::pair<std::string, torch::Tensor>> rows = {
-      {"ground truth", pick(truth.qpos[0])},
-      {"FC", pick(to_qpos(phys, fc_pred[0], truth.base_qpos))},
-      {ebm_name + ", sample 1", pick(to_qpos(phys, ebm_pred[0], truth.base_qpos))},
-      {ebm_name + ", sample 2", pick(to_qpos(phys, ebm_pred[1], truth.base_qpos))}};
-  const auto lookat = truth.start_sites.mean(0);
-  const double spread = (truth.paths - lookat.view({1, 1, 1, 3})).norm(2, -1).max().item<double>();
-  const std::string frames_png = run_dir + "/frames.png";
-  if (render_frames(c, phys, run_dir + "/render", frames_png, rows, columns, lookat,
-                    std::max(0.2, 1.5 * spread))) {
-    pictures.push_back(frames_png);
+  const auto fc_qpos = to_qpos(phys, fc_pred[0], truth.base_qpos);
+  const auto ebm_qpos = to_qpos(phys, ebm_pred[0], truth.base_qpos);
+  RenderRequest r;
+  r.rows = {{"ground truth", pick(truth.qpos[0])},
+            {"FC", pick(fc_qpos)},
+            {ebm_name + ", sample 1", pick(ebm_qpos)},
+            {ebm_name + ", sample 2", pick(to_qpos(phys, ebm_pred[1], truth.base_qpos))}};
+  r.columns = columns;
+  // The animation: every frame from the last history frame on, the three side by side.
+  auto from_start = [&](const torch::Tensor& q) {
+    return torch::cat({truth.base_qpos.unsqueeze(0), q}, 0);
+  };
+  r.animation = {{"ground truth", from_start(truth.qpos[0])},
+                 {"EBM", from_start(ebm_qpos)},
+                 {"FC", from_start(fc_qpos)}};
+  r.lookat = truth.start_sites.mean(0);
+  const double spread =
+      (truth.paths - r.lookat.view({1, 1, 1, 3})).norm(2, -1).max().item<double>();
+  r.distance = std::max(0.2, 1.5 * spread);
+  r.png = run_dir + "/frames.png";
+  r.gif = run_dir + "/futures.gif";
+  if (render_frames(c, phys, run_dir + "/render", r)) {
+    pictures.push_back(r.png);
+    pictures.push_back(r.gif);
   }
   return pictures;
 }

@@ -236,12 +236,20 @@ util::Json summary_json(const Summary& s);
 // One panel per method: every trajectory of the set ([K, T, P, 3]) in its own colour.
 void write_paths_png(const std::string& path,
                      const std::vector<std::pair<std::string, torch::Tensor>>& sets);
-// Rows of qpos frames rendered by scripts/render_frames.py (MuJoCo's Python renderer, OSMesa)
-// into `png`. Returns false (after a warning) when rendering is not possible here.
-bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir, const std::string& png,
-                   const std::vector<std::pair<std::string, torch::Tensor>>& rows,
-                   const std::vector<std::string>& columns, const torch::Tensor& lookat,
-                   double distance);
+// What scripts/render_frames.py renders (MuJoCo's Python renderer, OSMesa): `rows` of qpos
+// frames ([columns, nq] each) into a grid `png`, and, when `animation` is given (full qpos
+// sequences [T, nq], one panel each, side by side), an animated `gif` of them at the frame rate.
+struct RenderRequest {
+  std::vector<std::pair<std::string, torch::Tensor>> rows;
+  std::vector<std::string> columns;
+  std::vector<std::pair<std::string, torch::Tensor>> animation;
+  torch::Tensor lookat;  // [3], the camera's target
+  double distance = 1;
+  std::string png, gif;
+};
+// Returns false (after a warning) when rendering is not possible here.
+bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir,
+                   const RenderRequest& request);
 std::string metrics_table(const MethodMetrics& metrics);
 std::string metrics_json(const EvalResult& r, const TrajConfig& c);
 std::string report_html(const EvalResult& r, const TrajConfig& c, const std::string& table);

@@ -53,10 +53,8 @@ void write_paths_png(const std::string& path,
 namespace {
 
 // The render script's input: camera, column titles and rows of qpos frames.
-util::Json frames_request(const TrajConfig& c,
-                          const std::vector<std::pair<std::string, torch::Tensor>>& rows,
-                          const std::vector<std::string>& columns, const torch::Tensor& lookat,
-                          double distance) {
+// [{"name": ..., "qpos": [[...], ...]}, ...] of named qpos sequences.
+util::Json named_frames(const std::vector<std::pair<std::string, torch::Tensor>>& rows) {
   auto row_list = util::Json::array();
   for (const auto& [name, frames] : rows) {
     auto qpos = util::Json::array();
@@ -66,15 +64,24 @@ util::Json frames_request(const TrajConfig& c,
     }
     row_list.push(util::Json::object().set("name", name).set("qpos", std::move(qpos)).compact());
   }
-  const auto at = lookat.to(torch::kFloat64).contiguous();
-  return util::Json::object()
-      .set("lookat", std::vector<double>(at.data_ptr<double>(), at.data_ptr<double>() + 3))
-      .set("distance", distance)
-      .set("azimuth", c.camera_azimuth)
-      .set("elevation", c.camera_elevation)
-      .set("columns", columns)
-      .set("rows", std::move(row_list))
-      .compact();
+  return row_list;
+}
+
+util::Json frames_request(const TrajConfig& c, const RenderRequest& r, double frame_dt) {
+  const auto at = r.lookat.to(torch::kFloat64).contiguous();
+  auto request =
+      util::Json::object()
+          .set("lookat", std::vector<double>(at.data_ptr<double>(), at.data_ptr<double>() + 3))
+          .set("distance", r.distance)
+          .set("azimuth", c.camera_azimuth)
+          .set("elevation", c.camera_elevation)
+          .set("columns", r.columns)
+          .set("rows", named_frames(r.rows));
+  if (!r.animation.empty()) {
+    // One GIF frame per recorded frame, shown as long as it lasts in the simulation.
+    request.set("animation", named_frames(r.animation)).set("frame_ms", 1000.0 * frame_dt);
+  }
+  return request.compact();
 }
 
 // Methods in table order: the truth, the EBM (and its composition with the experts), the
@@ -136,10 +143,8 @@ void comparison_html(report::HtmlPage& page, const Summary& s) {
 
 }  // namespace
 
-bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir, const std::string& png,
-                   const std::vector<std::pair<std::string, torch::Tensor>>& rows,
-                   const std::vector<std::string>& columns, const torch::Tensor& lookat,
-                   double distance) {
+bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir,
+                   const RenderRequest& request) {
   fs::create_directories(dir);
   mj_saveModel(p.model.get(), (dir + "/model.mjb").c_str(), nullptr, 0);
   if (!fs::exists(dir + "/model.mjb")) {
@@ -147,9 +152,11 @@ bool render_frames(const TrajConfig& c, Physics& p, const std::string& dir, cons
     return false;
   }
   util::write_file_atomic(dir + "/frames.json",
-                          frames_request(c, rows, columns, lookat, distance).dump() + "\n");
-  const std::string cmd = "'" + std::string(build::kPython) + "' '" + build::kSourceDir +
-                          "/scripts/render_frames.py' '" + dir + "' '" + png + "' > /dev/null";
+                          frames_request(c, request, p.frame_dt).dump() + "\n");
+  std::string cmd = "'" + std::string(build::kPython) + "' '" + build::kSourceDir +
+                    "/scripts/render_frames.py' '" + dir + "' '" + request.png + "'";
+  if (!request.animation.empty()) cmd += " --gif '" + request.gif + "'";
+  cmd += " > /dev/null";
   if (std::system(cmd.c_str()) != 0) {
     fmt::print(stderr,
                "warning: rendering frames failed (MuJoCo's Python renderer with OSMesa; "
@@ -317,7 +324,12 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
           "Rows: the recorded continuation, the FC prediction, two EBM samples (composed with "
           "the experts when their weights are > 0); columns: frames after the history.");
     }
-    page.image(name, 1040);
+    if (name == "futures.gif") {
+      page.heading("The futures in motion");
+      page.paragraph(
+          "Left to right: the recorded continuation, an EBM sample, the FC prediction, from the "
+          "last history frame on at the recording's frame rate (futures.gif).");
+    }
   }
   page.raw("<pre>" + report::html_escape(table) + "</pre>\n");
   return page.str();

@@ -17,6 +17,7 @@
 #include "ebm/report/metrics.h"
 #include "ebm/report/progress.h"
 #include "ebm/report/tensorboard.h"
+#include "ebm/util/files.h"
 #include "plugin/common/plugin_util.h"
 
 namespace ebm::experiments {
@@ -253,6 +254,14 @@ void train_baseline(
   progress.finish();
 }
 
+// The scene the models were trained on, as MJCF that compiles anywhere: what `python -m ebm.view`
+// runs the generator in.
+void write_scene(const TrajConfig& c, const std::string& path) {
+  auto spec = rollout::load_scene(c.record.scene);
+  rollout::compile(spec.get());
+  util::write_file_atomic(path, rollout::portable_mjcf(spec.get()));
+}
+
 }  // namespace
 
 void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device device, bool quiet,
@@ -279,6 +288,7 @@ void train_models(const TrajConfig& c, const std::string& run_dir, torch::Device
     trainer.save(a);
     write_archive_file(run_dir + "/models/ebm.pt", a);
     write_generator(trainer, net, c, corpus.layout(), d, run_dir + "/models/generator.pt");
+    write_scene(c, run_dir + "/models/scene.xml");
   }
 
   FeedforwardPredictor fc(net_options(c, d.dim));

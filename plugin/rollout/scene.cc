@@ -1,6 +1,8 @@
 #include "plugin/rollout/scene.h"
 
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include "ebm/build_info.h"
@@ -125,6 +127,25 @@ void attach_plugin(mjSpec* spec, const std::string& plugin,
   mjs_setString(p->name, instance.c_str());
   p->active = 1;
   mjs_setPluginAttributes(p, const_cast<void*>(mjs_getPluginAttributes(source)));
+}
+
+std::string portable_mjcf(mjSpec* spec) {
+  const std::filesystem::path base = mjs_getString(spec->modelfiledir);
+  for (mjString* dir : {spec->compiler.meshdir, spec->compiler.texturedir}) {
+    const std::filesystem::path d = mjs_getString(dir);
+    if (!d.empty() && d.is_relative() && !base.empty())
+      mjs_setString(dir, (base / d).lexically_normal().string().c_str());
+  }
+  char error[1024] = "";
+  std::string xml(1 << 16, '\0');
+  int need = mj_saveXMLString(spec, xml.data(), static_cast<int>(xml.size()), error, sizeof(error));
+  if (need > 0) {
+    xml.assign(static_cast<size_t>(need) + 1, '\0');
+    need = mj_saveXMLString(spec, xml.data(), static_cast<int>(xml.size()), error, sizeof(error));
+  }
+  if (need != 0) throw SceneError(std::string("cannot write the scene as MJCF: ") + error);
+  xml.resize(std::strlen(xml.c_str()));
+  return xml;
 }
 
 ModelPtr compile(mjSpec* spec) {

@@ -66,6 +66,10 @@ void attach_recorder(mjSpec* spec, const std::map<std::string, std::string>& con
 // Compiles; throws SceneError with MuJoCo's message (which carries plugin warnings).
 ModelPtr compile(mjSpec* spec);
 
+// The spec as MJCF text that compiles from any folder: its mesh and texture folders, relative to
+// the model file, become absolute. The spec must be compiled (compile()) first. Throws SceneError.
+std::string portable_mjcf(mjSpec* spec);
+
 // The default hand scene file (EBM_HAND_ASSETS overrides the build-time assets folder).
 std::string default_hand_scene();
 

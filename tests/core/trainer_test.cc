@@ -8,9 +8,9 @@
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <vector>
-#include <optional>
 
 namespace {
 

@@ -23,13 +23,17 @@ import subprocess
 import sys
 import tempfile
 
-import mujoco
-import numpy as np
-import torch
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
-from tensorboard.backend.event_processing import event_accumulator
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
-import ebm
+from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
+
+import ebm  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -194,6 +198,7 @@ def check_trajectories(ebm_bin, energy_dump, plugin_dir, particles_xml, source, 
     x = torch.randn(5, exported.basis_size or exported.future, exported.dim)
     history = torch.randn(5, exported.history, exported.dim)
     err = check_export(ebm_bin, energy_dump, generator, [((x, history), history)], tmp, "traj")
+    drawn = check_view(run_dir, plugin_dir, tmp)
     # The same generator inside MuJoCo, from Python.
     ebm.load_plugins(plugin_dir)
     ext = ('<extension><plugin plugin="ebm.generator"><instance name="gen">'
@@ -220,7 +225,7 @@ def check_trajectories(ebm_bin, energy_dump, plugin_dir, particles_xml, source, 
         raise AssertionError("futures of a scene without a generator")
     except ValueError as e:
         assert "no ebm.generator" in str(e)
-    return err, latency
+    return err, latency, drawn
 
 
 def check_eval_scalars(ebm_bin, source, run_dir):
@@ -228,8 +233,9 @@ def check_eval_scalars(ebm_bin, source, run_dir):
     run(ebm_bin, "traj", "eval", "--config",
         os.path.join(source, "configs", "trajectories", "particles_traj.yaml"), "--out", run_dir,
         "--quiet", "--set", "eval.max_states=2", "eval.samples=3", "eval.horizon=20",
-        "eval.error_frames=[20]", "eval.langevin_steps=5", "eval.render=false",
+        "eval.error_frames=[20]", "eval.langevin_steps=5", "eval.render=true",
         "eval.bootstrap_resamples=100", "trainer.iterations=20")
+    check_gif(os.path.join(run_dir, "futures.gif"), frames=21, panels=3)
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     scalars = {t: tensorboard(run_dir).Scalars(t) for t in tensorboard(run_dir).Tags()["scalars"]
                if t.startswith("eval/")}
@@ -239,6 +245,49 @@ def check_eval_scalars(ebm_bin, source, run_dir):
         assert len(events) == 1 and events[0].step == 20, (tag, events)
         expected = find_metric(metrics, method, metric)
         assert abs(events[0].value - expected) <= 1e-5 * max(1, abs(expected)), (tag, expected)
+
+
+def check_gif(path, frames, panels):
+    """The animation of truth, EBM and FC: one frame per future frame, three 320-pixel panels,
+    and it moves."""
+    gif = Image.open(path)
+    assert gif.n_frames == frames and gif.size == (panels * 320, 18 + 240), (gif.n_frames, gif.size)
+    first = np.asarray(gif.convert("RGB"), dtype=np.int16)
+    gif.seek(frames - 1)
+    last = np.asarray(gif.convert("RGB"), dtype=np.int16)
+    moved = (np.abs(first[18:] - last[18:]).sum(2) > 30).sum()
+    assert moved > 50, f"the animation's first and last frames differ in {moved} pixels"
+
+
+def check_view(run_dir, plugin_dir, tmp):
+    """`python -m ebm.view --offscreen` draws the futures as ghost paths: its frame differs from
+    the same state rendered without the plugin, while the plugin without sites to draw renders
+    that state identically (the difference is the paths)."""
+    from ebm import view
+
+    png = os.path.join(tmp, "view.png")
+    sites = "p0 p1 p2 p3"
+    common = ["--samples", "4", "--every", "80", "--langevin-steps", "5", "--steps", "200",
+              "--width", "320", "--height", "240"]
+    run(sys.executable, "-m", "ebm.view", run_dir, "--plugins", plugin_dir, "--offscreen", png,
+        "--sites", sites, *common, env=dict(os.environ, MUJOCO_GL="osmesa",
+                                            PYOPENGL_PLATFORM="osmesa"))
+    with_paths = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
+
+    def frame(**options):
+        model, data = view.load(run_dir, plugin_dir, **options)
+        drive = view.Driver(model, 0)
+        for _ in range(200):
+            drive(data)
+            mujoco.mj_step(model, data)
+        return np.asarray(view.render(model, data, None, 320, 240, sites.split()), np.int16)
+
+    plain = frame(generator=False)
+    no_sites = frame(samples=4, every=80, steps=5, sites=[])
+    drawn = (np.abs(with_paths - plain).sum(2) > 30).sum()
+    unchanged = (np.abs(no_sites - plain).sum(2) > 30).sum()
+    assert drawn > 100 and unchanged == 0, (drawn, unchanged)
+    return drawn
 
 
 def find_metric(metrics, method, metric):
@@ -265,11 +314,11 @@ def main():
     ebm_bin, energy_dump, plugin_dir, particles_xml, source = sys.argv[1:6]
     with tempfile.TemporaryDirectory() as tmp:
         image_err = check_images(ebm_bin, energy_dump, source, tmp)
-        traj_err, latency = check_trajectories(ebm_bin, energy_dump, plugin_dir, particles_xml,
+        traj_err, latency, drawn = check_trajectories(ebm_bin, energy_dump, plugin_dir, particles_xml,
                                                source, tmp)
     print(f"ok: exported image energies within {image_err:.2g} and trajectory energies within "
           f"{traj_err:.2g} of the C++ nets; Python-written episodes trained; generator futures "
-          f"read from Python ({latency:.1f} ms)")
+          f"read from Python ({latency:.1f} ms); ebm.view drew {drawn} pixels of ghost paths")
 
 
 if __name__ == "__main__":
