@@ -17,6 +17,14 @@ class EnergyModel : public torch::nn::Module {
   ~EnergyModel() override = default;
   // x: [N, ...] -> energies [N].
   virtual torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition = {}) = 0;
+  // What a Langevin step needs: the energies [N] (detached) and the gradient of
+  // scale * sum(energies) with respect to x (x itself is not changed). The default
+  // differentiates energy() with autograd; models whose gradient has a closed form (the
+  // trajectory experts) override it and closed_form_gradient(), which saves the autograd graph.
+  virtual std::pair<torch::Tensor, torch::Tensor> energy_and_grad(const torch::Tensor& x,
+                                                                  const torch::Tensor& condition,
+                                                                  double scale = 1.0);
+  virtual bool closed_form_gradient() const { return false; }
 };
 
 // A weighted sum of energy models is itself an energy model (a product of experts):
@@ -26,6 +34,12 @@ class WeightedSumEnergy : public EnergyModel {
   WeightedSumEnergy() = default;
   WeightedSumEnergy& add(std::shared_ptr<EnergyModel> model, double weight = 1.0);
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition = {}) override;
+  // The terms without a closed-form gradient in one autograd pass, the others added in closed
+  // form (all terms through one autograd pass, as the default, when none has one).
+  std::pair<torch::Tensor, torch::Tensor> energy_and_grad(const torch::Tensor& x,
+                                                          const torch::Tensor& condition,
+                                                          double scale = 1.0) override;
+  bool closed_form_gradient() const override;
   size_t size() const { return terms_.size(); }
 
  private:

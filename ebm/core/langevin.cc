@@ -135,19 +135,10 @@ torch::Tensor LangevinSampler::sample(EnergyModel& model, const torch::Tensor& x
       }
       if (keep.defined()) x.copy_(torch::where(keep, x0, x));
     }
-    torch::Tensor x_in = x.detach().requires_grad_(true);
-    torch::Tensor e;
-    torch::Tensor g;
-    {
-      torch::AutoGradMode enable(true);
-      e = model.energy(x_in, condition);
-      if (e.dim() != 1 || e.size(0) != n) {
-        throw std::runtime_error("Langevin: the energy must return [N] = [" + std::to_string(n) +
-                                 "], got " + c10::str(e.sizes()));
-      }
-      auto total = o.temperature() == 1.0 ? e.sum() : (e * o.temperature()).sum();
-      g = torch::autograd::grad({total}, {x_in}, /*grad_outputs=*/{}, /*retain_graph=*/false,
-                                /*create_graph=*/false)[0];
+    auto [e, g] = model.energy_and_grad(x, condition, o.temperature());
+    if (e.dim() != 1 || e.size(0) != n) {
+      throw std::runtime_error("Langevin: the energy must return [N] = [" + std::to_string(n) +
+                               "], got " + c10::str(e.sizes()));
     }
     torch::NoGradGuard no_grad;
     LangevinStepStats stats;

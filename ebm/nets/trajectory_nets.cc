@@ -170,6 +170,17 @@ torch::Tensor raw_last_and_future(const torch::Tensor& x, const torch::Tensor& c
   return torch::cat({last, last + decode_future(x, o) * delta_std}, 1);
 }
 
+// The gradient with respect to x of a function of the future's raw frames, from its gradient g
+// [B, F, D] with respect to them: the adjoint of raw_last_and_future's future part (the decoder,
+// then the displacement scale).
+torch::Tensor future_grad_to_x(const torch::Tensor& g, const TrajectoryNetOptions& o,
+                               const torch::Tensor& delta_std) {
+  const auto gf = g * delta_std;
+  if (o.basis() <= 0) return gf;
+  const auto b = cached_basis(o.future(), o.basis()).to(g.device(), g.scalar_type());
+  return torch::einsum("fm,bfd->bmd", {b, gf});
+}
+
 }  // namespace
 
 torch::Tensor StateLimitEnergyImpl::energy(const torch::Tensor& x, const torch::Tensor& cond) {
@@ -178,6 +189,19 @@ torch::Tensor StateLimitEnergyImpl::energy(const torch::Tensor& x, const torch::
                        .narrow(1, 1, options_.future());
   const auto excess = (torch::relu(raw - upper_) + torch::relu(lower_ - raw)) / std_;
   return 0.5 * excess.pow(2).flatten(1).sum(1);
+}
+
+std::pair<torch::Tensor, torch::Tensor> StateLimitEnergyImpl::energy_and_grad(
+    const torch::Tensor& x, const torch::Tensor& cond, double scale) {
+  check_windows(options_, cond, &x, "StateLimitEnergy");
+  torch::NoGradGuard no_grad;
+  const auto raw = raw_last_and_future(x, cond, options_, mean_, std_, delta_std_)
+                       .narrow(1, 1, options_.future());
+  const auto above = torch::relu(raw - upper_), below = torch::relu(lower_ - raw);
+  const auto e = 0.5 * ((above + below) / std_).pow(2).flatten(1).sum(1);
+  // d/draw of 0.5 ((above + below) / std)^2 = (above - below) / std^2 (one of them is 0).
+  const auto g = (above - below) / std_.pow(2) * scale;
+  return {e, future_grad_to_x(g, options_, delta_std_)};
 }
 
 torch::Tensor kinematic_residual(const torch::Tensor& frames, const torch::Tensor& pos_cols,
@@ -251,6 +275,30 @@ torch::Tensor KinematicEnergyImpl::residual_over_scale(const torch::Tensor& x,
 torch::Tensor KinematicEnergyImpl::energy(const torch::Tensor& x, const torch::Tensor& cond) {
   check_windows(options_, cond, &x, "KinematicEnergy");
   return 0.5 / stiffness_ * residual_over_scale(x, cond).pow(2).flatten(1).sum(1);
+}
+
+std::pair<torch::Tensor, torch::Tensor> KinematicEnergyImpl::energy_and_grad(
+    const torch::Tensor& x, const torch::Tensor& cond, double scale) {
+  check_windows(options_, cond, &x, "KinematicEnergy");
+  torch::NoGradGuard no_grad;
+  const auto s = scale_.to(x.dtype());
+  const auto r = residual_over_scale(x, cond);  // [B, F, P]
+  const auto e = 0.5 / stiffness_ * r.pow(2).flatten(1).sum(1);
+  // a = dE/d(residual); residual t = (q[t+1] - q[t]) / dt - (v[t+1] + v[t]) / 2 over the frames
+  // 0 (the last history frame) .. F, so each frame gathers from the residuals on both sides.
+  const auto a = r / s * (scale / stiffness_);
+  const auto pad_before = [](const torch::Tensor& t) {
+    return torch::cat({torch::zeros_like(t.narrow(1, 0, 1)), t}, 1);
+  };
+  const auto pad_after = [](const torch::Tensor& t) {
+    return torch::cat({t, torch::zeros_like(t.narrow(1, 0, 1))}, 1);
+  };
+  const auto gq = (pad_before(a) - pad_after(a)) / dt_;  // [B, F + 1, P]
+  const auto gv = -0.5 * (pad_before(a) + pad_after(a));
+  auto g = torch::zeros({x.size(0), options_.future() + 1, options_.dim()}, x.options());
+  g.index_add_(2, pos_cols_, gq).index_add_(2, vel_cols_, gv);
+  return {e,
+          future_grad_to_x(g.narrow(1, 1, options_.future()), options_, delta_std_.to(x.dtype()))};
 }
 
 GoalEnergyImpl::GoalEnergyImpl(const TrajectoryNetOptions& o, torch::Tensor mean, torch::Tensor std,
@@ -358,6 +406,19 @@ torch::Tensor MixtureDensityNetImpl::sample(const torch::Tensor& history, int64_
   auto mu = mean.gather(1, idx), sd = log_std.gather(1, idx).exp();
   auto eps = torch::randn({b, n, out}, gen, mu.options());
   return (mu + sd * eps).view({b, n, options_.latent_frames(), options_.dim()});
+}
+
+std::pair<torch::Tensor, torch::Tensor> GoalEnergyImpl::energy_and_grad(const torch::Tensor& x,
+                                                                        const torch::Tensor& cond,
+                                                                        double scale) {
+  check_windows(options_, cond, &x, "GoalEnergy");
+  torch::NoGradGuard no_grad;
+  const auto diff = position(x, cond) - target_;  // [B, 3]
+  const auto e = 0.5 / stiffness_ * diff.pow(2).sum(1);
+  // Only the last future frame moves the point: d/draw_last = J^T diff / lambda.
+  auto g = torch::zeros({x.size(0), options_.future(), options_.dim()}, x.options());
+  g.select(1, options_.future() - 1).copy_(torch::matmul(diff, jacobian_) * (scale / stiffness_));
+  return {e, future_grad_to_x(g, options_, delta_std_)};
 }
 
 }  // namespace ebm

@@ -14,6 +14,7 @@
 #include <functional>
 #include <optional>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "ebm/core/energy.h"
@@ -86,6 +87,11 @@ class StateLimitEnergyImpl : public EnergyModel {
   StateLimitEnergyImpl(const TrajectoryNetOptions& options, torch::Tensor mean, torch::Tensor std,
                        torch::Tensor delta_std, torch::Tensor lower, torch::Tensor upper);
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition) override;
+  // The gradient in closed form (checked against autograd in tests/nets/).
+  std::pair<torch::Tensor, torch::Tensor> energy_and_grad(const torch::Tensor& x,
+                                                          const torch::Tensor& condition,
+                                                          double scale = 1.0) override;
+  bool closed_form_gradient() const override { return true; }
 
  private:
   TrajectoryNetOptions options_;
@@ -112,6 +118,11 @@ class KinematicEnergyImpl : public EnergyModel {
                       torch::Tensor delta_std, torch::Tensor pos_cols, torch::Tensor vel_cols,
                       torch::Tensor scale, double dt);
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition) override;
+  // The gradient in closed form (checked against autograd in tests/nets/).
+  std::pair<torch::Tensor, torch::Tensor> energy_and_grad(const torch::Tensor& x,
+                                                          const torch::Tensor& condition,
+                                                          double scale = 1.0) override;
+  bool closed_form_gradient() const override { return true; }
   // lambda: the largest eigenvalue of Q's Hessian in x.
   double stiffness() const { return stiffness_; }
 
@@ -137,6 +148,11 @@ class GoalEnergyImpl : public EnergyModel {
                  torch::Tensor delta_std, torch::Tensor jacobian, torch::Tensor state,
                  torch::Tensor point, torch::Tensor target);
   torch::Tensor energy(const torch::Tensor& x, const torch::Tensor& condition) override;
+  // The gradient in closed form (checked against autograd in tests/nets/).
+  std::pair<torch::Tensor, torch::Tensor> energy_and_grad(const torch::Tensor& x,
+                                                          const torch::Tensor& condition,
+                                                          double scale = 1.0) override;
+  bool closed_form_gradient() const override { return true; }
   // The linearised point at the last frame of each window: [B, 3].
   torch::Tensor position(const torch::Tensor& x, const torch::Tensor& condition) const;
   double stiffness() const { return stiffness_; }

@@ -234,3 +234,52 @@ TEST(TrajectoryNets, ChainWindowsFeedsEachWindowTheLastFrames) {
       ebm::chain_windows(history.view({3, 1}), 4, 2, [](const torch::Tensor& h) { return h; }),
       std::invalid_argument);
 }
+
+// The experts' closed-form gradients (what the sampler uses) against autograd of their energy()
+// (the base class's energy_and_grad), with and without a smooth basis, with futures beyond the
+// limits on both sides; and a WeightedSumEnergy mixing an autograd term with closed-form ones
+// against autograd of the whole sum.
+TEST(TrajectoryExperts, ClosedFormGradientsEqualAutograd) {
+  torch::manual_seed(11);
+  const float inf = std::numeric_limits<float>::infinity();
+  const auto mean = torch::tensor({0.5f, -1.0f, 0.2f}), std = torch::tensor({2.0f, 1.0f, 4.0f});
+  const auto delta_std = torch::tensor({0.3f, 3.0f, 1.5f});
+  for (const int64_t basis : {int64_t{0}, int64_t{4}}) {
+    const auto o = ebm::TrajectoryNetOptions(kD, kH, 8).basis(basis);
+    auto limits = std::make_shared<ebm::StateLimitEnergyImpl>(o, mean, std, delta_std,
+                                                              torch::tensor({-1.0f, -inf, -2.0f}),
+                                                              torch::tensor({1.0f, inf, 0.5f}));
+    auto kinematic = std::make_shared<ebm::KinematicEnergyImpl>(
+        o, mean, std, delta_std, torch::tensor({0, 1}), torch::tensor({2, 2}),
+        torch::tensor({0.1f, 0.3f}), 0.04);
+    auto goal = std::make_shared<ebm::GoalEnergyImpl>(
+        o, mean, std, delta_std,
+        torch::tensor({0.1f, 0.0f, -0.2f, 0.05f, 0.3f, 0.0f, 0.0f, -0.1f, 0.02f}).view({3, 3}),
+        torch::tensor({0.4f, -0.8f, 1.0f}), torch::tensor({0.1f, 0.2f, 0.3f}),
+        torch::tensor({0.15f, 0.1f, 0.32f}));
+    const auto x = 3 * torch::randn({5, o.latent_frames(), kD});  // well beyond the limits
+    const auto cond = torch::randn({5, kH, kD});
+    std::vector<std::shared_ptr<ebm::EnergyModel>> experts = {limits, kinematic, goal};
+    for (const auto& expert : experts) {
+      ASSERT_TRUE(expert->closed_form_gradient());
+      for (const double scale : {1.0, 0.3}) {
+        const auto [e, g] = expert->energy_and_grad(x, cond, scale);
+        const auto [e_ref, g_ref] = expert->EnergyModel::energy_and_grad(x, cond, scale);
+        EXPECT_TRUE(torch::allclose(e, e_ref, 1e-5, 1e-6)) << "basis " << basis;
+        EXPECT_TRUE(torch::allclose(g, g_ref, 1e-4, 1e-5))
+            << "basis " << basis << " scale " << scale << " max diff "
+            << (g - g_ref).abs().max().item<double>();
+        EXPECT_GT(g.abs().max().item<double>(), 1e-3);  // not trivially zero
+      }
+    }
+    auto net = std::make_shared<ebm::TrajectoryEnergyNetImpl>(
+        ebm::TrajectoryNetOptions(o).channels(8).layers(1));
+    ebm::WeightedSumEnergy sum;
+    sum.add(net, 1.0).add(limits, 0.7).add(kinematic, 1.3).add(goal, 0.5);
+    const auto [e, g] = sum.energy_and_grad(x, cond, 0.9);
+    const auto [e_ref, g_ref] = sum.EnergyModel::energy_and_grad(x, cond, 0.9);
+    EXPECT_TRUE(torch::allclose(e, e_ref, 1e-5, 1e-5));
+    EXPECT_TRUE(torch::allclose(g, g_ref, 1e-4, 1e-5))
+        << "max diff " << (g - g_ref).abs().max().item<double>();
+  }
+}
