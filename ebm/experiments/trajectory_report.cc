@@ -234,6 +234,36 @@ std::string metrics_json(const EvalResult& r, const TrajConfig& c) {
   return doc.dump() + "\n";
 }
 
+namespace {
+
+// The pictures of the first held-out state (long-horizon charts have their own section): paths,
+// rendered frames, the animation.
+void first_state_pictures_html(report::HtmlPage& page, const EvalResult& r) {
+  page.heading("Top-down paths of the tracked sites from the first held-out state");
+  page.paragraph(
+      "Panels, left to right: true branches, FC prediction, EBM samples (composed with the "
+      "experts when their weights are > 0), MDN samples (one colour per trajectory).");
+  for (const auto& p : r.pictures) {
+    const std::string name = fs::path(p).filename().string();
+    if (name.rfind("long_", 0) == 0) continue;  // in the long-horizon section
+    if (name == "frames.png") {
+      page.heading("Rendered frames");
+      page.paragraph(
+          "Rows: the recorded continuation, the FC prediction, two EBM samples (composed with "
+          "the experts when their weights are > 0); columns: frames after the history.");
+    }
+    if (name == "futures.gif") {
+      page.heading("The futures in motion");
+      page.paragraph(
+          "Left to right: the recorded continuation, an EBM sample, the FC prediction, from the "
+          "last history frame on at the recording's frame rate (futures.gif).");
+    }
+    page.image(name, 1040);
+  }
+}
+
+}  // namespace
+
 std::string report_html(const EvalResult& r, const TrajConfig& c, const std::string& table) {
   report::HtmlPage page(c.name);
   page.heading(c.name + ": futures from one state", 1);
@@ -311,26 +341,7 @@ std::string report_html(const EvalResult& r, const TrajConfig& c, const std::str
     page.table({"method", "metric", "mean [95% interval]"}, goal_rows);
     comparison_html(page, g);
   }
-  page.heading("Top-down paths of the tracked sites from the first held-out state");
-  page.paragraph(
-      "Panels, left to right: true branches, FC prediction, EBM samples (composed with the "
-      "experts when their weights are > 0), MDN samples (one colour per trajectory).");
-  for (const auto& p : r.pictures) {
-    const std::string name = fs::path(p).filename().string();
-    if (name.rfind("long_", 0) == 0) continue;  // in the long-horizon section
-    if (name == "frames.png") {
-      page.heading("Rendered frames");
-      page.paragraph(
-          "Rows: the recorded continuation, the FC prediction, two EBM samples (composed with "
-          "the experts when their weights are > 0); columns: frames after the history.");
-    }
-    if (name == "futures.gif") {
-      page.heading("The futures in motion");
-      page.paragraph(
-          "Left to right: the recorded continuation, an EBM sample, the FC prediction, from the "
-          "last history frame on at the recording's frame rate (futures.gif).");
-    }
-  }
+  first_state_pictures_html(page, r);
   page.raw("<pre>" + report::html_escape(table) + "</pre>\n");
   return page.str();
 }

@@ -87,9 +87,9 @@ def close(a, b, what):
     return err
 
 
-def check_export(ebm_bin, energy_dump, checkpoint, inputs, tmp, name):
+def check_export(ebm_bin, energy_dump, checkpoint, make_inputs, tmp, name):
     """Exports `checkpoint` and compares PyTorch's energies with the C++ net's for each
-    (args, C++ condition) in `inputs`."""
+    (args, C++ condition) of make_inputs(the exported TorchScript module)."""
     out = os.path.join(tmp, "export-" + name, "energy.pt")
     os.makedirs(os.path.dirname(out))
     run(ebm_bin, "export", "--checkpoint", checkpoint, "--out", out)
@@ -99,6 +99,7 @@ def check_export(ebm_bin, energy_dump, checkpoint, inputs, tmp, name):
     scripted = torch.jit.load(ebm.models.script_path(out))
     assert sorted(scripted.state_dict()) == sorted(state), "keys of the state dict != module's"
     module = ebm.load_model(out)
+    inputs = make_inputs(scripted)
     worst = 0.0
     for args, cond in inputs:
         expected = cpp_energies(energy_dump, checkpoint, args[0], cond, tmp)
@@ -144,11 +145,11 @@ def check_images(ebm_bin, energy_dump, source, tmp):
                        "model.activation=swish")
     head = train_image(ebm_bin, os.path.join(configs, "fashion_mnist_hybrid.yaml"), tmp, "head")
     errs = [
-        check_export(ebm_bin, energy_dump, uncond, [((x,), None)], tmp, "uncond"),
-        check_export(ebm_bin, energy_dump, cond, [((x, labels), labels), ((x, onehot), labels)],
-                     tmp, "cond"),
-        check_export(ebm_bin, energy_dump, head, [((x, labels), labels), ((x,), None)], tmp,
-                     "head"),
+        check_export(ebm_bin, energy_dump, uncond, lambda _: [((x,), None)], tmp, "uncond"),
+        check_export(ebm_bin, energy_dump, cond,
+                     lambda _: [((x, labels), labels), ((x, onehot), labels)], tmp, "cond"),
+        check_export(ebm_bin, energy_dump, head,
+                     lambda _: [((x, labels), labels), ((x,), None)], tmp, "head"),
     ]
     return max(errs)
 
@@ -193,11 +194,13 @@ def check_trajectories(ebm_bin, energy_dump, plugin_dir, particles_xml, source, 
     assert check_training_curves(run_dir, "ebm_", 64) == 2  # steps 10 and 20
     check_eval_scalars(ebm_bin, source, run_dir)
     generator = os.path.join(run_dir, "models", "generator.pt")
-    exported = torch.jit.load(_export(ebm_bin, generator, tmp))
-    torch.manual_seed(1)
-    x = torch.randn(5, exported.basis_size or exported.future, exported.dim)
-    history = torch.randn(5, exported.history, exported.dim)
-    err = check_export(ebm_bin, energy_dump, generator, [((x, history), history)], tmp, "traj")
+    def windows(exported):  # futures (or basis coefficients) and histories of its shapes
+        torch.manual_seed(1)
+        x = torch.randn(5, exported.basis_size or exported.future, exported.dim)
+        history = torch.randn(5, exported.history, exported.dim)
+        return [((x, history), history)]
+
+    err = check_export(ebm_bin, energy_dump, generator, windows, tmp, "traj")
     drawn = check_view(run_dir, plugin_dir, tmp)
     # The same generator inside MuJoCo, from Python.
     ebm.load_plugins(plugin_dir)
@@ -236,6 +239,9 @@ def check_eval_scalars(ebm_bin, source, run_dir):
         "eval.error_frames=[20]", "eval.langevin_steps=5", "eval.render=true",
         "eval.bootstrap_resamples=100", "trainer.iterations=20")
     check_gif(os.path.join(run_dir, "futures.gif"), frames=21, panels=3)
+    report = open(os.path.join(run_dir, "report.html")).read()
+    for picture in ("paths.png", "frames.png", "futures.gif"):
+        assert f'<img src="{picture}"' in report, f"report.html does not show {picture}"
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     scalars = {t: tensorboard(run_dir).Scalars(t) for t in tensorboard(run_dir).Tags()["scalars"]
                if t.startswith("eval/")}
@@ -301,13 +307,6 @@ def find_metric(metrics, method, metric):
             if found is not None:
                 return found
     return None
-
-
-def _export(ebm_bin, checkpoint, tmp):
-    out = os.path.join(tmp, "probe", "energy.pt")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    run(ebm_bin, "export", "--checkpoint", checkpoint, "--out", out)
-    return ebm.models.script_path(out)
 
 
 def main():
