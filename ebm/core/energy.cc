@@ -2,6 +2,8 @@
 
 #include <torch/autograd.h>
 
+#include <algorithm>
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -25,55 +27,63 @@ torch::Tensor WeightedSumEnergy::energy(const torch::Tensor& x, const torch::Ten
   return total;
 }
 
-std::pair<torch::Tensor, torch::Tensor> EnergyModel::energy_and_grad(const torch::Tensor& x,
-                                                                     const torch::Tensor& condition,
-                                                                     double scale) {
+namespace {
+
+// The energies that `energies` computes from a fresh leaf copy of x (detached) and the gradient of
+// scale * their sum with respect to x, by autograd.
+std::pair<torch::Tensor, torch::Tensor> autograd_energy_and_grad(
+    const std::function<torch::Tensor(const torch::Tensor&)>& energies, const torch::Tensor& x,
+    double scale) {
   torch::Tensor x_in = x.detach().requires_grad_(true);
   torch::AutoGradMode enable(true);
-  torch::Tensor e = energy(x_in, condition);
+  torch::Tensor e = energies(x_in);
   const auto total = scale == 1.0 ? e.sum() : (e * scale).sum();
   auto g = torch::autograd::grad({total}, {x_in}, /*grad_outputs=*/{}, /*retain_graph=*/false,
                                  /*create_graph=*/false)[0];
   return {e.detach(), g};
 }
 
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> EnergyModel::energy_and_grad(const torch::Tensor& x,
+                                                                     const torch::Tensor& condition,
+                                                                     double scale) {
+  return autograd_energy_and_grad(
+      [&](const torch::Tensor& x_in) { return energy(x_in, condition); }, x, scale);
+}
+
 bool WeightedSumEnergy::closed_form_gradient() const {
-  for (const auto& term : terms_) {
-    if (term.first->closed_form_gradient()) return true;
-  }
-  return false;
+  return std::any_of(terms_.begin(), terms_.end(),
+                     [](const auto& term) { return term.first->closed_form_gradient(); });
 }
 
 std::pair<torch::Tensor, torch::Tensor> WeightedSumEnergy::energy_and_grad(
     const torch::Tensor& x, const torch::Tensor& condition, double scale) {
   if (!closed_form_gradient()) return EnergyModel::energy_and_grad(x, condition, scale);
-  torch::Tensor energies, grad;
-  auto add = [&](const torch::Tensor& e, const torch::Tensor& g) {
-    energies = energies.defined() ? energies + e : e;
-    grad = grad.defined() ? grad + g : g;
-  };
-  {
-    // The autograd terms' weighted sum, differentiated once.
-    torch::Tensor x_in = x.detach().requires_grad_(true);
-    torch::AutoGradMode enable(true);
+  // The terms without a closed form: their weighted sum, differentiated by autograd once.
+  auto autograd_terms = [&](const torch::Tensor& x_in) {
     torch::Tensor sum;
     for (auto& [model, weight] : terms_) {
       if (model->closed_form_gradient()) continue;
       torch::Tensor e = model->energy(x_in, condition) * weight;
       sum = sum.defined() ? sum + e : e;
     }
-    if (sum.defined()) {
-      const auto total = scale == 1.0 ? sum.sum() : (sum * scale).sum();
-      add(sum.detach(), torch::autograd::grad({total}, {x_in}, {}, false, false)[0]);
-    }
-  }
+    return sum;
+  };
+  const bool any_autograd = std::any_of(terms_.begin(), terms_.end(), [](const auto& term) {
+    return !term.first->closed_form_gradient();
+  });
+  std::pair<torch::Tensor, torch::Tensor> total;
+  if (any_autograd) total = autograd_energy_and_grad(autograd_terms, x, scale);
+  auto& [energies, grad] = total;
   torch::NoGradGuard no_grad;
   for (auto& [model, weight] : terms_) {
     if (!model->closed_form_gradient()) continue;
     auto [e, g] = model->energy_and_grad(x, condition, scale * weight);
-    add(e * weight, g);
+    energies = energies.defined() ? energies + e * weight : e * weight;
+    grad = grad.defined() ? grad + g : g;
   }
-  return {energies, grad};
+  return total;
 }
 
 torch::Tensor class_energies(EnergyModel& model, const torch::Tensor& x, int64_t num_classes) {

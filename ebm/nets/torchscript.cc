@@ -145,13 +145,11 @@ torch::jit::Module script_trajectory_energy(TrajectoryEnergyNetImpl& net, const 
   const auto& o = net.options();
   const WeightMap w = eval_weights(net);
   torch::jit::Module m("__torch__.ebm.TrajectoryEnergy");
-  for (const char* a : {"dim", "history", "future", "basis_size"}) {
-    const int64_t v = std::string(a) == "dim"       ? o.dim()
-                      : std::string(a) == "history" ? o.history()
-                      : std::string(a) == "future"  ? o.future()
-                                                    : o.basis();
-    m.register_attribute(a, c10::IntType::get(), v);
-  }
+  for (const auto& [name, v] : {std::pair<const char*, int64_t>{"dim", o.dim()},
+                                {"history", o.history()},
+                                {"future", o.future()},
+                                {"basis_size", o.basis()}})
+    m.register_attribute(name, c10::IntType::get(), v);
   for (const auto& [name, t] : {std::pair{"mean", mean}, {"std", std}, {"delta_std", delta_std}})
     m.register_buffer(name, t.to(torch::kCPU, torch::kFloat32).reshape({o.dim()}).clone());
   for (const auto& buf : net.named_buffers(/*recurse=*/false))

@@ -347,6 +347,19 @@ torch::Tensor GoalEnergyImpl::energy(const torch::Tensor& x, const torch::Tensor
   return 0.5 / stiffness_ * (position(x, cond) - target_).pow(2).sum(1);
 }
 
+std::pair<torch::Tensor, torch::Tensor> GoalEnergyImpl::energy_and_grad(const torch::Tensor& x,
+                                                                        const torch::Tensor& cond,
+                                                                        double scale) {
+  check_windows(options_, cond, &x, "GoalEnergy");
+  torch::NoGradGuard no_grad;
+  const auto diff = position(x, cond) - target_;  // [B, 3]
+  const auto e = 0.5 / stiffness_ * diff.pow(2).sum(1);
+  // Only the last future frame moves the point: d/draw_last = J^T diff / lambda.
+  auto g = torch::zeros({x.size(0), options_.future(), options_.dim()}, x.options());
+  g.select(1, options_.future() - 1).copy_(torch::matmul(diff, jacobian_) * (scale / stiffness_));
+  return {e, future_grad_to_x(g, options_, delta_std_)};
+}
+
 FeedforwardPredictorImpl::FeedforwardPredictorImpl(const TrajectoryNetOptions& o) : options_(o) {
   mlp_ = mlp(o.history() * o.dim(), o.channels() * 2, o.layers());
   mlp_->push_back(torch::nn::Linear(o.channels() * 2, o.latent_frames() * o.dim()));
@@ -406,19 +419,6 @@ torch::Tensor MixtureDensityNetImpl::sample(const torch::Tensor& history, int64_
   auto mu = mean.gather(1, idx), sd = log_std.gather(1, idx).exp();
   auto eps = torch::randn({b, n, out}, gen, mu.options());
   return (mu + sd * eps).view({b, n, options_.latent_frames(), options_.dim()});
-}
-
-std::pair<torch::Tensor, torch::Tensor> GoalEnergyImpl::energy_and_grad(const torch::Tensor& x,
-                                                                        const torch::Tensor& cond,
-                                                                        double scale) {
-  check_windows(options_, cond, &x, "GoalEnergy");
-  torch::NoGradGuard no_grad;
-  const auto diff = position(x, cond) - target_;  // [B, 3]
-  const auto e = 0.5 / stiffness_ * diff.pow(2).sum(1);
-  // Only the last future frame moves the point: d/draw_last = J^T diff / lambda.
-  auto g = torch::zeros({x.size(0), options_.future(), options_.dim()}, x.options());
-  g.select(1, options_.future() - 1).copy_(torch::matmul(diff, jacobian_) * (scale / stiffness_));
-  return {e, future_grad_to_x(g, options_, delta_std_)};
 }
 
 }  // namespace ebm

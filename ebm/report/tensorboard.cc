@@ -23,6 +23,16 @@ void put_u32(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
+// An event at `step` now, holding one summary value tagged `tag`, which the caller fills in.
+tensorboard::SummaryValue* new_value(tensorboard::Event& event, const std::string& tag,
+                                     int64_t step) {
+  event.set_wall_time(now_seconds());
+  event.set_step(step);
+  auto* v = event.mutable_summary()->add_value();
+  v->set_tag(tag);
+  return v;
+}
+
 }  // namespace
 
 std::string tfrecord_frame(const std::string& data) {
@@ -66,11 +76,7 @@ void EventWriter::write_record(const std::string& data) {
 
 void EventWriter::add_scalar(const std::string& tag, double value, int64_t step) {
   tensorboard::Event event;
-  event.set_wall_time(now_seconds());
-  event.set_step(step);
-  auto* v = event.mutable_summary()->add_value();
-  v->set_tag(tag);
-  v->set_simple_value(static_cast<float>(value));
+  new_value(event, tag, step)->set_simple_value(static_cast<float>(value));
   write_record(event.SerializeAsString());
 }
 
@@ -81,22 +87,19 @@ void EventWriter::add_histogram(const std::string& tag, const torch::Tensor& val
   if (v.numel() == 0 || buckets < 1) return;
   const double lo = v.min().item<double>(), hi = v.max().item<double>();
   tensorboard::Event event;
-  event.set_wall_time(now_seconds());
-  event.set_step(step);
-  auto* value = event.mutable_summary()->add_value();
-  value->set_tag(tag);
-  auto* h = value->mutable_histo();
+  auto* h = new_value(event, tag, step)->mutable_histo();
   h->set_min(lo);
   h->set_max(hi);
   h->set_num(static_cast<double>(v.numel()));
   h->set_sum(v.sum().item<double>());
   h->set_sum_squares(v.pow(2).sum().item<double>());
   if (hi == lo) buckets = 1;
-  const auto counts = torch::histc(v, buckets, lo, hi);
+  const auto counts = torch::histc(v, buckets, lo, hi).contiguous();
+  const auto count = counts.accessor<double, 1>();
   const double width = (hi - lo) / static_cast<double>(buckets);
   for (int64_t i = 0; i < buckets; ++i) {
     h->add_bucket_limit(i + 1 == buckets ? hi : lo + width * static_cast<double>(i + 1));
-    h->add_bucket(counts[i].item<double>());
+    h->add_bucket(count[i]);
   }
   write_record(event.SerializeAsString());
 }
@@ -104,11 +107,7 @@ void EventWriter::add_histogram(const std::string& tag, const torch::Tensor& val
 void EventWriter::add_image(const std::string& tag, const torch::Tensor& images, int64_t step) {
   auto grid = make_grid(images.dim() == 3 ? images.unsqueeze(0) : images, 0);
   tensorboard::Event event;
-  event.set_wall_time(now_seconds());
-  event.set_step(step);
-  auto* v = event.mutable_summary()->add_value();
-  v->set_tag(tag);
-  auto* img = v->mutable_image();
+  auto* img = new_value(event, tag, step)->mutable_image();
   img->set_height(static_cast<int32_t>(grid.size(0)));
   img->set_width(static_cast<int32_t>(grid.size(1)));
   img->set_colorspace(static_cast<int32_t>(grid.size(2)));

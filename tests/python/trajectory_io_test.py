@@ -158,6 +158,17 @@ def check_cpp_reads_python(tool, ebm_bin, tmp):
     return path
 
 
+def read_until_error(path, what):
+    """The ids of the episodes read before the TrajectoryError that `path` must raise, and it."""
+    got = []
+    try:
+        for e in tj.read(path):
+            got.append(e.episode_id)
+    except tj.TrajectoryError as e:
+        return got, e
+    raise AssertionError(f"a {what} raised nothing")
+
+
 def check_damaged_files(tool, path, tmp):
     data = open(path, "rb").read()
     offsets = [e.offset for e in tj.read(path)]
@@ -165,27 +176,17 @@ def check_damaged_files(tool, path, tmp):
     # Truncated inside the third episode: the first two, then an error naming file and offset.
     cut = os.path.join(tmp, "cut.ebmtraj")
     open(cut, "wb").write(data[:offsets[2] + 30])
-    got = []
-    try:
-        for e in tj.read(cut):
-            got.append(e.episode_id)
-        raise AssertionError("a truncated file raised nothing")
-    except tj.TrajectoryError as e:
-        assert e.file == cut and e.offset == offsets[2], (e.file, e.offset)
-        assert cut in str(e) and f"offset {offsets[2]}" in str(e) and "torn tail" in str(e), e
+    got, e = read_until_error(cut, "truncated file")
+    assert e.file == cut and e.offset == offsets[2], (e.file, e.offset)
+    assert cut in str(e) and f"offset {offsets[2]}" in str(e) and "torn tail" in str(e), e
     assert got == [100, 101], got
     # One flipped byte in the second episode's payload.
     flip = os.path.join(tmp, "flip.ebmtraj")
     damaged = bytearray(data)
     damaged[offsets[1] + 20] ^= 0x40
     open(flip, "wb").write(bytes(damaged))
-    got = []
-    try:
-        for e in tj.read(flip):
-            got.append(e.episode_id)
-        raise AssertionError("a corrupt record raised nothing")
-    except tj.TrajectoryError as e:
-        assert e.offset == offsets[1] and "checksum" in str(e), e
+    got, e = read_until_error(flip, "corrupt record")
+    assert e.offset == offsets[1] and "checksum" in str(e), e
     assert got == [100], got
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
