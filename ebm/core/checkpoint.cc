@@ -51,8 +51,8 @@ void remove_stale_temporaries(const std::string& dir) {
 
 }  // namespace
 
-CheckpointManager::CheckpointManager(std::string dir, int64_t keep_last)
-    : dir_(std::move(dir)), keep_last_(keep_last) {
+CheckpointManager::CheckpointManager(std::string dir, int64_t keep_last, CheckpointWrites writes)
+    : dir_(std::move(dir)), keep_last_(keep_last), writes_(writes) {
   if (keep_last_ < 1) throw std::invalid_argument("checkpoint keep_last must be >= 1");
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -79,14 +79,40 @@ std::optional<std::string> CheckpointManager::latest() const {
   return all.back();
 }
 
+CheckpointManager::~CheckpointManager() {
+  try {
+    wait();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "warning: checkpoint write failed: %s\n", e.what());
+  }
+}
+
+void CheckpointManager::wait() {
+  if (!pending_.valid()) return;
+  auto done = std::move(pending_);
+  done.get();
+}
+
 std::string CheckpointManager::save(
     int64_t step, const std::function<void(torch::serialize::OutputArchive&)>& fill,
     std::optional<double> metric) {
+  wait();
   torch::serialize::OutputArchive archive;
   fill(archive);
   std::ostringstream bytes;
   archive.save_to(bytes);
-  const std::string data = util::seal_archive(bytes.str());
+  if (writes_ == CheckpointWrites::kInline) {
+    write(step, bytes.str(), metric);
+  } else {
+    pending_ = std::async(std::launch::async,
+                          [this, step, metric, data = bytes.str()] { write(step, data, metric); });
+  }
+  return dir_ + "/" + ckpt_name(step);
+}
+
+void CheckpointManager::write(int64_t step, const std::string& bytes,
+                              std::optional<double> metric) {
+  const std::string data = util::seal_archive(bytes);
   const std::string path = dir_ + "/" + ckpt_name(step);
   util::write_file_atomic(path, data);
   if (metric && (!best_ || *metric < *best_)) {
@@ -100,7 +126,6 @@ std::string CheckpointManager::save(
     fs::remove(all.front());
     all.erase(all.begin());
   }
-  return path;
 }
 
 void CheckpointManager::load(const std::string& path, torch::serialize::InputArchive& archive,

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "ebm/core/langevin_graph.h"
+
 namespace ebm {
 
 void LangevinOptions::validate() const {
@@ -87,9 +89,13 @@ LangevinOptions LangevinOptions::load(torch::serialize::InputArchive& a,
   return o;
 }
 
-LangevinSampler::LangevinSampler(LangevinOptions options) : options_(std::move(options)) {
+LangevinSampler::LangevinSampler(LangevinOptions options, ChainExecution execution)
+    : options_(std::move(options)), execution_(execution) {
   options_.validate();
+  if (execution_ == ChainExecution::kCudaGraph) graphs_ = std::make_shared<CapturedChains>();
 }
+
+int64_t LangevinSampler::graph_captures() const { return graphs_ ? graphs_->captures() : 0; }
 
 double LangevinSampler::step_size_at(int64_t step) const {
   const auto& o = options_;
@@ -107,46 +113,75 @@ torch::Tensor LangevinSampler::sample(EnergyModel& model, const torch::Tensor& x
                                       const torch::Tensor& condition, const torch::Tensor& mask,
                                       const LangevinCallback& callback,
                                       std::optional<at::Generator> generator) const {
-  const auto& o = options_;
   if (!x0.defined() || x0.dim() < 1) throw std::invalid_argument("Langevin: x0 must be [N, ...]");
   if (!x0.is_floating_point()) throw std::invalid_argument("Langevin: x0 must be floating point");
-  torch::Tensor keep;  // true where entries must not change
+  ChainInputs in{x0.detach(), condition, {}};
   if (mask.defined()) {
-    keep = mask.to(x0.device()).to(torch::kBool).logical_not();
+    in.keep = mask.to(x0.device()).to(torch::kBool).logical_not();
     try {
-      keep = keep.expand_as(x0);
+      in.keep = in.keep.expand_as(x0);
     } catch (const c10::Error&) {
       throw std::invalid_argument("Langevin: mask shape " + c10::str(mask.sizes()) +
                                   " does not broadcast to x shape " + c10::str(x0.sizes()));
     }
   }
+  if (graphs_ && x0.is_cuda() && options_.steps() > 0) {
+    return graphs_->run(*this, model, in, callback, generator);
+  }
+  return run_eagerly(model, in, callback, generator);
+}
+
+torch::Tensor LangevinSampler::run_eagerly(EnergyModel& model, const ChainInputs& in,
+                                           const LangevinCallback& callback,
+                                           const std::optional<at::Generator>& generator) const {
   // One buffer for the chain, updated in place; each step hands autograd a fresh leaf view of
   // it, so no graph survives a step and memory does not grow with the number of steps.
-  torch::Tensor x = x0.detach().clone();
+  torch::Tensor x = in.x0.clone();
+  torch::Tensor stats;
+  if (callback) stats = torch::zeros({options_.steps(), 2}, in.x0.options().dtype(torch::kFloat64));
+  run_steps(model, x, in, stats, generator,
+            callback
+                ? std::function<void(int64_t)>([&](int64_t step) { report(stats, step, callback); })
+                : nullptr);
+  return x;
+}
+
+void LangevinSampler::report(const torch::Tensor& stats, int64_t step,
+                             const LangevinCallback& callback) const {
+  const auto row = stats[step].to(torch::kCPU);
+  LangevinStepStats s;
+  s.step = step;
+  s.step_size = step_size_at(step);
+  s.mean_energy = row[0].item<double>();
+  s.grad_norm = row[1].item<double>();
+  callback(s);
+}
+
+void LangevinSampler::run_steps(EnergyModel& model, torch::Tensor& x, const ChainInputs& in,
+                                const torch::Tensor& stats,
+                                const std::optional<at::Generator>& generator,
+                                const std::function<void(int64_t)>& after_step) const {
+  const auto& o = options_;
   const int64_t n = x.size(0);
   std::vector<int64_t> per_sample(x.dim(), 1);
   per_sample[0] = n;
   for (int64_t step = 0; step < o.steps(); ++step) {
-    const double eta = step_size_at(step);
     {
       torch::NoGradGuard no_grad;
       if (o.noise_std() > 0) {
         x.add_(at::randn(x.sizes(), generator, x.options()), o.noise_std());
       }
-      if (keep.defined()) x.copy_(torch::where(keep, x0, x));
+      if (in.keep.defined()) x.copy_(torch::where(in.keep, in.x0, x));
     }
-    auto [e, g] = model.energy_and_grad(x, condition, o.temperature());
+    auto [e, g] = model.energy_and_grad(x, in.condition, o.temperature());
     if (e.dim() != 1 || e.size(0) != n) {
       throw std::runtime_error("Langevin: the energy must return [N] = [" + std::to_string(n) +
                                "], got " + c10::str(e.sizes()));
     }
     torch::NoGradGuard no_grad;
-    LangevinStepStats stats;
-    if (callback) {
-      stats.step = step;
-      stats.step_size = eta;
-      stats.mean_energy = e.detach().mean().item<double>();
-      stats.grad_norm = g.reshape({n, -1}).norm(2, 1).mean().item<double>();
+    if (stats.defined()) {
+      stats[step][0].copy_(e.detach().mean());
+      stats[step][1].copy_(g.reshape({n, -1}).norm(2, 1).mean());
     }
     e = torch::Tensor();
     if (o.clip_mode() == GradClip::kElementwise) {
@@ -155,12 +190,11 @@ torch::Tensor LangevinSampler::sample(EnergyModel& model, const torch::Tensor& x
       auto norms = g.reshape({n, -1}).norm(2, 1).clamp_min(1e-12);
       g.mul_((o.grad_clip() / norms).clamp_max(1.0).reshape(per_sample));
     }
-    x.sub_(g, eta);
+    x.sub_(g, step_size_at(step));
     if (o.clamp_min() || o.clamp_max()) x.clamp_(o.clamp_min(), o.clamp_max());
-    if (keep.defined()) x.copy_(torch::where(keep, x0, x));
-    if (callback) callback(stats);
+    if (in.keep.defined()) x.copy_(torch::where(in.keep, in.x0, x));
+    if (after_step) after_step(step);
   }
-  return x.detach();
 }
 
 }  // namespace ebm

@@ -6,6 +6,7 @@
 #include <torch/types.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -61,15 +62,30 @@ struct LangevinOptions {
   static LangevinOptions load(torch::serialize::InputArchive& archive, const std::string& prefix);
 };
 
+// How the chain runs: step by step (kEager), or captured once as a CUDA graph and replayed
+// (kCudaGraph, CUDA tensors only; the CPU runs eagerly). Both give the same samples bit for bit
+// from the same generator state.
+enum class ChainExecution { kEager, kCudaGraph };
+
+// What one chain reads besides its state: the starts, the condition (undefined when none) and
+// where the mask keeps x0 (undefined when there is no mask).
+struct ChainInputs {
+  torch::Tensor x0, condition, keep;
+};
+
+class CapturedChains;  // langevin_graph.h
+
 class LangevinSampler {
  public:
-  explicit LangevinSampler(LangevinOptions options = {});
+  explicit LangevinSampler(LangevinOptions options = {},
+                           ChainExecution execution = ChainExecution::kEager);
 
   // Runs the chain from x0 and returns the final samples (detached, same shape as x0).
   //  condition: passed to the energy (undefined when none).
   //  mask: bool or 0/1 tensor broadcastable to x0; only entries where it is true change,
   //        the others keep their x0 values bit for bit.
-  //  callback: called after every step with its statistics (costs one host sync per step).
+  //  callback: called with each step's statistics: after the step (one host sync per step), or,
+  //            for a chain replayed as a CUDA graph, after the whole chain (one sync in all).
   //  generator: the noise's random generator (default: the global one).
   // The energy's graph is freed after each step: memory does not grow with the number of steps.
   torch::Tensor sample(EnergyModel& model, const torch::Tensor& x0,
@@ -79,9 +95,27 @@ class LangevinSampler {
 
   double step_size_at(int64_t step) const;
   const LangevinOptions& options() const { return options_; }
+  ChainExecution execution() const { return execution_; }
+  // CUDA graphs captured so far by this sampler and its copies (0 for eager chains).
+  int64_t graph_captures() const;
+
+  // The chain's steps on x in place, what sample() runs eagerly or captures: no host sync. When
+  // stats is defined ([steps, 2]), row s receives step s's mean energy and mean gradient norm.
+  void run_steps(EnergyModel& model, torch::Tensor& x, const ChainInputs& in,
+                 const torch::Tensor& stats, const std::optional<at::Generator>& generator,
+                 const std::function<void(int64_t)>& after_step = nullptr) const;
 
  private:
+  torch::Tensor run_eagerly(EnergyModel& model, const ChainInputs& in,
+                            const LangevinCallback& callback,
+                            const std::optional<at::Generator>& generator) const;
+  void report(const torch::Tensor& stats, int64_t step, const LangevinCallback& callback) const;
+
   LangevinOptions options_;
+  ChainExecution execution_;
+  // The captured graphs (kCudaGraph): shared by copies of this sampler, whose options are the
+  // same, and guarded by a mutex.
+  std::shared_ptr<CapturedChains> graphs_;
 };
 
 }  // namespace ebm

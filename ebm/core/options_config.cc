@@ -42,6 +42,18 @@ ReplayBufferOptions buffer_options(const ConfigSection& s) {
   return o;
 }
 
+PerformanceOptions performance_options(const ConfigSection& s) {
+  PerformanceOptions o;
+  o.cuda_graph(s.get<bool>("cuda_graph", o.cuda_graph()));
+  o.channels_last(s.get<bool>("channels_last", o.channels_last()));
+  o.tf32(s.get<bool>("tf32", o.tf32()));
+  o.cudnn_benchmark(s.get<bool>("cudnn_benchmark", o.cudnn_benchmark()));
+  o.buffer_on_device(s.get<bool>("buffer_on_device", o.buffer_on_device()));
+  o.prefetch(s.get<bool>("prefetch", o.prefetch()));
+  o.async_checkpoints(s.get<bool>("async_checkpoints", o.async_checkpoints()));
+  return o;
+}
+
 namespace {
 
 // The Adam keys of the trainer section.

@@ -3,6 +3,7 @@
 
 #include "ebm/core/config.h"
 #include "ebm/core/langevin.h"
+#include "ebm/core/performance.h"
 #include "ebm/core/replay_buffer.h"
 #include "ebm/core/trainer.h"
 
@@ -21,5 +22,9 @@ ReplayBufferOptions buffer_options(const ConfigSection& s);
 // num_classes: the model's classes (0: none), which the hybrid term needs.
 TrainerOptions trainer_options(const ConfigSection& trainer, const ConfigSection& langevin,
                                const ConfigSection& buffer, int64_t num_classes = 0);
+
+// Section `performance`: cuda_graph, channels_last, tf32, cudnn_benchmark, buffer_on_device,
+// prefetch, async_checkpoints.
+PerformanceOptions performance_options(const ConfigSection& s);
 
 }  // namespace ebm

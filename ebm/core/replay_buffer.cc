@@ -11,6 +11,11 @@ namespace ebm {
 
 namespace {
 std::string shape_str(c10::IntArrayRef s) { return c10::str(s); }
+
+// A CPU copy of t that shares no storage with it.
+torch::Tensor cpu_copy(const torch::Tensor& t) {
+  return t.device().is_cpu() ? t.clone() : t.to(torch::kCPU);
+}
 }  // namespace
 
 void ReplayBufferOptions::validate() const {
@@ -24,19 +29,21 @@ void ReplayBufferOptions::validate() const {
   require_option(init_std() >= 0, kSection, "init_std", ">= 0", init_std());
 }
 
-ReplayBuffer::ReplayBuffer(std::vector<int64_t> sample_shape, ReplayBufferOptions options)
+ReplayBuffer::ReplayBuffer(std::vector<int64_t> sample_shape, ReplayBufferOptions options,
+                           torch::Device storage)
     : shape_(std::move(sample_shape)), options_(std::move(options)) {
   options_.validate();
   std::vector<int64_t> full{options_.capacity()};
   full.insert(full.end(), shape_.begin(), shape_.end());
   data_ = torch::zeros(
-      full, options_.storage() == BufferStorage::kUint8 ? torch::kUInt8 : torch::kFloat32);
+      full, torch::TensorOptions(storage).dtype(
+                options_.storage() == BufferStorage::kUint8 ? torch::kUInt8 : torch::kFloat32));
 }
 
 torch::Tensor ReplayBuffer::encode(const torch::Tensor& x) const {
-  auto cpu = x.detach().to(torch::kCPU, torch::kFloat32);
-  if (options_.storage() == BufferStorage::kFloat32) return cpu;
-  return (cpu * 256.0).floor().clamp(0, 255).to(torch::kUInt8);
+  auto stored = x.detach().to(data_.device(), torch::kFloat32);
+  if (options_.storage() == BufferStorage::kFloat32) return stored;
+  return (stored * 256.0).floor().clamp(0, 255).to(torch::kUInt8);
 }
 
 torch::Tensor ReplayBuffer::decode(const torch::Tensor& stored, bool dequantize) const {
@@ -47,7 +54,7 @@ torch::Tensor ReplayBuffer::decode(const torch::Tensor& stored, bool dequantize)
 }
 
 torch::Tensor ReplayBuffer::states() const {
-  return decode(data_.narrow(0, 0, size_), /*dequantize=*/false);
+  return decode(data_.narrow(0, 0, size_), /*dequantize=*/false).to(torch::kCPU);
 }
 
 torch::Tensor ReplayBuffer::init_states(int64_t n, const torch::Tensor& data) const {
@@ -77,15 +84,19 @@ BufferDraw ReplayBuffer::draw(int64_t n, torch::Device device, const torch::Tens
     throw std::invalid_argument("replay_buffer.draw: fresh_condition has " +
                                 std::to_string(fresh_condition.size(0)) + " rows, expected " +
                                 std::to_string(n));
+  // Rows are assembled where the states are kept, then moved to `device` (no copy when the
+  // buffer is kept there).
+  const auto storage = data_.device();
   BufferDraw out;
-  out.x = init_states(n, data);
+  out.x = init_states(n, data).to(storage);
   out.from_buffer = torch::zeros({n}, torch::kBool);
-  if (fresh_condition.defined()) out.condition = fresh_condition.to(torch::kCPU).clone();
+  if (fresh_condition.defined()) out.condition = fresh_condition.to(storage).clone();
   if (size_ > n) {
     out.from_buffer = torch::rand({n}) >= options_.reinit_prob();
     auto rows = out.from_buffer.nonzero().squeeze(1);
     if (rows.numel() > 0) {
-      auto idx = torch::randint(size_, {rows.size(0)}, torch::kLong);
+      auto idx = torch::randint(size_, {rows.size(0)}, torch::kLong).to(storage);
+      rows = rows.to(storage);
       out.x.index_copy_(0, rows, decode(data_.index_select(0, idx), /*dequantize=*/true));
       if (conditions_.defined() && out.condition.defined()) {
         out.condition.index_copy_(0, rows, conditions_.index_select(0, idx));
@@ -131,11 +142,11 @@ void ReplayBuffer::push(const torch::Tensor& x, const torch::Tensor& condition) 
     std::vector<int64_t> full{options_.capacity()};
     auto rest = condition.sizes().slice(1);
     full.insert(full.end(), rest.begin(), rest.end());
-    conditions_ = torch::zeros(full, condition.options().device(torch::kCPU));
+    conditions_ = torch::zeros(full, condition.options().device(data_.device()));
   }
   const auto slots = slots_for(x.size(0));
   auto enc = encode(x);
-  auto cond = condition.defined() ? condition.detach().to(torch::kCPU) : torch::Tensor();
+  auto cond = condition.defined() ? condition.detach().to(data_.device()) : torch::Tensor();
   std::vector<int64_t> src, dst;
   for (int64_t i = 0; i < static_cast<int64_t>(slots.size()); ++i) {
     if (slots[i] >= 0) {
@@ -155,7 +166,8 @@ void ReplayBuffer::push(const torch::Tensor& x, const torch::Tensor& condition) 
       d2.push_back(dst[k]);
     }
   }
-  auto si = torch::tensor(s2, torch::kLong), di = torch::tensor(d2, torch::kLong);
+  auto si = torch::tensor(s2, torch::kLong).to(data_.device());
+  auto di = torch::tensor(d2, torch::kLong).to(data_.device());
   data_.index_copy_(0, di, enc.index_select(0, si).to(data_.dtype()));
   if (cond.defined() && conditions_.defined()) {
     conditions_.index_copy_(0, di, cond.index_select(0, si).to(conditions_.dtype()));
@@ -163,9 +175,10 @@ void ReplayBuffer::push(const torch::Tensor& x, const torch::Tensor& condition) 
 }
 
 void ReplayBuffer::save(torch::serialize::OutputArchive& archive, const std::string& prefix) const {
-  archive.write(prefix + "data", data_.narrow(0, 0, size_).clone());
+  // Checkpoints hold CPU tensors whichever device keeps the states.
+  archive.write(prefix + "data", cpu_copy(data_.narrow(0, 0, size_)));
   if (conditions_.defined())
-    archive.write(prefix + "conditions", conditions_.narrow(0, 0, size_).clone());
+    archive.write(prefix + "conditions", cpu_copy(conditions_.narrow(0, 0, size_)));
   archive.write(prefix + "counters",
                 torch::tensor({size_, head_, seen_, options_.capacity()}, torch::kLong));
 }
@@ -189,7 +202,7 @@ void ReplayBuffer::load(torch::serialize::InputArchive& archive, const std::stri
     std::vector<int64_t> full{options_.capacity()};
     auto rest = conds.sizes().slice(1);
     full.insert(full.end(), rest.begin(), rest.end());
-    conditions_ = torch::zeros(full, conds.options());
+    conditions_ = torch::zeros(full, conds.options().device(data_.device()));
     conditions_.narrow(0, 0, size).copy_(conds);
   }
   size_ = size;

@@ -56,8 +56,12 @@ struct BufferDraw {
 
 class ReplayBuffer {
  public:
-  // sample_shape: shape of one state (e.g. {1, 28, 28}); states live on the CPU.
-  ReplayBuffer(std::vector<int64_t> sample_shape, ReplayBufferOptions options = {});
+  // sample_shape: shape of one state (e.g. {1, 28, 28}); states are kept on `storage` (the CPU,
+  // or the training device: then draws and pushes move no states between host and device). The
+  // draws' random choices (which rows are fresh, which states) come from the CPU's generator
+  // either way.
+  ReplayBuffer(std::vector<int64_t> sample_shape, ReplayBufferOptions options = {},
+               torch::Device storage = torch::kCPU);
 
   // n chain starts on `device`. Until the buffer holds more than n states every row is fresh;
   // then each row is fresh with probability reinit_prob. Fresh rows take their condition from
@@ -70,7 +74,9 @@ class ReplayBuffer {
   int64_t size() const { return size_; }
   int64_t capacity() const { return options_.capacity(); }
   const ReplayBufferOptions& options() const { return options_; }
-  // The stored states as floats (dequantised deterministically at bin centres for kUint8).
+  torch::Device storage_device() const { return data_.device(); }
+  // The stored states as floats on the CPU (dequantised deterministically at bin centres for
+  // kUint8).
   torch::Tensor states() const;
 
   // n fresh states of the init distribution (CPU, float), as draw() uses for re-initialised rows.
@@ -86,8 +92,8 @@ class ReplayBuffer {
 
   std::vector<int64_t> shape_;
   ReplayBufferOptions options_;
-  torch::Tensor data_;        // [capacity, ...] uint8 or float32, CPU
-  torch::Tensor conditions_;  // [capacity, ...] or undefined
+  torch::Tensor data_;        // [capacity, ...] uint8 or float32, on the storage device
+  torch::Tensor conditions_;  // [capacity, ...] or undefined, on the storage device
   int64_t size_ = 0;
   int64_t head_ = 0;  // FIFO: next slot to overwrite
   int64_t seen_ = 0;  // reservoir: states offered so far

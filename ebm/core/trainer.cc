@@ -1,6 +1,5 @@
 #include "ebm/core/trainer.h"
 
-#include <ATen/autocast_mode.h>
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
@@ -14,6 +13,7 @@
 #include <utility>
 
 #include "ebm/core/icd.h"
+#include "ebm/core/performance.h"
 
 namespace ebm {
 
@@ -31,24 +31,13 @@ void set_rng_state(torch::Device device, const torch::Tensor& state) {
   gen.set_state(state);
 }
 
-// bf16 autocast for the scope (CUDA only), restoring the previous state on exit.
-class AutocastScope {
- public:
-  explicit AutocastScope(bool on) : on_(on) {
-    if (!on_) return;
-    was_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-  }
-  ~AutocastScope() {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, was_);
-    at::autocast::clear_cache();
-  }
+ChainExecution chain_execution(const TrainerOptions& o) {
+  return o.performance().cuda_graph() ? ChainExecution::kCudaGraph : ChainExecution::kEager;
+}
 
- private:
-  bool on_, was_ = false;
-};
+torch::Device buffer_device(const TrainerOptions& o, torch::Device device) {
+  return o.performance().buffer_on_device() ? device : torch::Device(torch::kCPU);
+}
 
 }  // namespace
 
@@ -84,18 +73,16 @@ ContrastiveDivergenceTrainer::ContrastiveDivergenceTrainer(std::shared_ptr<Energ
       shape_(std::move(sample_shape)),
       options_(std::move(options)),
       device_(device),
-      buffer_(shape_, options_.buffer()),
-      sampler_(options_.langevin()) {
+      buffer_(shape_, options_.buffer(), buffer_device(options_, device)),
+      sampler_(options_.langevin(), chain_execution(options_)) {
   if (!model_) throw std::invalid_argument("trainer: model is null");
   options_.validate();
-  if (options_.autocast_bf16() && !device_.is_cuda())
-    throw std::invalid_argument("trainer.autocast_bf16 needs a CUDA device, the device is " +
-                                device_.str());
   if (options_.augment_prob() > 0 && shape_.size() != 3)
     throw std::invalid_argument(
         "trainer.augment_prob needs image samples [C, H, W], the samples are " +
         c10::str(c10::IntArrayRef(shape_)));
   model_->to(device_);
+  if (options_.performance().channels_last()) to_channels_last(*model_);
   adam_ = std::make_unique<Adam>(parameters(), options_.adam());
   if (options_.ema_decay() > 0) {
     for (const auto& p : parameters()) ema_.push_back(p.detach().clone());
@@ -130,7 +117,7 @@ torch::Tensor ContrastiveDivergenceTrainer::sample(int64_t n, const torch::Tenso
   }
   const bool was_training = model_->is_training();
   model_->eval();
-  AutocastScope autocast(options_.autocast_bf16());
+  AutocastScope autocast(options_.autocast_bf16(), device_);
   auto x = sampler_.sample(*model_, x0, cond, {}, callback);
   model_->train(was_training);
   return x;
@@ -148,6 +135,7 @@ BufferDraw ContrastiveDivergenceTrainer::sample_negatives(const torch::Tensor& x
   // Chains from the buffer (or fresh), sampled without touching model statistics.
   auto draw = buffer_.draw(x_pos.size(0), device_, labels,
                            options_.buffer().init() == BufferInit::kData ? x_pos : torch::Tensor());
+  draw.x = image_memory_format(draw.x, options_.performance().channels_last());
   if (cond.defined() && options_.negative_condition() == NegativeCondition::kBatch) {
     draw.condition = cond;
   }
@@ -243,14 +231,25 @@ void ContrastiveDivergenceTrainer::sync_gradients(const std::vector<torch::Tenso
   grad_sync_(grads);
 }
 
-bool ContrastiveDivergenceTrainer::all_finite(const torch::Tensor& loss,
-                                              const std::vector<torch::Tensor>& params) const {
-  // One host sync for the whole guard: the loss and every gradient finite?
-  auto finite = torch::isfinite(loss.detach());
+ContrastiveDivergenceTrainer::StepScalars ContrastiveDivergenceTrainer::step_scalars(
+    const Loss& l, const std::vector<torch::Tensor>& params) const {
+  // The guard sums each gradient: a NaN or an infinity anywhere makes its sum non-finite (as does
+  // a sum beyond float's range, a step as bad), at a fraction of an element-wise isfinite's cost.
+  std::vector<torch::Tensor> sums{l.total.detach().reshape({1})};
   for (const auto& p : params) {
-    if (p.grad().defined()) finite = finite.logical_and(torch::isfinite(p.grad()).all());
+    if (p.grad().defined()) sums.push_back(p.grad().sum().reshape({1}));
   }
-  return finite.item<bool>();
+  const auto zero = torch::zeros({}, l.total.options());
+  auto value = [&](const torch::Tensor& t) {
+    return (t.defined() ? t.detach() : zero).to(torch::kFloat64).reshape({});
+  };
+  // One host transfer for the verdict and every reported number.
+  const auto host = torch::stack({torch::isfinite(torch::cat(sums)).all().to(torch::kFloat64),
+                                  value(l.total), value(l.e_pos.mean()), value(l.e_neg.mean()),
+                                  value(l.ml), value(l.l2), value(l.classify), value(l.kl)})
+                        .to(torch::kCPU);
+  const double* h = host.data_ptr<double>();
+  return {h[0] != 0, h[1], h[2], h[3], h[4], h[5], h[6], h[7]};
 }
 
 void ContrastiveDivergenceTrainer::skip_non_finite_step(TrainStepResult& r) {
@@ -273,7 +272,7 @@ void ContrastiveDivergenceTrainer::skip_non_finite_step(TrainStepResult& r) {
   restore_snapshot();
   auto lopts = sampler_.options();
   lopts.step_size(lopts.step_size() * 0.5);
-  sampler_ = LangevinSampler(lopts);
+  sampler_ = LangevinSampler(lopts, chain_execution(options_));
   ++restores_;
   bad_in_a_row_ = 0;
   r.restored = true;
@@ -294,18 +293,18 @@ void ContrastiveDivergenceTrainer::update(const std::vector<torch::Tensor>& para
 
 torch::Tensor ContrastiveDivergenceTrainer::positives(const torch::Tensor& x_pos_in) const {
   check_batch_shape(x_pos_in);
-  auto x_pos = x_pos_in.to(device_, torch::kFloat32);
+  auto x_pos = x_pos_in.to(device_, torch::kFloat32, /*non_blocking=*/true);
   if (options_.dequantize()) {
     x_pos = x_pos * (255.0 / 256.0) + torch::rand_like(x_pos) / 256.0;
   }
-  return x_pos;
+  return image_memory_format(x_pos, options_.performance().channels_last());
 }
 
 TrainStepResult ContrastiveDivergenceTrainer::step(const torch::Tensor& x_pos_in,
                                                    const torch::Tensor& labels) {
   const auto x_pos = positives(x_pos_in);
   const torch::Tensor cond = labels.defined() ? labels.to(device_) : labels;
-  AutocastScope autocast(options_.autocast_bf16());
+  AutocastScope autocast(options_.autocast_bf16(), device_);
   return contrast(x_pos, cond, sample_negatives(x_pos, labels, cond));
 }
 
@@ -320,7 +319,7 @@ TrainStepResult ContrastiveDivergenceTrainer::step_on(const torch::Tensor& x_pos
   const torch::Tensor cond = labels.defined() ? labels.to(device_) : labels;
   BufferDraw draw = negatives;
   draw.x = draw.x.to(device_, torch::kFloat32);
-  AutocastScope autocast(options_.autocast_bf16());
+  AutocastScope autocast(options_.autocast_bf16(), device_);
   return contrast(x_pos, cond, draw);
 }
 
@@ -336,15 +335,15 @@ TrainStepResult ContrastiveDivergenceTrainer::contrast(const torch::Tensor& x_po
   TrainStepResult r;
   r.lr = lr_at(step_);
   r.langevin_step_size = sampler_.options().step_size();
-  const bool local_finite = all_finite(l.total, params);
-  const bool finite = vote_ ? vote_(local_finite) : local_finite;
-  r.loss = l.total.item<double>();
-  r.e_pos = l.e_pos.mean().item<double>();
-  r.e_neg = l.e_neg.mean().item<double>();
-  r.ml_loss = l.ml.item<double>();
-  r.l2_loss = l.l2.item<double>();
-  if (l.classify.defined()) r.classify_loss = l.classify.item<double>();
-  if (l.kl.defined()) r.kl_loss = l.kl.item<double>();
+  const StepScalars scalars = step_scalars(l, params);
+  const bool finite = vote_ ? vote_(scalars.finite) : scalars.finite;
+  r.loss = scalars.loss;
+  r.e_pos = scalars.e_pos;
+  r.e_neg = scalars.e_neg;
+  r.ml_loss = scalars.ml;
+  r.l2_loss = scalars.l2;
+  r.classify_loss = scalars.classify;
+  r.kl_loss = scalars.kl;
   r.energies_pos = l.e_pos.detach();
   r.energies_neg = l.e_neg.detach();
   r.langevin_grad_norm = last_grad_norm_;
@@ -420,6 +419,10 @@ void ContrastiveDivergenceTrainer::save_local(torch::serialize::OutputArchive& a
   if (device_.is_cuda()) archive.write("rng.cuda", rng_state(device_));
 }
 
+void ContrastiveDivergenceTrainer::reset_buffer() {
+  buffer_ = ReplayBuffer(shape_, options_.buffer(), buffer_device(options_, device_));
+}
+
 void ContrastiveDivergenceTrainer::load_local(torch::serialize::InputArchive& archive) {
   buffer_.load(archive, "buffer.");
   torch::Tensor cpu_state, cuda_state;
@@ -451,7 +454,7 @@ void ContrastiveDivergenceTrainer::load(torch::serialize::InputArchive& archive)
   good_since_snapshot_ = counters[3].item<int64_t>();
   auto lopts = sampler_.options();
   lopts.step_size(step_size.item<double>());
-  sampler_ = LangevinSampler(lopts);
+  sampler_ = LangevinSampler(lopts, chain_execution(options_));
   take_snapshot();
   good_since_snapshot_ = counters[3].item<int64_t>();
 }

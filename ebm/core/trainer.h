@@ -18,6 +18,7 @@
 #include "ebm/core/energy.h"
 #include "ebm/core/langevin.h"
 #include "ebm/core/options.h"
+#include "ebm/core/performance.h"
 #include "ebm/core/replay_buffer.h"
 
 namespace ebm {
@@ -93,8 +94,11 @@ struct TrainerOptions {
   TORCH_ARG(int64_t, max_bad_steps) = 5;
   TORCH_ARG(int64_t, max_restores) = 3;
   TORCH_ARG(int64_t, snapshot_every) = 100;
-  // bf16 autocast of the energy (forward and Langevin) on CUDA; an error on the CPU.
+  // bf16 autocast of the energy (forward and Langevin): CUDA's, or the CPU's own autocast.
   TORCH_ARG(bool, autocast_bf16) = false;
+  // The speed settings the trainer applies: cuda_graph (its sampler's chains), channels_last
+  // (the model and the batches), buffer_on_device (where its replay buffer keeps states).
+  TORCH_ARG(PerformanceOptions, performance) = PerformanceOptions();
   // Process rank and count, for data-parallel training (only rank 0 reports warnings).
   TORCH_ARG(int64_t, rank) = 0;
   TORCH_ARG(int64_t, world_size) = 1;
@@ -183,7 +187,7 @@ class ContrastiveDivergenceTrainer {
   void save_local(torch::serialize::OutputArchive& archive) const;
   void load_local(torch::serialize::InputArchive& archive);
   // Empties the replay buffer (a process that resumes without a buffer of its own).
-  void reset_buffer() { buffer_ = ReplayBuffer(shape_, options_.buffer()); }
+  void reset_buffer();
 
   EnergyModel& model() { return *model_; }
   std::shared_ptr<EnergyModel> model_ptr() { return model_; }
@@ -211,7 +215,12 @@ class ContrastiveDivergenceTrainer {
   TrainStepResult contrast(const torch::Tensor& x_pos, const torch::Tensor& cond,
                            const BufferDraw& negatives);  // loss, gradients, guard, update
   void sync_gradients(const std::vector<torch::Tensor>& params);
-  bool all_finite(const torch::Tensor& loss, const std::vector<torch::Tensor>& params) const;
+  // The guard's verdict (the loss and every gradient finite) and the numbers a step reports.
+  struct StepScalars {
+    bool finite;
+    double loss, e_pos, e_neg, ml, l2, classify, kl;
+  };
+  StepScalars step_scalars(const Loss& l, const std::vector<torch::Tensor>& params) const;
   void skip_non_finite_step(TrainStepResult& r);  // the guard: skip, restore or give up
   void update(const std::vector<torch::Tensor>& params, double lr);
   void take_snapshot();

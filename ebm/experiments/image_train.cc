@@ -26,6 +26,7 @@
 #include "ebm/report/progress.h"
 #include "ebm/report/tensorboard.h"
 #include "ebm/util/files.h"
+#include "ebm/util/prefetch.h"
 
 namespace ebm::experiments {
 
@@ -69,6 +70,7 @@ ImageRunConfig read_config(const Config& config) {
   t.check(c.batch_size > 0, "batch_size", "> 0");
   c.trainer = trainer_options(t, root.section("langevin"), root.section("replay_buffer"),
                               image_net_options(*c.model_section, 1).num_classes());
+  c.trainer.performance(performance_options(root.section("performance")));
   auto log = root.section("logging");
   c.log_every = log.get<int64_t>("log_every", 10);
   log.check(c.log_every > 0, "log_every", "> 0");
@@ -258,34 +260,63 @@ void log_step(TrainRun& run, const TrainStepResult& r, int64_t done,
   run.events->flush();
 }
 
-// Trains from the trainer's step (a resumed run continues) to the config's iterations, logging,
-// sampling and checkpointing on their schedules. Returns the last step's result. Every rank walks
-// the same permutation per epoch; rank r takes the r-th batch_size images of each global batch.
-TrainStepResult train_steps(TrainRun& run, report::Progress& progress) {
-  const ImageRunConfig& rc = run.rc;
-  const int64_t n = run.ds.size();
-  const int64_t global_batch = rc.batch_size * run.dp.world_size();
-  const int64_t per_epoch = n / global_batch;
-  const auto t0 = std::chrono::steady_clock::now();
-  TrainStepResult r;
-  torch::Tensor perm;
-  int64_t perm_epoch = -1;
-  while (run.trainer.steps() < rc.iterations) {
-    const int64_t step = run.trainer.steps();
+// One training batch: images as floats and their labels (undefined for an unconditional model).
+struct Batch {
+  torch::Tensor x, y;
+};
+
+// The batches of a run by step. Every rank walks the same permutation per epoch, drawn from (seed,
+// epoch) so that resuming needs no data-order state; rank r takes the r-th batch_size images of
+// each global batch. Pinned: in page-locked memory, for copies to a CUDA device that do not block.
+class BatchOrder {
+ public:
+  BatchOrder(const TrainRun& run, bool pinned) : run_(run), pinned_(pinned) {}
+
+  Batch operator()(int64_t step) {
+    const ImageRunConfig& rc = run_.rc;
+    const int64_t n = run_.ds.size();
+    const int64_t global_batch = rc.batch_size * run_.dp.world_size();
+    const int64_t per_epoch = n / global_batch;
     const int64_t epoch = step / per_epoch, k = step % per_epoch;
-    if (epoch != perm_epoch) {
-      // A permutation per epoch from (seed, epoch): resuming needs no data-order state.
+    if (epoch != perm_epoch_) {
       auto gen = at::make_generator<at::CPUGeneratorImpl>(
           static_cast<uint64_t>(rc.seed) * 1000003u + epoch);
-      perm = torch::randperm(n, gen, torch::kLong);
-      perm_epoch = epoch;
+      perm_ = torch::randperm(n, gen, torch::kLong);
+      perm_epoch_ = epoch;
     }
-    auto idx = perm.narrow(0, k * global_batch + run.dp.rank() * rc.batch_size, rc.batch_size);
-    auto x = data::to_float(run.ds.images.index_select(0, idx));
-    auto y = run.conditional ? run.ds.labels.index_select(0, idx) : torch::Tensor();
+    auto idx = perm_.narrow(0, k * global_batch + run_.dp.rank() * rc.batch_size, rc.batch_size);
+    Batch b{data::to_float(run_.ds.images.index_select(0, idx)),
+            run_.conditional ? run_.ds.labels.index_select(0, idx) : torch::Tensor()};
+    if (pinned_) {
+      b.x = b.x.pin_memory();
+      if (b.y.defined()) b.y = b.y.pin_memory();
+    }
+    return b;
+  }
+
+ private:
+  const TrainRun& run_;
+  bool pinned_;
+  torch::Tensor perm_;
+  int64_t perm_epoch_ = -1;
+};
+
+// Trains from the trainer's step (a resumed run continues) to the config's iterations, logging,
+// sampling and checkpointing on their schedules. Returns the last step's result. With
+// performance.prefetch, the next batch is gathered on a background thread during each step.
+TrainStepResult train_steps(TrainRun& run, report::Progress& progress) {
+  const ImageRunConfig& rc = run.rc;
+  const auto& perf = rc.trainer.performance();
+  const auto t0 = std::chrono::steady_clock::now();
+  TrainStepResult r;
+  util::Prefetcher<Batch> batches(BatchOrder(run, run.trainer.device().is_cuda()),
+                                  run.trainer.steps(), rc.iterations, perf.prefetch());
+  while (!batches.done()) {
+    const int64_t step = run.trainer.steps();
+    const Batch batch = batches.next();
     const bool logged = (step + 1) % rc.log_every == 0 || step + 1 == rc.iterations;
     if (logged) run.trainer.diagnose_next_step();
-    r = run.trainer.step(x, y);
+    r = run.trainer.step(batch.x, batch.y);
     const int64_t done = run.trainer.steps();
     progress.update(done, fmt_fields(r));
     if (logged) log_step(run, r, done, t0);
@@ -310,7 +341,11 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
   const auto ds = load_training_data(rc, opts.config_path, dp.world_size());
   TrainRunSummary summary;
   summary.run_dir = opts.out_dir.empty() ? "runs/" + rc.name : opts.out_dir;
-  CheckpointManager ckpts(summary.run_dir + "/checkpoints", rc.keep_last);
+  apply_backend_settings(rc.trainer.performance());
+  CheckpointManager ckpts(summary.run_dir + "/checkpoints", rc.keep_last,
+                          rc.trainer.performance().async_checkpoints()
+                              ? CheckpointWrites::kBackground
+                              : CheckpointWrites::kInline);
   const auto latest = check_resume(ckpts, summary.run_dir, opts.resume);
   if (dp.is_main()) util::write_file_atomic(summary.run_dir + "/config.yaml", setup.config->dump());
 
@@ -339,6 +374,7 @@ TrainRunSummary train_image_ebm(const TrainRunOptions& opts) {
   if (!run.checkpointed || trainer.steps() % rc.checkpoint_every != 0) {
     summary.last_checkpoint = save_checkpoint(run, trainer.steps());
   }
+  ckpts.wait();  // the last checkpoint is on disk when training returns
   if (trainer.steps() % rc.sample_every != 0 || summary.samples_png.empty())
     save_samples(run, trainer.steps());
   summary.steps = trainer.steps();

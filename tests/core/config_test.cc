@@ -236,6 +236,18 @@ TEST(Config, DocumentedDefaultsAreTheOptionsStructsDefaults) {
   EXPECT_EQ(db.init_mean(), cb.init_mean());
   EXPECT_EQ(db.init_std(), cb.init_std());
   EXPECT_EQ(db.storage(), cb.storage());
+  const auto performance = DocumentedDefaults("### `performance`");
+  ASSERT_EQ(performance.size(), 7u);
+  auto p = ebm::Config::load_string(YamlSection("performance", performance), "documented.yaml");
+  const auto dp = ebm::performance_options(p->root().section("performance"));
+  const ebm::PerformanceOptions cp;
+  EXPECT_EQ(dp.cuda_graph(), cp.cuda_graph());
+  EXPECT_EQ(dp.channels_last(), cp.channels_last());
+  EXPECT_EQ(dp.tf32(), cp.tf32());
+  EXPECT_EQ(dp.cudnn_benchmark(), cp.cudnn_benchmark());
+  EXPECT_EQ(dp.buffer_on_device(), cp.buffer_on_device());
+  EXPECT_EQ(dp.prefetch(), cp.prefetch());
+  EXPECT_EQ(dp.async_checkpoints(), cp.async_checkpoints());
 }
 
 // Validation lives in the options structs; the reader reports their errors at the key's line.
