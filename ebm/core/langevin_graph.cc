@@ -84,6 +84,22 @@ void warm_up(const LangevinSampler& sampler, EnergyModel& model, const ChainInpu
   gen.set_state(state);
 }
 
+// Autocast's cache of weight casts off for the scope: a cast the cache already holds would not be
+// captured, and the graph would read that cast's memory after the cache lets it go (PyTorch's
+// CUDA-graph notes ask the same: autocast with cache_enabled=False).
+class AutocastCacheOff {
+ public:
+  AutocastCacheOff() : was_(at::autocast::is_autocast_cache_enabled()) {
+    at::autocast::set_autocast_cache_enabled(false);
+  }
+  ~AutocastCacheOff() { at::autocast::set_autocast_cache_enabled(was_); }
+  AutocastCacheOff(const AutocastCacheOff&) = delete;
+  AutocastCacheOff& operator=(const AutocastCacheOff&) = delete;
+
+ private:
+  bool was_;
+};
+
 std::unique_ptr<CapturedChains::Graph> capture(const LangevinSampler& sampler, EnergyModel& model,
                                                const ChainInputs& in, bool with_stats,
                                                const std::optional<at::Generator>& generator) {
@@ -99,6 +115,7 @@ std::unique_ptr<CapturedChains::Graph> capture(const LangevinSampler& sampler, E
   {
     // Captures run on a side stream (the default stream cannot be captured).
     c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromPool(false, index));
+    const AutocastCacheOff no_cached_casts;
     warm_up(sampler, model, g->in, with_stats, generator);
     if (generator) g->graph.register_generator_state(*generator);
     // Thread-local mode: other threads (a data prefetcher pinning memory) may call CUDA meanwhile.

@@ -276,6 +276,14 @@ TEST(CudaGraphChain, EqualsEagerBitForBitAndRecapturesOnNewShapes) {
   }
   ExpectSameChain(RunChain(eager, *model, x6, {}, {}, 4), RunChain(graphed, *model, x6, {}, {}, 4));
   EXPECT_EQ(graphed.graph_captures(), 2);
+  // Under bf16 autocast (part of the signature: a new capture), after an eager chain has filled
+  // autocast's cache of weight casts, which the capture must not reuse.
+  {
+    ebm::AutocastScope autocast(true, torch::kCUDA);
+    ExpectSameChain(RunChain(eager, *model, x6, {}, {}, 5),
+                    RunChain(graphed, *model, x6, {}, {}, 5));
+  }
+  EXPECT_EQ(graphed.graph_captures(), 3);
 }
 
 TEST(CudaAutocast, Bf16EnergiesWithinTwoPercentOfFp32) {
