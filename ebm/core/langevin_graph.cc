@@ -4,6 +4,7 @@
 #include <torch/cuda.h>
 
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #ifdef EBM_WITH_CUDA
@@ -31,15 +32,18 @@ void append_tensor(std::vector<int64_t>& signature, const torch::Tensor& t) {
 
 int64_t address(const void* p) { return static_cast<int64_t>(reinterpret_cast<intptr_t>(p)); }
 
+thread_local bool capturing = false;
+
 }  // namespace
 
-std::vector<int64_t> chain_signature(EnergyModel& model, const ChainInputs& in, bool with_stats,
+bool capturing_chain() { return capturing; }
+
+std::vector<int64_t> chain_signature(EnergyModel& model, const ChainInputs& in,
                                      const std::optional<at::Generator>& generator) {
   std::vector<int64_t> signature;
   append_tensor(signature, in.x0);
   append_tensor(signature, in.condition);
   append_tensor(signature, in.keep);
-  signature.push_back(with_stats ? 1 : 0);
   signature.push_back(address(&model));
   signature.push_back(model.is_training() ? 1 : 0);
   // The graph reads weights by address: an optimiser's in-place update is seen by the replay, a
@@ -59,6 +63,8 @@ struct CapturedChains::Graph {
   std::vector<int64_t> signature;
   ChainInputs in;  // static copies the graph reads
   torch::Tensor x, stats;
+  // Held so that its address, part of the signature, cannot be reused by another generator.
+  std::optional<at::Generator> generator;
   at::cuda::CUDAGraph graph;
 };
 
@@ -68,7 +74,7 @@ namespace {
 // cuDNN plans, autograd's device threads) happens before the capture; the generator's state is
 // restored after it.
 void warm_up(const LangevinSampler& sampler, EnergyModel& model, const ChainInputs& in,
-             bool with_stats, const std::optional<at::Generator>& generator) {
+             const std::optional<at::Generator>& generator) {
   auto gen = generator ? *generator : at::globalContext().defaultGenerator(in.x0.device());
   torch::Tensor state;
   {
@@ -77,8 +83,7 @@ void warm_up(const LangevinSampler& sampler, EnergyModel& model, const ChainInpu
   }
   const LangevinSampler one_step(LangevinOptions(sampler.options()).steps(1));
   auto x = in.x0.clone();
-  torch::Tensor stats;
-  if (with_stats) stats = torch::zeros({1, 2}, in.x0.options().dtype(torch::kFloat64));
+  const auto stats = torch::zeros({1, 2}, in.x0.options().dtype(torch::kFloat64));
   one_step.run_steps(model, x, in, stats, generator);
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
@@ -101,36 +106,44 @@ class AutocastCacheOff {
 };
 
 std::unique_ptr<CapturedChains::Graph> capture(const LangevinSampler& sampler, EnergyModel& model,
-                                               const ChainInputs& in, bool with_stats,
+                                               const ChainInputs& in,
                                                const std::optional<at::Generator>& generator) {
   auto g = std::make_unique<CapturedChains::Graph>();
   g->in.x0 = in.x0.clone();
   if (in.condition.defined()) g->in.condition = in.condition.clone();
   if (in.keep.defined()) g->in.keep = in.keep.clone();
   g->x = torch::empty_like(in.x0);
-  if (with_stats)
-    g->stats = torch::zeros({sampler.options().steps(), 2}, in.x0.options().dtype(torch::kFloat64));
+  g->stats = torch::zeros({sampler.options().steps(), 2}, in.x0.options().dtype(torch::kFloat64));
+  g->generator = generator;
   const auto index = in.x0.device().index();
   torch::cuda::synchronize(index);
   {
     // Captures run on a side stream (the default stream cannot be captured).
     c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromPool(false, index));
     const AutocastCacheOff no_cached_casts;
-    warm_up(sampler, model, g->in, with_stats, generator);
+    warm_up(sampler, model, g->in, generator);
     if (generator) g->graph.register_generator_state(*generator);
     // Thread-local mode: other threads (a data prefetcher pinning memory) may call CUDA meanwhile.
     g->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+    capturing = true;
     try {
       g->x.copy_(g->in.x0);
       sampler.run_steps(model, g->x, g->in, g->stats, generator);
-    } catch (...) {
+      capturing = false;
+      g->graph.capture_end();
+    } catch (const std::exception& e) {
+      capturing = false;
       try {
         g->graph.capture_end();
       } catch (const std::exception&) {  // the first error is the one to report
       }
-      throw;
+      // LibTorch leaves a generator in capture mode after a failed capture: its next eager
+      // draw fails too, so the process cannot go on sampling on this device.
+      throw std::runtime_error(
+          std::string("Langevin: capturing the chain as a CUDA graph failed (") + e.what() +
+          "); the CUDA random generator stays unusable in this process: run again with "
+          "performance.cuda_graph: false");
     }
-    g->graph.capture_end();
   }
   torch::cuda::synchronize(index);
   return g;
@@ -142,11 +155,10 @@ torch::Tensor CapturedChains::run(const LangevinSampler& sampler, EnergyModel& m
                                   const ChainInputs& in, const LangevinCallback& callback,
                                   const std::optional<at::Generator>& generator) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const bool with_stats = static_cast<bool>(callback);
-  auto signature = chain_signature(model, in, with_stats, generator);
+  auto signature = chain_signature(model, in, generator);
   if (!graph_ || graph_->signature != signature) {
     graph_.reset();  // frees the previous graph's memory pool before the new capture
-    graph_ = capture(sampler, model, in, with_stats, generator);
+    graph_ = capture(sampler, model, in, generator);
     graph_->signature = std::move(signature);
     ++captures_;
   }
@@ -156,7 +168,7 @@ torch::Tensor CapturedChains::run(const LangevinSampler& sampler, EnergyModel& m
   if (in.keep.defined()) g.in.keep.copy_(in.keep);
   g.graph.replay();
   auto x = g.x.clone();
-  if (with_stats) {
+  if (callback) {
     const auto stats = g.stats.to(torch::kCPU);
     for (int64_t step = 0; step < stats.size(0); ++step) {
       LangevinStepStats s;

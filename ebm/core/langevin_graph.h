@@ -43,10 +43,17 @@ class CapturedChains {
   int64_t captures_ = 0;
 };
 
+// True on a thread that is capturing a chain as a CUDA graph. A graph keeps reading whatever
+// memory its operations read at capture time, so code that serves a forward from host-side caches
+// or checks values on the host (a sync, which a capture forbids) does the plain computation
+// instead while this is true: the spectral norm's eval-mode cache, the image net's label check.
+bool capturing_chain();
+
 // What a captured chain depends on besides its inputs' values: shapes, dtypes and devices of the
-// inputs, whether statistics are recorded, the model (its address, training mode and the storage
-// of every parameter and buffer), the autocast state and the generator.
-std::vector<int64_t> chain_signature(EnergyModel& model, const ChainInputs& in, bool with_stats,
+// inputs, the model (its address, training mode and the storage of every parameter and buffer),
+// the autocast state and the generator. (A graph always records the steps' statistics: two
+// reductions per step, so that logged steps, which ask for them, replay the same graph.)
+std::vector<int64_t> chain_signature(EnergyModel& model, const ChainInputs& in,
                                      const std::optional<at::Generator>& generator);
 
 }  // namespace ebm

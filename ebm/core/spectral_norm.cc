@@ -5,6 +5,8 @@
 #include <cmath>
 #include <utility>
 
+#include "ebm/core/langevin_graph.h"
+
 namespace ebm {
 
 namespace {
@@ -32,6 +34,11 @@ SpectralNormState::SpectralNormState(torch::nn::Module& owner, const torch::Tens
 }
 
 torch::Tensor SpectralNormState::normalize(const torch::Tensor& weight, bool update) {
+  if (!update && capturing_chain()) {
+    // Inside a CUDA graph the division is captured, so every replay reads the current weights.
+    torch::NoGradGuard no_grad;
+    return weight / torch::dot(u_, torch::mv(as_matrix(weight), v_));
+  }
   if (!update) {
     if (!cached_.defined() || cached_ptr_ != weight.data_ptr() ||
         cached_weight_version_ != weight._version() || cached_u_version_ != u_._version()) {

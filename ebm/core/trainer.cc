@@ -115,6 +115,7 @@ torch::Tensor ContrastiveDivergenceTrainer::sample(int64_t n, const torch::Tenso
   } else {
     x0 = buffer_.init_states(n).to(device_);
   }
+  x0 = image_memory_format(x0, options_.performance().channels_last());
   const bool was_training = model_->is_training();
   model_->eval();
   AutocastScope autocast(options_.autocast_bf16(), device_);

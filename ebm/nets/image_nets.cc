@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ebm/core/langevin_graph.h"
+
 namespace ebm {
 
 namespace {
@@ -129,7 +131,10 @@ torch::Tensor ImageEnergyNet::onehot(const torch::Tensor& condition, int64_t n) 
     throw std::invalid_argument("image net: conditional model needs a label");
   if (condition.dim() == 1 && !condition.is_floating_point()) {
     if (condition.size(0) != n) throw std::invalid_argument("image net: label count != batch");
-    if (condition.min().item<int64_t>() < 0 || condition.max().item<int64_t>() >= k)
+    // (Not while a chain is captured as a CUDA graph: the check is a host sync, which a capture
+    // forbids; the labels of a captured chain are the trainer's, already checked by the data.)
+    if (!capturing_chain() &&
+        (condition.min().item<int64_t>() < 0 || condition.max().item<int64_t>() >= k))
       throw std::invalid_argument("image net: label out of range [0, " + std::to_string(k) + ")");
     return torch::one_hot(condition, k).to(torch::kFloat32);
   }

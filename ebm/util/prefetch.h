@@ -39,7 +39,10 @@ class Prefetcher {
 
  private:
   void launch() {
-    if (ahead_ && !done()) pending_ = std::async(std::launch::async, make_, next_);
+    // The task calls this object's make_ (not a copy of it), so a maker may keep state between
+    // items; one task at most is in flight.
+    if (ahead_ && !done())
+      pending_ = std::async(std::launch::async, [this, i = next_] { return make_(i); });
   }
 
   std::function<T(int64_t)> make_;

@@ -23,6 +23,7 @@
 #include "ebm/core/langevin.h"
 #include "ebm/core/replay_buffer.h"
 #include "ebm/core/trainer.h"
+#include "ebm/nets/image_nets.h"
 #include "ebm/util/files.h"
 #include "ebm/util/prefetch.h"
 #include "tests/support/temp_dir.h"
@@ -56,7 +57,14 @@ ebm::LangevinOptions ShortChain() {
   return ebm::LangevinOptions().steps(6).step_size(2.0).noise_std(0.01).grad_clip(0.05);
 }
 
-bool HasCuda() { return torch::cuda::is_available(); }
+// A CUDA device, with cuDNN's deterministic algorithms (some backward algorithms add with
+// atomics, which would make two equal computations differ in their last bits).
+bool HasCuda() {
+  if (!torch::cuda::is_available()) return false;
+  at::globalContext().setDeterministicCuDNN(true);
+  at::globalContext().setBenchmarkCuDNN(false);
+  return true;
+}
 
 // The chain's samples and per-step statistics from a generator seeded with `seed`.
 struct Chain {
@@ -361,4 +369,37 @@ TEST(CudaTrainer, GraphedDeviceResidentTrainingMatchesEagerInFp32) {
   }
   EXPECT_GE(b.sampler().graph_captures(), 1);
   EXPECT_TRUE(b.buffer().storage_device().is_cuda());
+}
+
+TEST(CudaTrainer, SpectralNormConditionalNetTrainsGraphedAsEager) {
+  if (!HasCuda()) GTEST_SKIP() << "no CUDA device";
+  // The image net's spectral norm serves eval-mode forwards from a cache and checks labels on the
+  // host: a captured chain must compute the first in the graph and skip the second.
+  const auto net = ebm::image_net_preset("small_cnn", 3, 4);
+  auto opts =
+      ebm::TrainerOptions()
+          .langevin(ShortChain())
+          .buffer(ebm::ReplayBufferOptions().capacity(64).storage(ebm::BufferStorage::kFloat32));
+  torch::manual_seed(5);
+  auto a_model = std::make_shared<ebm::ImageEnergyNet>(net);
+  torch::manual_seed(5);
+  auto b_model = std::make_shared<ebm::ImageEnergyNet>(net);
+  ebm::ContrastiveDivergenceTrainer a(a_model, {3, 16, 16}, opts, torch::kCUDA);
+  ebm::ContrastiveDivergenceTrainer b(
+      b_model, {3, 16, 16},
+      ebm::TrainerOptions(opts).performance(ebm::PerformanceOptions().cuda_graph(true)),
+      torch::kCUDA);
+  const auto batch = torch::rand({8, 3, 16, 16});
+  const auto labels = torch::arange(8, torch::kLong) % 4;
+  for (int step = 0; step < 4; ++step) {  // the weights change between the chains
+    torch::manual_seed(300 + step);
+    torch::cuda::manual_seed_all(300 + step);
+    const auto ra = a.step(batch, labels);
+    torch::manual_seed(300 + step);
+    torch::cuda::manual_seed_all(300 + step);
+    const auto rb = b.step(batch, labels);
+    EXPECT_EQ(ra.loss, rb.loss) << "step " << step;
+    EXPECT_TRUE(torch::equal(ra.negatives.x.cpu(), rb.negatives.x.cpu())) << "step " << step;
+  }
+  EXPECT_EQ(b.sampler().graph_captures(), 1);
 }
