@@ -90,9 +90,9 @@ LangevinOptions LangevinOptions::load(torch::serialize::InputArchive& a,
 }
 
 LangevinSampler::LangevinSampler(LangevinOptions options, ChainExecution execution)
-    : options_(std::move(options)), execution_(execution) {
+    : options_(std::move(options)) {
   options_.validate();
-  if (execution_ == ChainExecution::kCudaGraph) graphs_ = std::make_shared<CapturedChains>();
+  if (execution == ChainExecution::kCudaGraph) graphs_ = std::make_shared<CapturedChains>();
 }
 
 int64_t LangevinSampler::graph_captures() const { return graphs_ ? graphs_->captures() : 0; }
@@ -140,14 +140,14 @@ torch::Tensor LangevinSampler::run_eagerly(EnergyModel& model, const ChainInputs
   torch::Tensor stats;
   if (callback) stats = torch::zeros({options_.steps(), 2}, in.x0.options().dtype(torch::kFloat64));
   run_steps(model, x, in, stats, generator,
-            callback
-                ? std::function<void(int64_t)>([&](int64_t step) { report(stats, step, callback); })
-                : nullptr);
+            callback ? std::function<void(int64_t)>(
+                           [&](int64_t step) { report_step(stats, step, callback); })
+                     : nullptr);
   return x;
 }
 
-void LangevinSampler::report(const torch::Tensor& stats, int64_t step,
-                             const LangevinCallback& callback) const {
+void LangevinSampler::report_step(const torch::Tensor& stats, int64_t step,
+                                  const LangevinCallback& callback) const {
   const auto row = stats[step].to(torch::kCPU);
   LangevinStepStats s;
   s.step = step;

@@ -95,7 +95,6 @@ class LangevinSampler {
 
   double step_size_at(int64_t step) const;
   const LangevinOptions& options() const { return options_; }
-  ChainExecution execution() const { return execution_; }
   // CUDA graphs captured so far by this sampler and its copies (0 for eager chains).
   int64_t graph_captures() const;
 
@@ -104,17 +103,18 @@ class LangevinSampler {
   void run_steps(EnergyModel& model, torch::Tensor& x, const ChainInputs& in,
                  const torch::Tensor& stats, const std::optional<at::Generator>& generator,
                  const std::function<void(int64_t)>& after_step = nullptr) const;
+  // Hands step `step`'s row of such statistics to the callback as LangevinStepStats.
+  void report_step(const torch::Tensor& stats, int64_t step,
+                   const LangevinCallback& callback) const;
 
  private:
   torch::Tensor run_eagerly(EnergyModel& model, const ChainInputs& in,
                             const LangevinCallback& callback,
                             const std::optional<at::Generator>& generator) const;
-  void report(const torch::Tensor& stats, int64_t step, const LangevinCallback& callback) const;
 
   LangevinOptions options_;
-  ChainExecution execution_;
-  // The captured graphs (kCudaGraph): shared by copies of this sampler, whose options are the
-  // same, and guarded by a mutex.
+  // The captured graphs (kCudaGraph; null for eager chains): shared by copies of this sampler,
+  // whose options are the same, and guarded by a mutex.
   std::shared_ptr<CapturedChains> graphs_;
 };
 

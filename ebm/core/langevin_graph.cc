@@ -169,15 +169,8 @@ torch::Tensor CapturedChains::run(const LangevinSampler& sampler, EnergyModel& m
   g.graph.replay();
   auto x = g.x.clone();
   if (callback) {
-    const auto stats = g.stats.to(torch::kCPU);
-    for (int64_t step = 0; step < stats.size(0); ++step) {
-      LangevinStepStats s;
-      s.step = step;
-      s.step_size = sampler.step_size_at(step);
-      s.mean_energy = stats[step][0].item<double>();
-      s.grad_norm = stats[step][1].item<double>();
-      callback(s);
-    }
+    const auto stats = g.stats.to(torch::kCPU);  // one copy for the whole chain
+    for (int64_t step = 0; step < stats.size(0); ++step) sampler.report_step(stats, step, callback);
   }
   return x;
 }

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ebm/core/checkpoint.h"
@@ -59,6 +60,30 @@ ebm::LangevinOptions ShortChain() {
 
 // A CUDA device, with cuDNN's deterministic algorithms (some backward algorithms add with
 // atomics, which would make two equal computations differ in their last bits).
+// Trainer options with the short chain and a small buffer of the given storage.
+ebm::TrainerOptions SmallTrainer(ebm::BufferStorage storage) {
+  return ebm::TrainerOptions()
+      .langevin(ShortChain())
+      .buffer(ebm::ReplayBufferOptions().capacity(64).storage(storage));
+}
+
+// A model built after seeding the generators with `seed`: equal seeds give equal weights.
+template <typename Model, typename... Args>
+std::shared_ptr<Model> SeededModel(uint64_t seed, Args&&... args) {
+  torch::manual_seed(seed);
+  return std::make_shared<Model>(std::forward<Args>(args)...);
+}
+
+// One training step after seeding the CPU and CUDA generators with `seed`, so that two trainers
+// stepped with the same seed draw the same numbers.
+ebm::TrainStepResult SeededStep(ebm::ContrastiveDivergenceTrainer& trainer,
+                                const torch::Tensor& batch, uint64_t seed,
+                                const torch::Tensor& labels = {}) {
+  torch::manual_seed(seed);
+  torch::cuda::manual_seed_all(seed);
+  return trainer.step(batch, labels);
+}
+
 bool HasCuda() {
   if (!torch::cuda::is_available()) return false;
   at::globalContext().setDeterministicCuDNN(true);
@@ -141,16 +166,10 @@ TEST(Performance, CpuBf16AutocastEnergiesWithinTwoPercentOfFp32) {
 }
 
 TEST(Performance, TrainerStepsUnderCpuAutocastAndInChannelsLast) {
-  auto opts =
-      ebm::TrainerOptions()
-          .langevin(ShortChain())
-          .buffer(ebm::ReplayBufferOptions().capacity(64).storage(ebm::BufferStorage::kUint8));
-  torch::manual_seed(1);
-  auto plain_model = std::make_shared<TinyConvEnergy>();
-  torch::manual_seed(1);
-  auto nhwc_model = std::make_shared<TinyConvEnergy>();
-  torch::manual_seed(1);
-  auto bf16_model = std::make_shared<TinyConvEnergy>();
+  const auto opts = SmallTrainer(ebm::BufferStorage::kUint8);
+  auto plain_model = SeededModel<TinyConvEnergy>(1);
+  auto nhwc_model = SeededModel<TinyConvEnergy>(1);
+  auto bf16_model = SeededModel<TinyConvEnergy>(1);
   ebm::ContrastiveDivergenceTrainer plain(plain_model, {3, 8, 8}, opts);
   ebm::ContrastiveDivergenceTrainer nhwc(
       nhwc_model, {3, 8, 8},
@@ -164,12 +183,9 @@ TEST(Performance, TrainerStepsUnderCpuAutocastAndInChannelsLast) {
   }
   const auto batch = torch::rand({8, 3, 8, 8});
   for (int step = 0; step < 3; ++step) {
-    torch::manual_seed(100 + step);
-    const auto a = plain.step(batch);
-    torch::manual_seed(100 + step);
-    const auto b = nhwc.step(batch);
-    torch::manual_seed(100 + step);
-    const auto c = bf16.step(batch);
+    const auto a = SeededStep(plain, batch, 100 + step);
+    const auto b = SeededStep(nhwc, batch, 100 + step);
+    const auto c = SeededStep(bf16, batch, 100 + step);
     // Channels-last: the same arithmetic in another order (float32 sums).
     EXPECT_NEAR(a.loss, b.loss, 1e-4 * (1 + std::abs(a.loss))) << "step " << step;
     EXPECT_NEAR(a.e_neg, b.e_neg, 1e-4 * (1 + std::abs(a.e_neg))) << "step " << step;
@@ -343,14 +359,9 @@ TEST(CudaTrainer, GraphedDeviceResidentTrainingMatchesEagerInFp32) {
   if (!HasCuda()) GTEST_SKIP() << "no CUDA device";
   // float32 storage: uint8 draws add dequantisation noise from the storage device's generator,
   // which differs between a CPU and a device-resident buffer.
-  auto opts =
-      ebm::TrainerOptions()
-          .langevin(ShortChain())
-          .buffer(ebm::ReplayBufferOptions().capacity(64).storage(ebm::BufferStorage::kFloat32));
-  torch::manual_seed(3);
-  auto a_model = std::make_shared<TinyConvEnergy>();
-  torch::manual_seed(3);
-  auto b_model = std::make_shared<TinyConvEnergy>();
+  const auto opts = SmallTrainer(ebm::BufferStorage::kFloat32);
+  auto a_model = SeededModel<TinyConvEnergy>(3);
+  auto b_model = SeededModel<TinyConvEnergy>(3);
   ebm::ContrastiveDivergenceTrainer a(a_model, {3, 8, 8}, opts, torch::kCUDA);
   ebm::ContrastiveDivergenceTrainer b(
       b_model, {3, 8, 8},
@@ -359,12 +370,8 @@ TEST(CudaTrainer, GraphedDeviceResidentTrainingMatchesEagerInFp32) {
       torch::kCUDA);
   const auto batch = torch::rand({8, 3, 8, 8});
   for (int step = 0; step < 4; ++step) {
-    torch::manual_seed(200 + step);
-    torch::cuda::manual_seed_all(200 + step);
-    const auto ra = a.step(batch);
-    torch::manual_seed(200 + step);
-    torch::cuda::manual_seed_all(200 + step);
-    const auto rb = b.step(batch);
+    const auto ra = SeededStep(a, batch, 200 + step);
+    const auto rb = SeededStep(b, batch, 200 + step);
     EXPECT_NEAR(ra.loss, rb.loss, 1e-3 * (1 + std::abs(ra.loss))) << "step " << step;
   }
   EXPECT_GE(b.sampler().graph_captures(), 1);
@@ -376,14 +383,9 @@ TEST(CudaTrainer, SpectralNormConditionalNetTrainsGraphedAsEager) {
   // The image net's spectral norm serves eval-mode forwards from a cache and checks labels on the
   // host: a captured chain must compute the first in the graph and skip the second.
   const auto net = ebm::image_net_preset("small_cnn", 3, 4);
-  auto opts =
-      ebm::TrainerOptions()
-          .langevin(ShortChain())
-          .buffer(ebm::ReplayBufferOptions().capacity(64).storage(ebm::BufferStorage::kFloat32));
-  torch::manual_seed(5);
-  auto a_model = std::make_shared<ebm::ImageEnergyNet>(net);
-  torch::manual_seed(5);
-  auto b_model = std::make_shared<ebm::ImageEnergyNet>(net);
+  const auto opts = SmallTrainer(ebm::BufferStorage::kFloat32);
+  auto a_model = SeededModel<ebm::ImageEnergyNet>(5, net);
+  auto b_model = SeededModel<ebm::ImageEnergyNet>(5, net);
   ebm::ContrastiveDivergenceTrainer a(a_model, {3, 16, 16}, opts, torch::kCUDA);
   ebm::ContrastiveDivergenceTrainer b(
       b_model, {3, 16, 16},
@@ -392,12 +394,8 @@ TEST(CudaTrainer, SpectralNormConditionalNetTrainsGraphedAsEager) {
   const auto batch = torch::rand({8, 3, 16, 16});
   const auto labels = torch::arange(8, torch::kLong) % 4;
   for (int step = 0; step < 4; ++step) {  // the weights change between the chains
-    torch::manual_seed(300 + step);
-    torch::cuda::manual_seed_all(300 + step);
-    const auto ra = a.step(batch, labels);
-    torch::manual_seed(300 + step);
-    torch::cuda::manual_seed_all(300 + step);
-    const auto rb = b.step(batch, labels);
+    const auto ra = SeededStep(a, batch, 300 + step, labels);
+    const auto rb = SeededStep(b, batch, 300 + step, labels);
     EXPECT_EQ(ra.loss, rb.loss) << "step " << step;
     EXPECT_TRUE(torch::equal(ra.negatives.x.cpu(), rb.negatives.x.cpu())) << "step " << step;
   }
